@@ -1,0 +1,87 @@
+"""The `clipcache` command: a thin click group over the library; user mistakes print one line and exit 1."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import click
+
+from pipeline.errors import ClipCacheError
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def cli(verbose: bool) -> None:
+    """Encode once with frozen open_clip models; adapt few-shot heads on the cached features."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pipeline").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+@cli.command()
+@click.option("--filter", "contains", default=None, help="Only architectures whose name contains this.")
+@click.option("--checkpoints", default="checkpoints", show_default=True, help="Folder of local checkpoint files.")
+def models(contains: str | None, checkpoints: str) -> None:
+    """Architectures and pretrained tags open_clip offers, plus local checkpoint files."""
+    from pipeline.models import architectures, local_checkpoints
+
+    for name, tags in architectures(contains).items():
+        click.echo(f"{name:<40} none{''.join(', ' + t for t in tags)}")
+    for path, size in local_checkpoints(checkpoints):
+        click.echo(f"local checkpoint {path} ({size / 2**20:.1f} MiB): use it as encode.model.pretrained")
+
+
+@cli.command()
+def datasets() -> None:
+    """Registered data-set layouts."""
+    from pipeline.data import list_datasets
+
+    click.echo("\n".join(list_datasets()))
+
+
+@cli.command()
+@click.option("--params", "params_path", default="params.yaml", show_default=True, help="Parameters file.")
+@click.option("--set", "overrides", multiple=True, help="Override a parameter: encode.model.name=RN50 (repeatable).")
+@click.option("--skip-bad-images", is_flag=True, default=None, help="Skip undecodable images and list them in the cache.")
+@click.option("--device", default=None, help="auto, cpu, cuda, cuda:1, mps (not tracked: re-encodes nothing).")
+@click.option("--workers", type=int, default=None, help="Image-decoding processes.")
+@click.option("--batch-size", type=int, default=None, help="Images (views counted) per forward pass.")
+def encode(params_path: str, overrides: tuple[str, ...], skip_bad_images: bool | None, device: str | None,
+           workers: int | None, batch_size: int | None) -> None:
+    """Stage 1: encode the data set of params.yaml into cache/ (resumes an interrupted run)."""
+    from pipeline.encode.entry import encode_from_params
+
+    encode_from_params(params_path, list(overrides), {"skip_bad_images": skip_bad_images, "device": device,
+                                                      "workers": workers, "batch_size": batch_size})
+
+
+@cli.command()
+@click.argument("path")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def inspect(path: str, as_json: bool) -> None:
+    """Schema, shapes, dtypes, provenance and completeness of cache files under PATH."""
+    from pipeline.store.inspect import describe, render
+
+    entries = describe(path)
+    click.echo(json.dumps(entries, indent=1) if as_json else render(entries))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the group; a ClipCacheError becomes one line on stderr and exit code 1."""
+    try:
+        cli.main(args=argv, prog_name="clipcache", standalone_mode=False)
+    except ClipCacheError as exc:
+        click.echo(f"clipcache: error: {exc}", err=True)
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("clipcache: aborted", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""The data-set registry: a data set is a root on disk turned into labelled train/val/test image lists."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+from pipeline.errors import ClipCacheError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    """One labelled image file."""
+
+    path: Path  # absolute path of the image file
+    label: int  # class index into DataSet.classnames
+
+
+@dataclass(frozen=True)
+class DataSet:
+    """A labelled data set with fixed train/val/test splits and its prompt material."""
+
+    name: str  # registry name
+    root: Path  # the directory the layout was read from
+    classnames: tuple[str, ...]  # index -> class name used in prompts
+    splits: dict[str, list[ImageItem]]  # 'train' / 'val' / 'test' -> items; 'val' may be empty
+    coop_template: str  # CoOp's single hand-written template for this data set
+    options: dict[str, Any] = field(default_factory=dict)  # the layout options it was built with
+
+    def file_list_hash(self) -> str:
+        """sha256 over every split's (relative path, label) and the class names: the data set's identity."""
+        digest = hashlib.sha256()
+        digest.update(json.dumps(list(self.classnames)).encode())
+        for split in SPLITS:
+            for item in self.splits.get(split, []):
+                rel = item.path.relative_to(self.root) if item.path.is_relative_to(self.root) else item.path
+                digest.update(f"{split}\t{rel.as_posix()}\t{item.label}\n".encode())
+        return digest.hexdigest()
+
+
+Builder = Callable[[Path | None, dict[str, Any]], DataSet]
+_REGISTRY: dict[str, Builder] = {}
+
+
+def register_dataset(name: str) -> Callable[[Builder], Builder]:
+    """Decorator: join a builder `(root, options) -> DataSet` to the registry under `name`."""
+
+    def wrap(builder: Builder) -> Builder:
+        if name in _REGISTRY:
+            raise ValueError(f"data set {name!r} is registered twice")
+        _REGISTRY[name] = builder
+        return builder
+
+    return wrap
+
+
+def list_datasets() -> list[str]:
+    """Registered data-set names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def create_dataset(name: str, root: str | Path | None, options: dict[str, Any] | None = None) -> DataSet:
+    """Build the named data set from its local layout under `root`."""
+    if name not in _REGISTRY:
+        raise ClipCacheError(f"unknown data set {name!r}; known: {', '.join(list_datasets())}")
+    root_path = None if root is None else Path(root).expanduser().resolve()
+    if root_path is not None and not root_path.is_dir():
+        raise ClipCacheError(f"data set root {str(root_path)!r} for {name!r} is not a directory")
+    dataset = _REGISTRY[name](root_path, dict(options or {}))
+    for split in ("train", "test"):
+        if not dataset.splits.get(split):
+            raise ClipCacheError(f"data set {name!r} at {str(dataset.root)!r} has no images in its {split!r} split")
+    return dataset
+
+
+def load_resource(filename: str) -> dict[str, Any]:
+    """Read one JSON file shipped in pipeline/data/resources/."""
+    text = resources.files("pipeline.data").joinpath("resources", filename).read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def take_options(name: str, options: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """Merge `options` over `defaults`, refusing keys the layout does not know."""
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise ClipCacheError(f"data set {name!r} has no option {unknown[0]!r}; known: {', '.join(sorted(defaults))}")
+    return {**defaults, **options}

@@ -1,0 +1,91 @@
+"""Typed `encode` and `runtime` sections of params.yaml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.data.templates import TEMPLATE_SETS
+from pipeline.errors import ClipCacheError
+from pipeline.params import build
+
+DTYPES = ("float16", "float32")
+
+
+@dataclass(frozen=True)
+class DatasetParams:
+    name: str = "textile"  # registry name (`clipcache datasets`)
+    root: str | None = None  # the layout's local root; None for 'textile' uses the installed package's images
+    options: dict[str, Any] = field(default_factory=dict)  # layout options (partition fractions, manifest file...)
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    name: str = "ViT-B-32"  # open_clip architecture, or a path to an open_clip model-config JSON
+    pretrained: str = "none"  # a tag (`clipcache models`), a local checkpoint file, or 'none' (random weights)
+
+
+@dataclass(frozen=True)
+class ProtocolParams:
+    shots: tuple[int, ...] = (1, 2, 4, 8, 16)  # K training images per class, one few-shot set per (K, seed)
+    seeds: tuple[int, ...] = (1, 2, 3)  # few-shot draw seeds
+
+
+@dataclass(frozen=True)
+class ViewParams:
+    count: int = 10  # augmented views per few-shot training image (0: none)
+    seed: int = 0  # base seed of the views' RNG
+    scale: tuple[float, float] = (0.5, 1.0)  # RandomResizedCrop area range
+    spatial: bool = True  # also store the spatial map of every view (VT-CLIP trains on random views)
+
+
+@dataclass(frozen=True)
+class FeatureParams:
+    spatial: bool = True  # store the spatial map in the joint space [HW, D]
+    spatial_raw: bool = False  # also store the pre-projection map [HW, C_s]
+    global_dtype: str = "float32"  # dtype of global features
+    spatial_dtype: str = "float16"  # dtype of spatial maps
+
+
+@dataclass(frozen=True)
+class EncodeParams:
+    dataset: DatasetParams = field(default_factory=DatasetParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    protocol: ProtocolParams = field(default_factory=ProtocolParams)
+    views: ViewParams = field(default_factory=ViewParams)
+    features: FeatureParams = field(default_factory=FeatureParams)
+    templates: tuple[str, ...] = TEMPLATE_SETS  # template sets whose text features are stored
+    cache_dir: str = "cache"  # root of the feature files
+
+
+@dataclass(frozen=True)
+class RuntimeParams:
+    """Settings that change speed, not tensors; DVC does not track them, so changing them re-encodes nothing."""
+
+    device: str = "auto"  # 'auto' (cuda > mps > cpu), or a torch device name
+    batch_size: int = 64  # images (counting views) per forward pass
+    workers: int = 1  # DataLoader processes decoding images
+    shard_images: int = 256  # images per resumable shard; keep it fixed between a kill and its resume
+    skip_bad_images: bool = False  # skip undecodable images (listed in the file) instead of stopping
+
+
+def encode_params(section: dict[str, Any] | None) -> EncodeParams:
+    """The checked `encode` section."""
+    params = build(EncodeParams, section, "encode")
+    for name in ("global_dtype", "spatial_dtype"):
+        if getattr(params.features, name) not in DTYPES:
+            raise ClipCacheError(f"encode.features.{name} must be one of {DTYPES}, got {getattr(params.features, name)!r}")
+    if params.views.count < 0 or not params.protocol.shots or not params.protocol.seeds:
+        raise ClipCacheError("encode.views.count must be >= 0 and encode.protocol.shots/seeds non-empty")
+    for name in params.templates:
+        if name not in TEMPLATE_SETS:
+            raise ClipCacheError(f"unknown template set {name!r} in encode.templates; known: {', '.join(TEMPLATE_SETS)}")
+    return params
+
+
+def runtime_params(section: dict[str, Any] | None) -> RuntimeParams:
+    """The checked `runtime` section."""
+    params = build(RuntimeParams, section, "runtime")
+    if params.batch_size < 1 or params.workers < 0 or params.shard_images < 1:
+        raise ClipCacheError("runtime.batch_size and runtime.shard_images must be >= 1, runtime.workers >= 0")
+    return params

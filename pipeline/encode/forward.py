@@ -1,0 +1,40 @@
+"""One batch through the frozen image tower, split into base-image rows and view rows."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+
+from pipeline.encode.config import FeatureParams, ViewParams
+from pipeline.encoders import Encoder, encode_images
+
+
+def forward_batch(encoder: Encoder, pixels: torch.Tensor, features: FeatureParams, views: ViewParams | None) -> dict[str, np.ndarray]:
+    """Features of pixels [b, 1+V, 3, S, S]: row datasets [b, ...] and, with views, view datasets [V, b, ...]."""
+    b, n_images = pixels.shape[:2]
+    flat = pixels.flatten(0, 1).to(encoder.device, non_blocking=True)  # [b*(1+V), 3, S, S]
+    autocast = torch.autocast("cuda", dtype=torch.float16) if encoder.device.type == "cuda" else nullcontext()
+    with torch.inference_mode(), autocast:
+        out = encode_images(encoder.model, flat, spatial=features.spatial or features.spatial_raw)
+    dtypes = {"global": features.global_dtype, "spatial": features.spatial_dtype, "spatial_raw": features.spatial_dtype}
+    wanted = {"global": True, "spatial": features.spatial, "spatial_raw": features.spatial_raw}
+    arrays: dict[str, np.ndarray] = {}
+    for name, tensor in out.items():
+        if not wanted[name]:
+            continue
+        grouped = tensor.float().cpu().numpy().reshape(b, n_images, *tensor.shape[1:])  # [b*(1+V), ...] -> [b, 1+V, ...]
+        arrays[name] = grouped[:, 0].astype(dtypes[name])  # [b, ...]
+        if views is not None and n_images > 1 and (name == "global" or (name == "spatial" and views.spatial)):
+            arrays[f"views/{name}"] = np.swapaxes(grouped[:, 1:], 0, 1).astype(dtypes[name])  # [V, b, ...]
+    return arrays
+
+
+def probe_shapes(encoder: Encoder, features: FeatureParams, views: ViewParams | None) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Per-image shape and dtype of every dataset a batch yields (used for shards whose images were all skipped)."""
+    size = encoder.image_size
+    n_images = 1 + (views.count if views is not None else 0)
+    arrays = forward_batch(encoder, torch.zeros(1, n_images, 3, size, size), features, views)
+    return {name: (a.shape[:1] + a.shape[2:] if name.startswith("views/") else a.shape[1:], a.dtype)
+            for name, a in arrays.items()}

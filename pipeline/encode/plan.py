@@ -1,0 +1,82 @@
+"""What an encode run writes: the cache folder of a (data set, model, pretrained) and one job per file."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.data import DataSet, ImageItem, sample_few_shot
+from pipeline.encode.config import EncodeParams
+from pipeline.params import as_dict
+from pipeline.store.provenance import SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class SplitJob:
+    """One split file to write."""
+
+    path: Path  # where the file goes
+    split: str  # 'train' | 'val' | 'test'
+    source: str  # the data set's split the items come from
+    items: list[ImageItem]  # images in row order
+    item_index: np.ndarray  # [N] their indices in dataset.splits[source]
+    shots: int | None  # K of the few-shot set; None for test
+    seed: int | None  # few-shot seed; None for test
+    with_views: bool  # encode augmented views (few-shot train images)
+
+
+def cache_folder(params: EncodeParams, model_label: str, weights: dict[str, Any]) -> Path:
+    """cache/<data set>/<model>__<pretrained>; a checkpoint file is named by its hash, never by its path."""
+    tag = weights["pretrained"] if weights["pretrained_kind"] != "file" else f"file-{weights['checkpoint_sha256'][:12]}"
+    return Path(params.cache_dir) / params.dataset.name / f"{model_label}__{tag}"
+
+
+def few_shot_folder(folder: Path, shots: int, seed: int) -> Path:
+    return folder / f"k{shots}-s{seed}"
+
+
+def plan_jobs(params: EncodeParams, dataset: DataSet, folder: Path) -> list[SplitJob]:
+    """The test split, then train and val of every (shots, seed); few-shot draws are checked here, before any model."""
+    test = dataset.splits["test"]
+    jobs = [SplitJob(folder / "test.h5", "test", "test", test, np.arange(len(test)), None, None, False)]
+    for shots in params.protocol.shots:
+        for seed in params.protocol.seeds:
+            draw = sample_few_shot(dataset, shots, seed)
+            sub = few_shot_folder(folder, shots, seed)
+            train = [dataset.splits["train"][i] for i in draw.train]
+            val = [dataset.splits[draw.val_source][i] for i in draw.val]
+            jobs.append(SplitJob(sub / "train.h5", "train", "train", train, draw.train, shots, seed, params.views.count > 0))
+            jobs.append(SplitJob(sub / "val.h5", "val", draw.val_source, val, draw.val, shots, seed, False))
+    return jobs
+
+
+def dataset_provenance(dataset: DataSet) -> dict[str, Any]:
+    """The data set's identity: its name, layout options, class names and the hash of its file list."""
+    return {"name": dataset.name, "options": dataset.options, "classnames": list(dataset.classnames),
+            "n_classes": len(dataset.classnames), "file_list_sha256": dataset.file_list_hash(),
+            "split_sizes": {k: len(v) for k, v in dataset.splits.items()}}
+
+
+def split_provenance(params: EncodeParams, encoder_prov: dict[str, Any], dataset: DataSet, job: SplitJob) -> dict[str, Any]:
+    """Everything that determines a split file's tensors (fingerprinted)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "encoder": encoder_prov,
+        "dataset": dataset_provenance(dataset),
+        "split": {"name": job.split, "source": job.source, "shots": job.shots, "seed": job.seed,
+                  "n_items": len(job.items),
+                  "item_index_sha256": hashlib.sha256(np.ascontiguousarray(job.item_index, np.int64)).hexdigest()},
+        "features": {**as_dict(params.features), "normalised": False},
+        "views": ({**as_dict(params.views), "ratio": [3 / 4, 4 / 3], "flip": 0.5, "interpolation": "bicubic",
+                   "view_seed": "numpy default_rng([views.seed, item_index, view])"} if job.with_views else None),
+    }
+
+
+def text_provenance(encoder_prov: dict[str, Any], dataset: DataSet, templates: dict[str, list[str]]) -> dict[str, Any]:
+    """Everything that determines the text file."""
+    return {"schema_version": SCHEMA_VERSION, "encoder": encoder_prov, "dataset": dataset_provenance(dataset),
+            "templates": templates, "normalised": "per_template raw; mean L2-normalised"}

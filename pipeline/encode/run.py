@@ -1,0 +1,122 @@
+"""Stage 1 as a library call: data set -> few-shot splits -> frozen encoders -> atomic, resumable HDF5 files."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from pipeline.data import DataSet, ViewSpec, create_dataset
+from pipeline.data.decode import ImageReader, collate, one_thread_worker
+from pipeline.data.templates import templates_for
+from pipeline.encode.buffer import ShardBuffer
+from pipeline.encode.config import EncodeParams, RuntimeParams
+from pipeline.encode.forward import forward_batch, probe_shapes
+from pipeline.encode.plan import SplitJob, cache_folder, plan_jobs, split_provenance, text_provenance
+from pipeline.encoders import Encoder, encode_classes, load_encoder, pick_device, require_spatial
+from pipeline.encoders.model import resolve_architecture, resolve_pretrained
+from pipeline.errors import ClipCacheError
+from pipeline.params import as_dict
+from pipeline.store.provenance import build_info, fingerprint
+from pipeline.store.writer import SplitWriter, is_complete, write_whole
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EncodeReport:
+    """What a run did: per file, 'written' or 'up to date', and the images it encoded."""
+
+    folder: Path
+    files: dict[str, str] = field(default_factory=dict)  # path -> status
+    images: int = 0  # images decoded and encoded in this run (views not counted)
+    forwards: int = 0  # image tensors through the model (views counted)
+    seconds: float = 0.0
+
+
+def run_encode(params: EncodeParams, runtime: RuntimeParams) -> EncodeReport:
+    """Encode everything `params` asks for; files already complete with the same provenance are kept."""
+    started = time.perf_counter()
+    dataset = create_dataset(params.dataset.name, params.dataset.root, params.dataset.options)
+    arch, _ = resolve_architecture(params.model.name)
+    folder = cache_folder(params, arch, resolve_pretrained(arch, params.model.pretrained))
+    jobs = plan_jobs(params, dataset, folder)  # checks K against every class before a model is built
+    encoder = load_encoder(params.model.name, params.model.pretrained, pick_device(runtime.device))
+    if params.features.spatial or params.features.spatial_raw:
+        require_spatial(encoder.model.visual, arch)
+    report = EncodeReport(folder)
+    build = build_info({**as_dict(runtime), "device": str(encoder.device)}) | {"dataset_root": str(dataset.root)}
+    encode_text(params, encoder, dataset, folder / "text.h5", build, report)
+    for job in jobs:
+        encode_split(params, runtime, encoder, dataset, job, build, report)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def encode_text(params: EncodeParams, encoder: Encoder, dataset: DataSet, path: Path, build: dict, report: EncodeReport) -> None:
+    """text.h5: per template set, [C, T, D] and the normalised [C, D]."""
+    templates = {name: templates_for(name, dataset) for name in params.templates}
+    provenance = text_provenance(encoder.provenance, dataset, templates)
+    if is_complete(path, fingerprint(provenance)):
+        report.files[str(path)] = "up to date"
+        return
+    groups = {}
+    for name, texts in templates.items():
+        per_template, mean = encode_classes(encoder.model, encoder.tokenizer, list(dataset.classnames), texts, encoder.device)
+        groups[f"text/{name}/per_template"], groups[f"text/{name}/mean"] = per_template.numpy(), mean.numpy()
+    write_whole(path, provenance, build, groups)
+    report.files[str(path)] = "written"
+
+
+def encode_split(params: EncodeParams, runtime: RuntimeParams, encoder: Encoder, dataset: DataSet,
+                 job: SplitJob, build: dict, report: EncodeReport) -> None:
+    """One split file: encode the pending shards in fixed batches, then consolidate."""
+    writer = SplitWriter(job.path, split_provenance(params, encoder.provenance, dataset, job), build,
+                         len(job.items), runtime.shard_images)
+    if writer.up_to_date():
+        report.files[str(job.path)] = "up to date"
+        return
+    pending = writer.pending()
+    views = params.views if job.with_views else None
+    spec = ViewSpec(views.count, views.seed, tuple(views.scale)) if views else None
+    per_image = 1 + (views.count if views else 0)
+    step = max(1, runtime.batch_size // per_image)
+    batches = [list(range(s, min(s + step, shard.stop))) for shard in pending for s in range(shard.start, shard.stop, step)]
+    pre = encoder.provenance["preprocess"]
+    reader = ImageReader(job.items, job.item_index, encoder.preprocess, spec, encoder.image_size, pre["mean"], pre["std"])
+    loader = DataLoader(reader, batch_sampler=batches, num_workers=runtime.workers, collate_fn=collate,
+                        pin_memory=encoder.device.type == "cuda",
+                        worker_init_fn=one_thread_worker if runtime.workers else None)
+    shapes = probe_shapes(encoder, params.features, views)
+    shards = iter(pending)
+    shard, buffer = next(shards, None), ShardBuffer(job, shapes, str(dataset.root))
+    total = sum(s.stop - s.start for s in pending)
+    with tqdm(total=total, unit="img", desc=f"{job.path.parent.name}/{job.path.stem}", disable=None) as bar:
+        for batch in loader:
+            take_errors(batch["errors"], job, runtime, buffer)
+            if batch["pixels"] is not None:
+                buffer.add(batch["pos"], forward_batch(encoder, batch["pixels"], params.features, views), batch["boxes"])
+                report.images += len(batch["pos"])
+                report.forwards += len(batch["pos"]) * per_image
+            bar.update(len(batch["positions"]))
+            if max(batch["positions"]) == shard.stop - 1:
+                writer.write_shard(shard, buffer.arrays(), buffer.skipped)
+                shard, buffer = next(shards, None), ShardBuffer(job, shapes, str(dataset.root))
+    writer.finalize()
+    report.files[str(job.path)] = "written"
+
+
+def take_errors(errors: list[tuple[int, str]], job: SplitJob, runtime: RuntimeParams, buffer: ShardBuffer) -> None:
+    """Stop at the first undecodable image, or record it when skipping is allowed."""
+    for _, message in errors:
+        if not runtime.skip_bad_images:
+            raise ClipCacheError(f"cannot decode image {message} (pass --skip-bad-images to skip and list it)")
+        log.warning("skipping undecodable image %s", message)
+        buffer.skipped.append(message)
+
+
+__all__ = ["EncodeReport", "run_encode"]

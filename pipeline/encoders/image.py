@@ -1,0 +1,77 @@
+"""Image features of a frozen open_clip tower: the global embedding and the spatial map before pooling.
+
+- ViT (`VisionTransformer`): the patch tokens the model's own pool returns (after the final norm), times the
+  final projection: [HW, D], in the joint space. `spatial_raw` keeps them before the projection: [HW, width].
+- ResNet (`ModifiedResNet`): the layer-4 map [HW, C_s] (`spatial_raw`) and, the dense-CLIP way, each location
+  passed through the attention pool's value and output projections: c_proj(v_proj(x + pos)) -> [HW, D]. We add
+  the pool's positional embedding (as DenseCLIP does; MaskCLIP omits it) because that is exactly the value the pool
+  averages for that location, so the map lives where the global embedding lives.
+The global embedding is the model's `encode_image` output, before L2 normalisation.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from open_clip.modified_resnet import ModifiedResNet
+from open_clip.transformer import VisionTransformer
+
+from pipeline.errors import ClipCacheError
+
+
+def tower_kind(visual: torch.nn.Module) -> str:
+    """'vit', 'resnet', or 'other' (a tower whose spatial map we do not define, e.g. timm)."""
+    if isinstance(visual, VisionTransformer) and visual.attn_pool is None:
+        return "vit"
+    if isinstance(visual, ModifiedResNet):
+        return "resnet"
+    return "other"
+
+
+def require_spatial(visual: torch.nn.Module, model_name: str) -> None:
+    """Fail early when spatial maps are asked of a tower that has none we can define."""
+    if tower_kind(visual) == "other":
+        raise ClipCacheError(
+            f"model {model_name!r}: spatial maps are defined for CLIP ViTs and ModifiedResNets only "
+            f"(its tower is {type(visual).__name__}); set encode.features.spatial: false"
+        )
+
+
+def vit_features(visual: VisionTransformer, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Global [B, D], tokens [B, HW, D] and pre-projection tokens [B, HW, width] in one forward."""
+    x = visual._embeds(pixels)  # [B, 1+HW, width]
+    x = visual.transformer(x)  # [B, 1+HW, width]
+    pooled, tokens = visual._pool(x)  # [B, width], [B, HW, width]
+    proj = visual.proj
+    return {"global": pooled @ proj, "spatial": tokens @ proj, "spatial_raw": tokens}  # [B,D], [B,HW,D]
+
+
+def resnet_dense(pool: torch.nn.Module, layer4: torch.Tensor) -> torch.Tensor:
+    """c_proj(v_proj(x + pos)) at every location of the layer-4 map [B, C_s, h, w] -> [B, hw, D]."""
+    x = layer4.flatten(2).transpose(1, 2)  # [B, hw, C_s]
+    x = x + pool.positional_embedding[1:].to(x.dtype)  # [B, hw, C_s] + [hw, C_s]
+    values = F.linear(x, pool.v_proj.weight, pool.v_proj.bias)  # [B, hw, C_s]
+    return F.linear(values, pool.c_proj.weight, pool.c_proj.bias)  # [B, hw, D]
+
+
+def resnet_features(visual: ModifiedResNet, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Global [B, D], dense map [B, HW, D] and layer-4 map [B, HW, C_s] in one forward."""
+    x = visual.stem(pixels)
+    for layer in (visual.layer1, visual.layer2, visual.layer3, visual.layer4):
+        x = layer(x)  # after layer4: [B, C_s, h, w]
+    return {
+        "global": visual.attnpool(x),  # [B, D]
+        "spatial": resnet_dense(visual.attnpool, x),  # [B, hw, D]
+        "spatial_raw": x.flatten(2).transpose(1, 2),  # [B, hw, C_s]
+    }
+
+
+def encode_images(model: torch.nn.Module, pixels: torch.Tensor, spatial: bool) -> dict[str, torch.Tensor]:
+    """Features of a batch [B, 3, S, S]: 'global' always; 'spatial' and 'spatial_raw' when asked and defined."""
+    visual = model.visual
+    kind = tower_kind(visual) if spatial else "other"
+    if kind == "vit":
+        return vit_features(visual, pixels)
+    if kind == "resnet":
+        return resnet_features(visual, pixels)
+    return {"global": model.encode_image(pixels)}  # [B, D]

@@ -1,0 +1,72 @@
+"""params.yaml: load it, apply `--set dotted.key=value` overrides, build typed sections that reject unknown keys."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, TypeVar, get_origin, get_type_hints
+
+import yaml
+
+from pipeline.errors import ClipCacheError
+
+T = TypeVar("T")
+
+
+def load_params(path: str | Path) -> dict[str, Any]:
+    """The whole params file as a dict."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ClipCacheError(f"params file {str(path)!r} cannot be read: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ClipCacheError(f"params file {str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(data, dict):
+        raise ClipCacheError(f"params file {str(path)!r} must hold a mapping of sections")
+    return data
+
+
+def apply_overrides(params: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply 'a.b.c=value' overrides (value parsed as YAML) to a copy of `params`."""
+    out = yaml.safe_load(yaml.safe_dump(params))
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ClipCacheError(f"override {item!r} is not of the form dotted.key=value")
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ClipCacheError(f"override {item!r}: {part!r} is not a section")
+        node[leaf] = yaml.safe_load(raw)
+    return out
+
+
+def build(cls: type[T], data: dict[str, Any] | None, where: str) -> T:
+    """Instantiate dataclass `cls` from a mapping, recursing into dataclass fields; unknown keys are errors."""
+    data = dict(data or {})
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ClipCacheError(f"unknown key {where}.{unknown[0]}; known: {', '.join(sorted(names))}")
+    hints = get_type_hints(cls)
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            value = build(hint, value, f"{where}.{name}")
+        elif get_origin(hint) is tuple and isinstance(value, list):
+            value = tuple(value)
+        elif value is not None and hint in (int, float, str, bool) and not isinstance(value, hint):
+            if not (hint is float and isinstance(value, int)):
+                raise ClipCacheError(f"{where}.{name} must be {hint.__name__}, got {value!r}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    """A dataclass as plain JSON-able data (tuples become lists)."""
+    return yaml.safe_load(yaml.safe_dump(dataclasses.asdict(obj)))
+

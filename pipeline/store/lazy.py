@@ -1,0 +1,71 @@
+"""A lazily opened, picklable view of one HDF5 dataset (safe in DataLoader workers and dask tasks).
+
+Contiguous uncompressed datasets (our default) are read through a read-only numpy memmap at the dataset's byte
+offset: the file is immutable once complete, and this reads random rows at raw-file speed. Any other layout
+(chunked, compressed) falls back to h5py with sorted indices.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+
+class LazyArray:
+    """Array-like over `path[name]`: shape, dtype, ndim and numpy-style indexing; opened per process on use."""
+
+    def __init__(self, path: Path, name: str, shape: tuple[int, ...], dtype: np.dtype, offset: int | None):
+        self.path, self.name, self.shape, self.dtype, self.offset = Path(path), name, shape, np.dtype(dtype), offset
+        self.ndim = len(shape)
+        self._pid: int | None = None
+        self._source: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_pid"], state["_source"] = None, None  # handles never cross a process boundary
+        return state
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _open(self) -> Any:
+        if self._source is None or self._pid != os.getpid():
+            if self.offset is not None:
+                self._source = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset, shape=self.shape)
+            else:
+                self._source = h5py.File(self.path, "r")[self.name]
+            self._pid = os.getpid()
+        return self._source
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        source = self._open()
+        if isinstance(source, np.memmap):
+            return np.asarray(source[index])
+        return read_h5(source, index)
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """Rows in any order (duplicates allowed), read in ascending order: [len(rows), ...]."""
+        rows = np.asarray(rows, dtype=np.int64)
+        unique, inverse = np.unique(rows, return_inverse=True)
+        return self[unique][inverse]
+
+
+def read_h5(dataset: h5py.Dataset, index: Any) -> np.ndarray:
+    """h5py read; a row-index array is sorted and de-duplicated first, as h5py requires."""
+    if isinstance(index, np.ndarray) and index.ndim == 1 and index.dtype.kind in "iu":
+        unique, inverse = np.unique(index, return_inverse=True)
+        return dataset[unique][inverse]
+    return dataset[index]
+
+
+def contiguous_offset(dataset: h5py.Dataset) -> int | None:
+    """Byte offset of a contiguous, uncompressed, numeric dataset; None if it must be read through h5py."""
+    if dataset.chunks is not None or dataset.compression is not None or dataset.dtype.kind not in "fiub":
+        return None
+    if dataset.size == 0:
+        return None
+    return dataset.id.get_offset()

@@ -1,0 +1,117 @@
+"""Read a split file: check completeness, integrity and provenance, then expose lazy views of its tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from pipeline.errors import ClipCacheError
+from pipeline.store.lazy import LazyArray, contiguous_offset
+from pipeline.store.provenance import ATTR_COMPLETE, SCHEMA_VERSION, check_request, read_attrs
+from pipeline.store.schema import image_axis, known
+
+
+def open_h5(path: Path) -> h5py.File:
+    """Open for reading; a missing, truncated or foreign file is a one-line error naming it."""
+    if not path.is_file():
+        parts = path.with_name(path.name + ".parts")
+        hint = " (encoding was interrupted: run `clipcache encode` again to resume)" if parts.is_dir() else ""
+        raise ClipCacheError(f"cache file {str(path)!r} does not exist{hint}")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise ClipCacheError(f"cache file {str(path)!r} is corrupt or not HDF5: {str(exc).splitlines()[0]}") from exc
+
+
+def dataset_specs(handle: h5py.File, path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype, int | None]]:
+    """(shape, dtype, byte offset) of every dataset, after checking its bytes lie inside the file."""
+    specs: dict[str, tuple[tuple[int, ...], np.dtype, int | None]] = {}
+    size = path.stat().st_size
+
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset):
+            offset = contiguous_offset(obj)
+            if offset is not None and offset + obj.size * obj.dtype.itemsize > size:
+                raise ClipCacheError(f"cache file {str(path)!r} is truncated: dataset {name!r} runs past its end")
+            specs[name] = (obj.shape, obj.dtype, offset)
+
+    handle.visititems(visit)
+    return specs
+
+
+class FeatureSplit:
+    """One encoded split: labels in memory, every tensor as a lazy array (nothing large is read on open)."""
+
+    def __init__(self, path: str | Path, expect: dict[str, Any] | None = None):
+        self.path = Path(path)
+        with open_h5(self.path) as handle:
+            self.provenance, self.build = read_attrs(handle, self.path)
+            if not handle.attrs.get(ATTR_COMPLETE):
+                raise ClipCacheError(f"cache file {str(self.path)!r} is incomplete")
+            if int(handle.attrs.get("schema_version", -1)) != SCHEMA_VERSION:
+                raise ClipCacheError(f"cache file {str(self.path)!r} has schema version "
+                                     f"{handle.attrs.get('schema_version')}, this code reads {SCHEMA_VERSION}")
+            specs = dataset_specs(handle, self.path)
+            check_request(self.provenance, expect or {}, self.path)
+            self.labels = handle["labels"][()] if "labels" in handle else np.zeros(0, np.int64)  # [N]
+            self.image_ids = [s.decode() for s in handle["image_id"][()]] if "image_id" in handle else []
+        self.arrays = {name: LazyArray(self.path, name, shape, dtype, offset) for name, (shape, dtype, offset) in specs.items()}
+        self.n = len(self.labels)
+        for name, array in self.arrays.items():
+            if known(name) and array.shape[image_axis(name)] != self.n:
+                raise ClipCacheError(f"cache file {str(self.path)!r}: {name!r} has {array.shape} rows, labels {self.n}")
+
+    @property
+    def skipped(self) -> list[str]:
+        """Images left out by --skip-bad-images when this file was encoded."""
+        return list(self.build.get("skipped", []))
+
+    @property
+    def n_views(self) -> int:
+        """V, the number of augmented views per image (0 when the split has none)."""
+        return self.arrays["views/global"].shape[0] if "views/global" in self.arrays else 0
+
+    def has(self, name: str) -> bool:
+        return name in self.arrays
+
+    def array(self, name: str) -> LazyArray:
+        """The lazy array of dataset `name` ('global', 'spatial', 'views/global', ...)."""
+        if name not in self.arrays:
+            raise ClipCacheError(f"cache file {str(self.path)!r} has no {name!r}; encode with it enabled "
+                                 f"(present: {', '.join(sorted(self.arrays))})")
+        return self.arrays[name]
+
+    def read(self, name: str, rows: np.ndarray | None = None) -> np.ndarray:
+        """Rows of a row dataset (all when `rows` is None), in the order asked."""
+        array = self.array(name)
+        return array[()] if rows is None else array.take(rows)
+
+    def read_views(self, name: str, rows: np.ndarray, views: np.ndarray) -> np.ndarray:
+        """One view per image: out[i] = name[views[i], rows[i]] -> [B, ...]; reads each view's rows in order."""
+        array = self.array(name)
+        rows, views = np.asarray(rows, np.int64), np.asarray(views, np.int64)
+        out = np.empty((len(rows), *array.shape[2:]), dtype=array.dtype)  # [B, ...]
+        for view in np.unique(views):
+            picked = np.flatnonzero(views == view)
+            unique, inverse = np.unique(rows[picked], return_inverse=True)
+            out[picked] = array[int(view), unique][inverse]
+        return out
+
+    def dask(self, name: str, rows_per_chunk: int = 4096) -> Any:
+        """A dask array over dataset `name`, chunked along images; each task opens the file itself."""
+        import dask.array as da
+
+        array = self.array(name)
+        chunks = tuple(rows_per_chunk if axis == image_axis(name) else size for axis, size in enumerate(array.shape))
+        return da.from_array(array, chunks=chunks, lock=False, asarray=True, name=f"{self.path}:{name}")
+
+    def batches(self, names: list[str], batch_size: int, shuffle: bool = True, seed: int = 0) -> Iterator[dict[str, np.ndarray]]:
+        """Minibatches {'rows', 'labels', name...} streamed from the file, shuffled under `seed`."""
+        order = np.random.default_rng(seed).permutation(self.n) if shuffle else np.arange(self.n)
+        for start in range(0, self.n, batch_size):
+            rows = order[start : start + batch_size]
+            yield {"rows": rows, "labels": self.labels[rows], **{n: self.read(n, rows) for n in names}}

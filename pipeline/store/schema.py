@@ -1,0 +1,33 @@
+"""The layout of a split file (train/val/test .h5). The README's "Cache schema" section documents it.
+
+Row datasets have N rows (one per image kept); view datasets have V x N rows. All are contiguous and
+uncompressed (DESIGN.md: fastest random batch reads), written whole by the consolidation step.
+"""
+
+from __future__ import annotations
+
+# name -> (axis that holds the images, meaning)
+ROW_DATASETS: dict[str, str] = {
+    "global": "[N, D] the model's encode_image output, not L2-normalised",
+    "spatial": "[N, HW, D] spatial map in the joint space (ViT tokens x proj; ResNet c_proj(v_proj(.)))",
+    "spatial_raw": "[N, HW, C_s] spatial map before the projection (ResNet layer 4; ViT tokens after ln_post)",
+    "labels": "[N] int64 class index",
+    "item_index": "[N] int64 index of the image in the data set's source split list",
+    "image_id": "[N] str path of the image relative to the data-set root",
+}
+VIEW_DATASETS: dict[str, str] = {
+    "views/global": "[V, N, D] global features of the augmented views",
+    "views/spatial": "[V, N, HW, D] spatial maps of the augmented views",
+    "views/box": "[V, N, 5] int32 crop (top, left, height, width, flipped) of each view",
+}
+VIEW_AXIS = 1  # images are the second axis of view datasets: [V, N, ...]
+
+
+def image_axis(name: str) -> int:
+    """Which axis of dataset `name` indexes images."""
+    return VIEW_AXIS if name.startswith("views/") else 0
+
+
+def known(name: str) -> bool:
+    """Whether `name` is a dataset of the schema."""
+    return name in ROW_DATASETS or name in VIEW_DATASETS

@@ -1,0 +1,128 @@
+"""Resumable writer of one split file: rows go into atomic shards, then one contiguous file replaces them.
+
+Layout on disk while encoding: `<split>.h5.parts/shard-<start>-<stop>.h5`, one per range of input items, each
+stamped complete with the split's fingerprint. A rerun skips complete shards of the same fingerprint and
+re-encodes the rest in the same batches, so the result is identical to an uninterrupted run. When all shards
+exist they are copied into `<split>.h5` (atomic) and the parts folder is removed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from pipeline.errors import ClipCacheError
+from pipeline.store.atomic import atomic_h5, remove_stale_temporaries
+from pipeline.store.provenance import ATTR_COMPLETE, ATTR_FINGERPRINT, fingerprint, read_attrs, write_attrs
+from pipeline.store.schema import image_axis
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A range of input items [start, stop) written as one shard file."""
+
+    start: int
+    stop: int
+
+    @property
+    def name(self) -> str:
+        return f"shard-{self.start:08d}-{self.stop:08d}.h5"
+
+
+def is_complete(path: Path, expected_fingerprint: str) -> bool:
+    """True if `path` is a complete file of this fingerprint; unreadable files count as incomplete."""
+    try:
+        with h5py.File(path, "r") as handle:
+            return bool(handle.attrs.get(ATTR_COMPLETE)) and handle.attrs.get(ATTR_FINGERPRINT) == expected_fingerprint
+    except OSError:
+        return False
+
+
+class SplitWriter:
+    """Writes the split file at `path` for items 0..n_items-1, resuming from complete shards."""
+
+    def __init__(self, path: Path, provenance: dict[str, Any], build: dict[str, Any], n_items: int, shard_items: int):
+        self.path, self.provenance, self.build = path, provenance, build
+        self.fingerprint = fingerprint(provenance)
+        self.parts = path.with_name(path.name + ".parts")
+        self.shards = [Shard(s, min(s + shard_items, n_items)) for s in range(0, n_items, max(1, shard_items))]
+
+    def up_to_date(self) -> bool:
+        """The final file exists, is complete and was made from the same provenance."""
+        return is_complete(self.path, self.fingerprint)
+
+    def pending(self) -> list[Shard]:
+        """Shards still to encode; clears temporaries and shards of another plan or fingerprint."""
+        remove_stale_temporaries(self.parts)
+        remove_stale_temporaries(self.path.parent)
+        done = {s.name for s in self.shards if is_complete(self.parts / s.name, self.fingerprint)}
+        if self.parts.is_dir():
+            for stale in self.parts.glob("shard-*.h5"):
+                if stale.name not in done:
+                    stale.unlink()
+        if done:
+            log.info("%s: resuming, %d of %d shards already complete", self.path, len(done), len(self.shards))
+        return [s for s in self.shards if s.name not in done]
+
+    def write_shard(self, shard: Shard, arrays: dict[str, np.ndarray], skipped: list[str]) -> None:
+        """Write one shard atomically; every array must be finite."""
+        for name, array in arrays.items():
+            if array.dtype.kind == "f" and not np.isfinite(array).all():
+                raise ClipCacheError(f"{self.path}: non-finite values in {name!r} for items {shard.start}-{shard.stop}")
+        with atomic_h5(self.parts / shard.name) as handle:
+            for name, array in arrays.items():
+                handle.create_dataset(name, data=array)
+            write_attrs(handle, self.provenance, {**self.build, "skipped": skipped}, complete=True)
+
+    def finalize(self) -> None:
+        """Join the shards into one contiguous file at `path`, then drop the parts folder."""
+        files = [h5py.File(self.parts / s.name, "r") for s in self.shards]
+        try:
+            skipped = [name for f in files for name in json.loads(f.attrs["build"]).get("skipped", [])]
+            with atomic_h5(self.path) as out:
+                copy_datasets(files, out)
+                write_attrs(out, self.provenance, {**self.build, "skipped": skipped}, complete=True)
+        finally:
+            for handle in files:
+                handle.close()
+        shutil.rmtree(self.parts, ignore_errors=True)
+        log.info("%s: complete", self.path)
+
+
+def copy_datasets(shards: list[h5py.File], out: h5py.File) -> None:
+    """Concatenate every dataset of the shards along its image axis into contiguous datasets of `out`."""
+    names: list[str] = []
+    shards[0].visit(lambda name: names.append(name) if isinstance(shards[0][name], h5py.Dataset) else None)
+    for name in names:
+        axis = image_axis(name)
+        parts = [f[name] for f in shards]
+        shape = list(parts[0].shape)
+        shape[axis] = sum(p.shape[axis] for p in parts)
+        target = out.create_dataset(name, shape=tuple(shape), dtype=parts[0].dtype)
+        offset = 0
+        for part in parts:
+            rows = part.shape[axis]
+            if rows:
+                index = (slice(None),) * axis + (slice(offset, offset + rows),)
+                target[index] = part[()]
+            offset += rows
+
+
+def write_whole(path: Path, provenance: dict[str, Any], build: dict[str, Any], groups: dict[str, np.ndarray]) -> None:
+    """Write a small file (text features) in one atomic step."""
+    with atomic_h5(path) as handle:
+        for name, array in groups.items():
+            handle.create_dataset(name, data=array)
+        write_attrs(handle, provenance, build, complete=True)
+
+
+__all__ = ["Shard", "SplitWriter", "is_complete", "read_attrs", "write_whole"]
