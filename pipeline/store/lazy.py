@@ -44,7 +44,8 @@ class LazyArray:
     def __getitem__(self, index: Any) -> np.ndarray:
         source = self._open()
         if isinstance(source, np.memmap):
-            return np.asarray(source[index])
+            out = source[index]  # slices are views of the map; copy so nothing holds the file or is read-only
+            return (out if out.flags.owndata else np.array(out)).view(np.ndarray)
         return read_h5(source, index)
 
     def take(self, rows: np.ndarray) -> np.ndarray:

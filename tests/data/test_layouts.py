@@ -1,0 +1,142 @@
+"""Each data-set layout, built in miniature on disk, reads into the right splits, labels and class names."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.data import create_dataset, list_datasets
+from pipeline.errors import ClipCacheError
+from tests.helpers import make_folder, make_image
+
+COOP_SPLIT_FILES = {
+    "caltech101": ("101_ObjectCategories", "split_zhou_Caltech101.json"),
+    "oxford_pets": ("images", "split_zhou_OxfordPets.json"),
+    "stanford_cars": (".", "split_zhou_StanfordCars.json"),
+    "oxford_flowers": ("jpg", "split_zhou_OxfordFlowers.json"),
+    "food101": ("images", "split_zhou_Food101.json"),
+    "sun397": ("SUN397", "split_zhou_SUN397.json"),
+    "dtd": ("images", "split_zhou_DescribableTextures.json"),
+    "eurosat": ("2750", "split_zhou_EuroSAT.json"),
+    "ucf101": ("UCF-101-midframes", "split_zhou_UCF101.json"),
+}
+
+
+def test_all_eleven_benchmarks_and_generic_layouts_are_registered() -> None:
+    expected = set(COOP_SPLIT_FILES) | {"imagenet", "fgvc_aircraft", "image_folder", "manifest", "textile"}
+    assert expected <= set(list_datasets())
+
+
+def write_split_zhou(folder: Path, image_dir: str, split_file: str, classes: list[str]) -> None:
+    """A CoOp split file over generated images: 3 train, 1 val, 2 test per class."""
+    split: dict[str, list] = {"train": [], "val": [], "test": []}
+    for label, name in enumerate(classes):
+        for i, part in enumerate(["train"] * 3 + ["val"] + ["test"] * 2):
+            rel = f"{name}/{name}_{i}.jpg"
+            make_image(folder / image_dir / rel, label, seed=i)
+            split[part].append([rel, label, name])
+    (folder / split_file).write_text(json.dumps(split))
+
+
+@pytest.mark.parametrize("name", sorted(COOP_SPLIT_FILES))
+def test_split_zhou_layouts(tmp_path: Path, name: str) -> None:
+    image_dir, split_file = COOP_SPLIT_FILES[name]
+    classes = ["AnnualCrop", "Forest"] if name == "eurosat" else ["abyssinian", "great_pyrenees"]
+    folder = tmp_path / "DATA" / {"caltech101": "caltech-101", "food101": "food-101"}.get(name, name)
+    write_split_zhou(folder, image_dir, split_file, classes)
+    dataset = create_dataset(name, tmp_path / "DATA", {})  # CoOp's $DATA works as well as the folder itself
+    assert [len(dataset.splits[s]) for s in ("train", "val", "test")] == [6, 2, 4]
+    assert all(item.path.is_file() for items in dataset.splits.values() for item in items)
+    assert dataset.classnames == (("Annual Crop Land", "Forest") if name == "eurosat" else ("abyssinian", "great pyrenees"))
+    assert "{}" in dataset.coop_template
+    assert create_dataset(name, folder, {}).file_list_hash() == dataset.file_list_hash()
+
+
+def test_imagenet_layout_has_no_val_and_tests_on_its_val_folder(tmp_path: Path) -> None:
+    (tmp_path / "classnames.txt").write_text("n01 tench\nn02 goldfish fish\n")
+    for label, wnid in enumerate(["n01", "n02"]):
+        for i in range(4):
+            make_image(tmp_path / "images" / "train" / wnid / f"{i}.JPEG", label, i)
+        make_image(tmp_path / "images" / "val" / wnid / "v.JPEG", label, 9)
+    dataset = create_dataset("imagenet", tmp_path, {})
+    assert dataset.classnames == ("tench", "goldfish fish")
+    assert (len(dataset.splits["train"]), len(dataset.splits["val"]), len(dataset.splits["test"])) == (8, 0, 2)
+
+
+def test_fgvc_aircraft_layout(tmp_path: Path) -> None:
+    (tmp_path / "variants.txt").write_text("707-320\nA300B4\n")
+    for split, rows in {"train": ["1 707-320", "2 A300B4"], "val": ["3 707-320"], "test": ["4 A300B4"]}.items():
+        (tmp_path / f"images_variant_{split}.txt").write_text("\n".join(rows) + "\n")
+        for row in rows:
+            make_image(tmp_path / "images" / f"{row.split()[0]}.jpg", 0, 1)
+    dataset = create_dataset("fgvc_aircraft", tmp_path, {})
+    assert [i.label for i in dataset.splits["train"]] == [0, 1] and dataset.classnames == ("707-320", "A300B4")
+
+
+def test_fgvc_unknown_variant_is_named(tmp_path: Path) -> None:
+    (tmp_path / "variants.txt").write_text("707-320\n")
+    for split in ("train", "val", "test"):
+        (tmp_path / f"images_variant_{split}.txt").write_text("1 Concorde\n")
+    with pytest.raises(ClipCacheError, match="Concorde"):
+        create_dataset("fgvc_aircraft", tmp_path, {})
+
+
+def test_image_folder_partitions_per_class_with_a_fixed_seed(tmp_path: Path) -> None:
+    make_folder(tmp_path, ["a_b", "c"], 10, ".png")
+    dataset = create_dataset("image_folder", tmp_path, {"val_fraction": 0.2, "test_fraction": 0.3})
+    counts = {s: [sum(i.label == c for i in dataset.splits[s]) for c in (0, 1)] for s in ("train", "val", "test")}
+    assert counts == {"train": [5, 5], "val": [2, 2], "test": [3, 3]}
+    assert dataset.classnames == ("a b", "c")
+    again = create_dataset("image_folder", tmp_path, {"val_fraction": 0.2, "test_fraction": 0.3})
+    assert again.splits == dataset.splits
+    other = create_dataset("image_folder", tmp_path, {"val_fraction": 0.2, "test_fraction": 0.3, "split_seed": 5})
+    assert other.splits["test"] != dataset.splits["test"]
+
+
+def test_image_folder_with_its_own_split_folders(tmp_path: Path) -> None:
+    for split, n in (("train", 3), ("val", 1), ("test", 2)):
+        make_folder(tmp_path / split, ["x", "y"], n)
+    dataset = create_dataset("image_folder", tmp_path, {})
+    assert [len(dataset.splits[s]) for s in ("train", "val", "test")] == [6, 2, 4]
+
+
+@pytest.mark.parametrize("kind", ["csv", "json"])
+def test_manifest_layouts(tmp_path: Path, kind: str) -> None:
+    rows = []
+    for i in range(8):
+        make_image(tmp_path / "img" / f"{i}.jpg", i % 2, i)
+        rows.append({"path": f"img/{i}.jpg", "label": ["dog", "cat"][i % 2], "split": ["train", "train", "val", "test"][i // 2]})
+    if kind == "csv":
+        (tmp_path / "manifest.csv").write_text("path,label,split\n" + "".join(f"{r['path']},{r['label']},{r['split']}\n" for r in rows))
+    else:
+        (tmp_path / "manifest.json").write_text(json.dumps(rows))
+    dataset = create_dataset("manifest", tmp_path, {})
+    assert dataset.classnames == ("cat", "dog")
+    assert [len(dataset.splits[s]) for s in ("train", "val", "test")] == [4, 2, 2]
+
+
+def test_manifest_row_without_label_is_named(tmp_path: Path) -> None:
+    (tmp_path / "manifest.csv").write_text("path,label\na.jpg,cat\nb.jpg,\n")
+    with pytest.raises(ClipCacheError, match="row 2"):
+        create_dataset("manifest", tmp_path, {})
+
+
+def test_textile_default_is_the_packaged_images() -> None:
+    dataset = create_dataset("textile", None, {"max_per_class": 20})
+    assert len(dataset.classnames) == 3 and "defect" in " ".join(dataset.classnames)
+    assert sum(len(v) for v in dataset.splits.values()) == 60
+    assert all(item.path.suffix == ".jpg" and item.path.is_file() for item in dataset.splits["test"])
+
+
+@pytest.mark.parametrize(("name", "root", "options", "culprit"), [
+    ("no_such_set", None, {}, "no_such_set"),
+    ("image_folder", "/does/not/exist", {}, "/does/not/exist"),
+    ("oxford_pets", "{tmp}", {}, "split_zhou_OxfordPets.json"),
+    ("image_folder", "{tmp}", {"test_fractoin": 0.5}, "test_fractoin"),
+])
+def test_bad_data_set_requests_name_the_culprit(tmp_path: Path, name, root, options, culprit) -> None:
+    make_folder(tmp_path, ["a"], 2)
+    with pytest.raises(ClipCacheError, match=culprit):
+        create_dataset(name, None if root is None else root.format(tmp=tmp_path), options)

@@ -1,0 +1,73 @@
+"""The stored spatial maps are the right ones, checked against the model's own modules on stored tensors."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pipeline.encoders import load_encoder
+from pipeline.store import FeatureSplit
+from tests.helpers import TINY
+
+
+def stored(report, name: str) -> FeatureSplit:
+    return FeatureSplit(report.folder / name)
+
+
+def test_global_is_the_models_encode_image(encoded, image_root) -> None:
+    """Re-encode the stored images with open_clip's own preprocess + encode_image: same global features."""
+    kind, report = encoded
+    split = stored(report, "test.h5")
+    encoder = load_encoder(TINY[kind], "none", torch.device("cpu"))
+    from PIL import Image
+
+    pixels = torch.stack([encoder.preprocess(Image.open(image_root / i).convert("RGB")) for i in split.image_ids])
+    with torch.inference_mode():
+        expected = encoder.model.encode_image(pixels).numpy()  # [N, D]
+    np.testing.assert_allclose(split.read("global"), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_resnet_attention_pool_on_stored_raw_map_reproduces_global(encoded) -> None:
+    kind, report = encoded
+    if kind != "resnet":
+        return
+    split = stored(report, "test.h5")
+    pool = load_encoder(TINY["resnet"], "none", torch.device("cpu")).model.visual.attnpool
+    raw = torch.from_numpy(split.read("spatial_raw"))  # [N, HW, C_s]
+    side = int(round(raw.shape[1] ** 0.5))
+    grid = raw.transpose(1, 2).reshape(raw.shape[0], raw.shape[2], side, side)  # [N, C_s, h, w]
+    with torch.inference_mode():
+        pooled = pool(grid).numpy()  # [N, D]
+        values = F.linear(raw + pool.positional_embedding[1:], pool.v_proj.weight, pool.v_proj.bias)  # [N, HW, C_s]
+        dense = F.linear(values, pool.c_proj.weight, pool.c_proj.bias).numpy()  # [N, HW, D]
+    np.testing.assert_allclose(pooled, split.read("global"), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(dense, split.read("spatial"), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(dense, dense.mean(axis=1, keepdims=True)), "the dense map must vary over locations"
+
+
+def test_vit_tokens_are_what_the_final_projection_produced(encoded, image_root) -> None:
+    """Hook the model's final norm during an ordinary forward; its patch tokens x proj equal the stored map."""
+    kind, report = encoded
+    if kind != "vit":
+        return
+    split = stored(report, "test.h5")
+    encoder = load_encoder(TINY["vit"], "none", torch.device("cpu"))
+    visual = encoder.model.visual
+    seen: list[torch.Tensor] = []
+    handle = visual.ln_post.register_forward_hook(lambda _m, _i, out: seen.append(out))
+    from PIL import Image
+
+    pixels = torch.stack([encoder.preprocess(Image.open(image_root / i).convert("RGB")) for i in split.image_ids])
+    with torch.inference_mode():
+        encoder.model.encode_image(pixels)
+    handle.remove()
+    tokens = seen[0][:, 1:]  # [N, HW, width] after the final norm, class token dropped
+    with torch.inference_mode():
+        projected = (tokens @ visual.proj).numpy()  # [N, HW, D]
+        cls = (seen[0][:, 0] @ visual.proj).numpy()  # [N, D]: the pooled token, which is the global embedding
+    np.testing.assert_allclose(split.read("spatial"), projected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(split.read("spatial_raw"), tokens.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(split.read("global"), cls, rtol=1e-4, atol=1e-5)
+    grid = (encoder.image_size // visual.patch_size[0]) ** 2
+    assert split.read("spatial").shape[1] == grid

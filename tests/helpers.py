@@ -1,0 +1,58 @@
+"""Test helpers: tiny images on disk and tiny encode runs (random-weight open_clip configs, real files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from PIL import Image
+
+CONFIGS = Path(__file__).parent / "configs"
+TINY = {"resnet": str(CONFIGS / "tiny-RN.json"), "vit": str(CONFIGS / "tiny-ViT.json")}
+
+
+def make_image(path: Path, label: int, seed: int, size: tuple[int, int] = (48, 40)) -> Path:
+    """A small JPEG/PNG whose colour depends on the class, with noise so every image differs."""
+    rng = np.random.default_rng(seed)
+    base = np.array([(60 + 80 * label) % 256, (200 - 50 * label) % 256, (30 * label) % 256], np.float64)
+    pixels = np.clip(base + rng.normal(0, 40, size=(size[1], size[0], 3)), 0, 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def make_folder(root: Path, classes: list[str], per_class: int, suffix: str = ".jpg") -> Path:
+    """root/<class>/img_<i><suffix>, per_class images each."""
+    for label, name in enumerate(classes):
+        for i in range(per_class):
+            make_image(root / name / f"img_{i:03d}{suffix}", label, seed=1000 * label + i)
+    return root
+
+
+def encode_section(root: Path, model: str, cache: Path, **changes: Any) -> dict[str, Any]:
+    """A small `encode` section over an image folder (6 per class -> 3 train / 1 val / 2 test)."""
+    section = {
+        "dataset": {"name": "image_folder", "root": str(root),
+                    "options": {"val_fraction": 0.2, "test_fraction": 0.3, "split_seed": 0}},
+        "model": {"name": TINY.get(model, model), "pretrained": "none"},
+        "protocol": {"shots": [2], "seeds": [1]},
+        "views": {"count": 3, "seed": 0, "scale": [0.5, 1.0], "spatial": True},
+        "features": {"spatial": True, "spatial_raw": True, "global_dtype": "float32", "spatial_dtype": "float32"},
+        "templates": ["tip7", "coop"],
+        "cache_dir": str(cache),
+    }
+    for dotted, value in changes.items():
+        node = section
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return section
+
+
+def write_params(path: Path, encode: dict[str, Any], runtime: dict[str, Any] | None = None) -> Path:
+    """A params.yaml with the given sections."""
+    path.write_text(yaml.safe_dump({"encode": encode, "runtime": runtime or {"workers": 0, "batch_size": 8}}))
+    return path

@@ -1,0 +1,93 @@
+"""The CLI: one-line errors that name the culprit, exit code 1, and no loss of what was already written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.store import FeatureSplit
+from tests.helpers import encode_section, make_folder, write_params
+
+
+@pytest.fixture()
+def small(tmp_path: Path) -> tuple[Path, Path]:
+    """(image root, cache dir) with 3 classes x 10 images (5 train, 2 val, 3 test each)."""
+    return make_folder(tmp_path / "img", ["a", "b", "c"], 10), tmp_path / "cache"
+
+
+def run(args: list[str], capsys) -> tuple[int, str]:
+    code = main(args)
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("change", "culprit"), [
+    ({"dataset__name": "nope"}, "unknown data set 'nope'"),
+    ({"dataset__root": "/no/such/root"}, "/no/such/root"),
+    ({"model__name": "ViT-Q-99"}, "unknown open_clip model 'ViT-Q-99'"),
+    ({"model__pretrained": "laion9000"}, "unknown pretrained tag 'laion9000'"),
+    ({"model__pretrained": "/no/weights.pt"}, "/no/weights.pt"),
+    ({"protocol__shots": [50]}, "class 'a' has 5 image.*50"),
+    ({"features__spatial_dtype": "int8"}, "spatial_dtype"),
+    ({"templates": ["tip7", "mine"]}, "'mine'"),
+])
+def test_bad_requests_are_one_line_errors(small, tmp_path: Path, capsys, change, culprit) -> None:
+    root, cache = small
+    params = write_params(tmp_path / "params.yaml", encode_section(root, "vit", cache, **change))
+    code, err = run(["encode", "--params", str(params)], capsys)
+    assert code == 1 and err.count("\n") == 1 and err.startswith("clipcache: error:")
+    assert __import__("re").search(culprit, err), err
+    assert not cache.exists() or not list(cache.rglob("*.h5")), "a refused request writes nothing"
+
+
+def test_unknown_params_key_and_bad_override(small, tmp_path: Path, capsys) -> None:
+    root, cache = small
+    section = encode_section(root, "vit", cache)
+    section["views"]["cont"] = 3
+    code, err = run(["encode", "--params", str(write_params(tmp_path / "p.yaml", section))], capsys)
+    assert code == 1 and "encode.views.cont" in err
+    code, err = run(["encode", "--params", str(tmp_path / "p.yaml"), "--set", "novalue"], capsys)
+    assert code == 1 and "novalue" in err
+    code, err = run(["encode", "--params", str(tmp_path / "absent.yaml")], capsys)
+    assert code == 1 and "absent.yaml" in err
+
+
+def test_corrupt_image_stops_naming_it_keeps_written_shards_then_skips(small, tmp_path: Path, capsys) -> None:
+    root, cache = small
+    params = write_params(tmp_path / "params.yaml", encode_section(root, "vit", cache),
+                          {"workers": 0, "batch_size": 2, "shard_images": 2})
+    assert main(["encode", "--params", str(params)]) == 0
+    test = FeatureSplit(next(cache.rglob("test.h5")))
+    bad = root / test.image_ids[-1]
+    bad.write_bytes(b"this is not a jpeg")
+    params.write_text(params.read_text().replace("spatial_dtype: float32", "spatial_dtype: float16"))
+    code, err = run(["encode", "--params", str(params)], capsys)
+    assert code == 1 and str(bad) in err and "--skip-bad-images" in err and err.count("\n") == 1
+    assert FeatureSplit(test.path).provenance["features"]["spatial_dtype"] == "float32", "old file kept intact"
+    parts = test.path.with_name("test.h5.parts")
+    assert len(list(parts.glob("shard-*.h5"))) >= 1, "shards before the bad image are kept for the resume"
+    assert main(["encode", "--params", str(params), "--skip-bad-images"]) == 0
+    fixed = FeatureSplit(test.path)
+    assert fixed.n == test.n - 1 and len(fixed.skipped) == 1 and str(bad) in fixed.skipped[0]
+    assert fixed.provenance["features"]["spatial_dtype"] == "float16" and not parts.exists()
+    assert main(["inspect", str(cache)]) == 0
+    assert "skipped 1 undecodable" in capsys.readouterr().out
+
+
+def test_second_run_keeps_complete_files(small, tmp_path: Path, caplog) -> None:
+    root, cache = small
+    params = write_params(tmp_path / "params.yaml", encode_section(root, "resnet", cache))
+    assert main(["encode", "--params", str(params)]) == 0
+    stamps = {p: p.stat().st_mtime_ns for p in cache.rglob("*.h5")}
+    assert main(["encode", "--params", str(params), "--workers", "1"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in cache.rglob("*.h5")} == stamps, "runtime settings re-encode nothing"
+    assert "up to date" in caplog.text
+
+
+def test_models_and_datasets_listings(capsys) -> None:
+    assert main(["models", "--filter", "ViT-B-16"]) == 0
+    out = capsys.readouterr().out
+    assert "ViT-B-16 " in out and "none" in out and "openai" in out
+    assert main(["datasets"]) == 0
+    assert "textile" in capsys.readouterr().out
