@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import h5py
 import numpy as np
 
@@ -12,9 +14,9 @@ from pipeline.store.schema import image_axis
 class ShardBuffer:
     """Accumulates feature rows plus labels, item indices and image ids for one shard."""
 
-    def __init__(self, job: SplitJob, shapes: dict[str, tuple[tuple[int, ...], np.dtype]], root: str):
+    def __init__(self, job: SplitJob, shapes: Callable[[], dict[str, tuple[tuple[int, ...], np.dtype]]], root: str):
         self.job, self.shapes, self.root = job, shapes, root
-        self.parts: dict[str, list[np.ndarray]] = {name: [] for name in shapes}
+        self.parts: dict[str, list[np.ndarray]] = {}
         self.positions: list[int] = []
         self.skipped: list[str] = []
 
@@ -22,21 +24,21 @@ class ShardBuffer:
         """Append one batch of kept images (positions index job.items)."""
         self.positions += positions
         for name, array in arrays.items():
-            self.parts[name].append(array)
+            self.parts.setdefault(name, []).append(array)
         if boxes is not None and self.job.with_views:
-            self.parts.setdefault("views/box", []).append(np.swapaxes(boxes, 0, 1))  # [b, V, 5] -> [V, b, 5]
+            self.parts.setdefault("views/box", []).append(np.swapaxes(boxes, 0, 1).astype(np.int32))  # [V, b, 5]
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The shard's datasets, including empty ones when every image was skipped."""
         out: dict[str, np.ndarray] = {}
-        for name, (shape, dtype) in self.shapes.items():
-            axis = image_axis(name)
-            empty = np.zeros(shape[:axis] + (0,) + shape[axis:], dtype)
-            out[name] = np.concatenate(self.parts[name], axis=axis) if self.parts[name] else empty
-        if self.job.with_views:
-            views = self.shapes["views/global"][0][0]
-            out["views/box"] = np.concatenate(self.parts["views/box"], axis=1) if self.parts.get("views/box") else \
-                np.zeros((views, 0, 5), np.int32)
+        if self.positions:
+            out = {name: np.concatenate(parts, axis=image_axis(name)) for name, parts in self.parts.items()}
+        else:  # every image of the shard was skipped: empty datasets of the right shapes
+            for name, (shape, dtype) in self.shapes().items():
+                axis = image_axis(name)
+                out[name] = np.zeros(shape[:axis] + (0,) + shape[axis:], dtype)
+            if self.job.with_views:
+                out["views/box"] = np.zeros((out["views/global"].shape[0], 0, 5), np.int32)
         pos = np.array(self.positions, np.int64)
         items = [self.job.items[p] for p in self.positions]
         out["labels"] = np.array([item.label for item in items], np.int64)  # [n]

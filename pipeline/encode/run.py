@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ class EncodeReport:
 
     folder: Path
     files: dict[str, str] = field(default_factory=dict)  # path -> status
+    timings: dict[str, tuple[int, float]] = field(default_factory=dict)  # path -> (images encoded, seconds)
     images: int = 0  # images decoded and encoded in this run (views not counted)
     forwards: int = 0  # image tensors through the model (views counted)
     seconds: float = 0.0
@@ -80,6 +82,7 @@ def encode_split(params: EncodeParams, runtime: RuntimeParams, encoder: Encoder,
     if writer.up_to_date():
         report.files[str(job.path)] = "up to date"
         return
+    started = time.perf_counter()
     pending = writer.pending()
     views = params.views if job.with_views else None
     spec = ViewSpec(views.count, views.seed, tuple(views.scale)) if views else None
@@ -91,7 +94,7 @@ def encode_split(params: EncodeParams, runtime: RuntimeParams, encoder: Encoder,
     loader = DataLoader(reader, batch_sampler=batches, num_workers=runtime.workers, collate_fn=collate,
                         pin_memory=encoder.device.type == "cuda",
                         worker_init_fn=one_thread_worker if runtime.workers else None)
-    shapes = probe_shapes(encoder, params.features, views)
+    shapes = functools.cache(lambda: probe_shapes(encoder, params.features, views))  # for all-skipped shards only
     shards = iter(pending)
     shard, buffer = next(shards, None), ShardBuffer(job, shapes, str(dataset.root))
     total = sum(s.stop - s.start for s in pending)
@@ -108,6 +111,7 @@ def encode_split(params: EncodeParams, runtime: RuntimeParams, encoder: Encoder,
                 shard, buffer = next(shards, None), ShardBuffer(job, shapes, str(dataset.root))
     writer.finalize()
     report.files[str(job.path)] = "written"
+    report.timings[str(job.path)] = (total, time.perf_counter() - started)
 
 
 def take_errors(errors: list[tuple[int, str]], job: SplitJob, runtime: RuntimeParams, buffer: ShardBuffer) -> None:

@@ -44,13 +44,15 @@ class LazyArray:
     def __getitem__(self, index: Any) -> np.ndarray:
         source = self._open()
         if isinstance(source, np.memmap):
-            out = source[index]  # slices are views of the map; copy so nothing holds the file or is read-only
-            return (out if out.flags.owndata else np.array(out)).view(np.ndarray)
+            out = source[index]  # a slice is a view of the map: copy it so nothing holds the file or is read-only
+            return np.array(out) if isinstance(out, np.memmap) else out  # fancy indexing already copied
         return read_h5(source, index)
 
     def take(self, rows: np.ndarray) -> np.ndarray:
         """Rows in any order (duplicates allowed), read in ascending order: [len(rows), ...]."""
         rows = np.asarray(rows, dtype=np.int64)
+        if rows.size < 2 or bool(np.all(rows[1:] > rows[:-1])):  # already ascending and distinct: one gather
+            return self[rows]
         unique, inverse = np.unique(rows, return_inverse=True)
         return self[unique][inverse]
 

@@ -1,0 +1,33 @@
+"""README's Quick start holds the two commands, and .ci/run runs the second one verbatim."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def quick_start_commands() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    return [line for line in block.splitlines() if line and not line.startswith("#")]
+
+
+def test_two_commands_and_ci_runs_the_test_one() -> None:
+    main_job, tests = quick_start_commands()
+    assert "pip install" in main_job and "dvc repro" in main_job
+    assert "pip install" in tests and "pytest" in tests
+    assert tests in (REPO / ".ci" / "run").read_text()
+
+
+def test_dvc_stage_tracks_only_the_encode_section() -> None:
+    stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["encode"]
+    assert stage["params"] == ["encode"]
+    out = stage["outs"][0]
+    assert next(iter(out.values()))["persist"] is True
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert {"encode", "runtime"} <= set(params)
