@@ -56,3 +56,14 @@ def write_params(path: Path, encode: dict[str, Any], runtime: dict[str, Any] | N
     """A params.yaml with the given sections."""
     path.write_text(yaml.safe_dump({"encode": encode, "runtime": runtime or {"workers": 0, "batch_size": 8}}))
     return path
+
+
+def make_imagenet(root: Path, names: list[str], train_per_class: int) -> Path:
+    """CoOp's ImageNet layout: classnames.txt, images/train/<wnid>/ and one images/val/<wnid>/ image per class."""
+    wnids = [f"n{label:08d}" for label in range(len(names))]
+    (root / "classnames.txt").write_text("".join(f"{w} {n}\n" for w, n in zip(wnids, names)))
+    for label, wnid in enumerate(wnids):
+        for i in range(train_per_class):
+            make_image(root / "images" / "train" / wnid / f"{i}.JPEG", label, i)
+        make_image(root / "images" / "val" / wnid / "v.JPEG", label, 99)
+    return root

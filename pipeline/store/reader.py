@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,20 +44,27 @@ def dataset_specs(handle: h5py.File, path: Path) -> dict[str, tuple[tuple[int, .
     return specs
 
 
+@contextmanager
+def checked(path: Path, expect: dict[str, Any] | None) -> Iterator[tuple[h5py.File, dict[str, Any], dict[str, Any]]]:
+    """Open a cache file and yield (handle, provenance, build) once it is complete, of our schema, and as requested."""
+    with open_h5(path) as handle:
+        provenance, build = read_attrs(handle, path)
+        if not handle.attrs.get(ATTR_COMPLETE):
+            raise ClipCacheError(f"cache file {str(path)!r} is incomplete")
+        if int(handle.attrs.get("schema_version", -1)) != SCHEMA_VERSION:
+            raise ClipCacheError(f"cache file {str(path)!r} has schema version "
+                                 f"{handle.attrs.get('schema_version')}, this code reads {SCHEMA_VERSION}")
+        check_request(provenance, expect or {}, path)
+        yield handle, provenance, build
+
+
 class FeatureSplit:
     """One encoded split: labels in memory, every tensor as a lazy array (nothing large is read on open)."""
 
     def __init__(self, path: str | Path, expect: dict[str, Any] | None = None):
         self.path = Path(path)
-        with open_h5(self.path) as handle:
-            self.provenance, self.build = read_attrs(handle, self.path)
-            if not handle.attrs.get(ATTR_COMPLETE):
-                raise ClipCacheError(f"cache file {str(self.path)!r} is incomplete")
-            if int(handle.attrs.get("schema_version", -1)) != SCHEMA_VERSION:
-                raise ClipCacheError(f"cache file {str(self.path)!r} has schema version "
-                                     f"{handle.attrs.get('schema_version')}, this code reads {SCHEMA_VERSION}")
+        with checked(self.path, expect) as (handle, self.provenance, self.build):
             specs = dataset_specs(handle, self.path)
-            check_request(self.provenance, expect or {}, self.path)
             self.labels = handle["labels"][()] if "labels" in handle else np.zeros(0, np.int64)  # [N]
             self.image_ids = [s.decode() for s in handle["image_id"][()]] if "image_id" in handle else []
         self.arrays = {name: LazyArray(self.path, name, shape, dtype, offset) for name, (shape, dtype, offset) in specs.items()}

@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import ClipCacheError
-from pipeline.store.provenance import ATTR_COMPLETE, check_request, read_attrs
-from pipeline.store.reader import open_h5
+from pipeline.store.reader import checked
 
 
 class TextFeatures:
@@ -17,11 +16,7 @@ class TextFeatures:
 
     def __init__(self, path: str | Path, expect: dict[str, Any] | None = None):
         self.path = Path(path)
-        with open_h5(self.path) as handle:
-            self.provenance, self.build = read_attrs(handle, self.path)
-            if not handle.attrs.get(ATTR_COMPLETE):
-                raise ClipCacheError(f"cache file {str(self.path)!r} is incomplete")
-            check_request(self.provenance, expect or {}, self.path)
+        with checked(self.path, expect) as (handle, self.provenance, self.build):
             self._arrays = {name: handle[f"text/{name}/per_template"][()] for name in handle["text"]}  # [C, T, D]
             self._means = {name: handle[f"text/{name}/mean"][()] for name in handle["text"]}  # [C, D]
 

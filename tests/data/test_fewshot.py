@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.data import create_dataset, sample_few_shot
 from pipeline.errors import ClipCacheError
-from tests.helpers import make_folder, make_image
+from tests.helpers import make_folder, make_imagenet
 
 
 @pytest.fixture()
@@ -39,11 +39,7 @@ def test_seeded_and_independent_of_global_rng(dataset) -> None:
 
 
 def test_val_from_train_is_disjoint_when_there_is_no_val_split(tmp_path: Path) -> None:
-    (tmp_path / "classnames.txt").write_text("n1 one\nn2 two\n")
-    for label, wnid in enumerate(["n1", "n2"]):
-        for i in range(10):
-            make_image(tmp_path / "images" / "train" / wnid / f"{i}.jpg", label, i)
-        make_image(tmp_path / "images" / "val" / wnid / "t.jpg", label, 0)
+    make_imagenet(tmp_path, ["one", "two"], 10)
     draw = sample_few_shot(create_dataset("imagenet", tmp_path, {}), 4, seed=3)
     assert draw.val_source == "train" and not set(draw.train) & set(draw.val) and len(draw.val) == 8
 

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.data import create_dataset, list_datasets
 from pipeline.errors import ClipCacheError
-from tests.helpers import make_folder, make_image
+from tests.helpers import make_folder, make_image, make_imagenet
 
 COOP_SPLIT_FILES = {
     "caltech101": ("101_ObjectCategories", "split_zhou_Caltech101.json"),
@@ -55,11 +55,7 @@ def test_split_zhou_layouts(tmp_path: Path, name: str) -> None:
 
 
 def test_imagenet_layout_has_no_val_and_tests_on_its_val_folder(tmp_path: Path) -> None:
-    (tmp_path / "classnames.txt").write_text("n01 tench\nn02 goldfish fish\n")
-    for label, wnid in enumerate(["n01", "n02"]):
-        for i in range(4):
-            make_image(tmp_path / "images" / "train" / wnid / f"{i}.JPEG", label, i)
-        make_image(tmp_path / "images" / "val" / wnid / "v.JPEG", label, 9)
+    make_imagenet(tmp_path, ["tench", "goldfish fish"], 4)
     dataset = create_dataset("imagenet", tmp_path, {})
     assert dataset.classnames == ("tench", "goldfish fish")
     assert (len(dataset.splits["train"]), len(dataset.splits["val"]), len(dataset.splits["test"])) == (8, 0, 2)
