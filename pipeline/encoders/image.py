@@ -7,6 +7,12 @@
   the pool's positional embedding (as DenseCLIP does; MaskCLIP omits it) because that is exactly the value the pool
   averages for that location, so the map lives where the global embedding lives.
 The global embedding is the model's `encode_image` output, before L2 normalisation.
+
+open_clip's `forward_intermediates` returns block outputs before the final projection and, for ViTs, without the
+pool's token handling, so it does not give the joint-space map; we call the tower's own stages instead (`_embeds`,
+`transformer`, `_pool`, `proj` for ViTs; `stem`, `layer1-4`, `attnpool` for ResNets), which is exactly the path of
+`encode_image`: the tests check that the global features equal `encode_image` and the maps equal what its final
+projection produces.
 """
 
 from __future__ import annotations
