@@ -43,7 +43,7 @@ def read_split_zhou(name: str, root: Path | None) -> DataSet:
         raw = json.loads(split_path.read_text(encoding="utf-8"))
         entries = {split: [(str(p), int(y), str(c)) for p, y, c in raw.get(split, [])] for split in SPLITS}
     except (OSError, ValueError, TypeError) as exc:
-        raise ClipCacheError(f"split file {str(split_path)!r} is not CoOp's [[path, label, class], ...] JSON: {exc}")
+        raise ClipCacheError(f"split file {str(split_path)!r} is not CoOp's [[path, label, class], ...] JSON: {exc}") from exc
     names: dict[int, str] = {}
     for rows in entries.values():
         names.update({label: classname for _, label, classname in rows})

@@ -16,7 +16,7 @@ class ImageReader(torch.utils.data.Dataset):
     """Item `pos` -> {'pos', 'pixels' [1+V, 3, S, S], 'boxes' [V, 5]} or {'pos', 'error'} for a bad file."""
 
     def __init__(self, items: list[ImageItem], item_index: np.ndarray, preprocess: Callable,
-                 views: ViewSpec | None, size: int, mean: tuple, std: tuple):
+                 views: ViewSpec | None, size: int, mean: tuple, std: tuple) -> None:
         self.items, self.item_index, self.preprocess = items, item_index, preprocess
         self.views, self.size, self.mean, self.std = views, size, tuple(mean), tuple(std)
 

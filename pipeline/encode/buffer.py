@@ -14,7 +14,7 @@ from pipeline.store.schema import image_axis
 class ShardBuffer:
     """Accumulates feature rows plus labels, item indices and image ids for one shard."""
 
-    def __init__(self, job: SplitJob, shapes: Callable[[], dict[str, tuple[tuple[int, ...], np.dtype]]], root: str):
+    def __init__(self, job: SplitJob, shapes: Callable[[], dict[str, tuple[tuple[int, ...], np.dtype]]], root: str) -> None:
         self.job, self.shapes, self.root = job, shapes, root
         self.parts: dict[str, list[np.ndarray]] = {}
         self.positions: list[int] = []

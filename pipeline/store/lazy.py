@@ -18,7 +18,7 @@ import numpy as np
 class LazyArray:
     """Array-like over `path[name]`: shape, dtype, ndim and numpy-style indexing; opened per process on use."""
 
-    def __init__(self, path: Path, name: str, shape: tuple[int, ...], dtype: np.dtype, offset: int | None):
+    def __init__(self, path: Path, name: str, shape: tuple[int, ...], dtype: np.dtype, offset: int | None) -> None:
         self.path, self.name, self.shape, self.dtype, self.offset = Path(path), name, shape, np.dtype(dtype), offset
         self.ndim = len(shape)
         self._pid: int | None = None

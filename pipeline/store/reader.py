@@ -13,7 +13,7 @@ import numpy as np
 from pipeline.errors import ClipCacheError
 from pipeline.store.lazy import LazyArray, contiguous_offset
 from pipeline.store.provenance import ATTR_COMPLETE, SCHEMA_VERSION, check_request, read_attrs
-from pipeline.store.schema import image_axis, known
+from pipeline.store.schema import ENABLED_BY, image_axis, known
 
 
 def open_h5(path: Path) -> h5py.File:
@@ -61,7 +61,7 @@ def checked(path: Path, expect: dict[str, Any] | None) -> Iterator[tuple[h5py.Fi
 class FeatureSplit:
     """One encoded split: labels in memory, every tensor as a lazy array (nothing large is read on open)."""
 
-    def __init__(self, path: str | Path, expect: dict[str, Any] | None = None):
+    def __init__(self, path: str | Path, expect: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
         with checked(self.path, expect) as (handle, self.provenance, self.build):
             specs = dataset_specs(handle, self.path)
@@ -89,7 +89,8 @@ class FeatureSplit:
     def array(self, name: str) -> LazyArray:
         """The lazy array of dataset `name` ('global', 'spatial', 'views/global', ...)."""
         if name not in self.arrays:
-            raise ClipCacheError(f"cache file {str(self.path)!r} has no {name!r}; encode with it enabled "
+            how = ENABLED_BY.get(name, "a schema dataset name")
+            raise ClipCacheError(f"cache file {str(self.path)!r} has no {name!r}; re-encode with {how} "
                                  f"(present: {', '.join(sorted(self.arrays))})")
         return self.arrays[name]
 

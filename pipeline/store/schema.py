@@ -31,3 +31,12 @@ def image_axis(name: str) -> int:
 def known(name: str) -> bool:
     """Whether `name` is a dataset of the schema."""
     return name in ROW_DATASETS or name in VIEW_DATASETS
+
+# dataset -> the encode setting that produces it (named in the error when a cache lacks it)
+ENABLED_BY: dict[str, str] = {
+    "spatial": "encode.features.spatial: true",
+    "spatial_raw": "encode.features.spatial_raw: true",
+    "views/global": "encode.views.count > 0 (train files only)",
+    "views/spatial": "encode.views.count > 0 and encode.views.spatial: true (train files only)",
+    "views/box": "encode.views.count > 0 (train files only)",
+}

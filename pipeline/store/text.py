@@ -14,7 +14,7 @@ from pipeline.store.reader import checked
 class TextFeatures:
     """Text embeddings of every class under every template set that was encoded (small: read whole)."""
 
-    def __init__(self, path: str | Path, expect: dict[str, Any] | None = None):
+    def __init__(self, path: str | Path, expect: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
         with checked(self.path, expect) as (handle, self.provenance, self.build):
             self._arrays = {name: handle[f"text/{name}/per_template"][()] for name in handle["text"]}  # [C, T, D]

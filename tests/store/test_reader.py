@@ -135,3 +135,18 @@ def test_inspect_reports_every_file(encoded) -> None:
     assert len(entries) == 4 and all(e["status"] == "complete" for e in entries)
     text = render(entries)
     assert "RANDOM WEIGHTS" in text and "views/spatial" in text and "shots 2, seed 1" in text
+
+
+def test_a_global_only_cache_names_the_setting_that_adds_maps(image_root: Path, tmp_path: Path) -> None:
+    from pipeline.encode import encode_params, run_encode, runtime_params
+    from tests.helpers import encode_section
+
+    section = encode_section(image_root, "vit", tmp_path, features__spatial=False, features__spatial_raw=False,
+                             views__count=0)
+    report = run_encode(encode_params(section), runtime_params({"workers": 0}))
+    split = FeatureSplit(report.folder / "k2-s1" / "train.h5")
+    assert sorted(split.arrays) == ["global", "image_id", "item_index", "labels"] and split.n_views == 0
+    with pytest.raises(ClipCacheError, match=r"no 'spatial'; re-encode with encode\.features\.spatial: true"):
+        split.array("spatial")
+    with pytest.raises(ClipCacheError, match=r"encode\.views\.count > 0"):
+        split.read_views("views/global", np.arange(2), np.zeros(2, int))
