@@ -57,6 +57,29 @@ def encode(params_path: str, overrides: tuple[str, ...], skip_bad_images: bool |
 
 
 @cli.command()
+@click.option("--params", "params_path", default="params.yaml", show_default=True, help="Parameters file.")
+@click.option("--head", default=None, help="Head to fit (default: train.head); see `clipcache heads`.")
+@click.option("--set", "overrides", multiple=True, help="Override: heads.vt_clip.n_heads=2, train.shots=4 (repeatable).")
+@click.option("--device", default=None, help="auto, cpu, cuda, mps (not tracked).")
+def train(params_path: str, head: str | None, overrides: tuple[str, ...], device: str | None) -> None:
+    """Stage 2: fit one head on the cached train/val tensors; never opens an image or the test split."""
+    from pipeline.train.entry import train_from_params
+
+    result = train_from_params(params_path, list(overrides), head, {"device": device})
+    click.echo(json.dumps({k: v for k, v in result.metrics.items() if k != "history"}, default=str))
+
+
+@cli.command()
+def heads() -> None:
+    """The registered heads, what each needs from the cache, and its parameters."""
+    from pipeline.heads import describe_params, head_class, list_heads
+
+    for name in list_heads():
+        params = ", ".join(f"{k}={v}" for k, v in describe_params(name).items())
+        click.echo(f"{name}\n  needs: {', '.join(sorted(head_class(name).requires))}\n  params: {params}")
+
+
+@cli.command()
 @click.argument("path")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def inspect(path: str, as_json: bool) -> None:

@@ -1,0 +1,93 @@
+"""The one contract every head follows.
+
+A head is a torch Module with a frozen params dataclass (`Params`, unknown keys rejected), a `requires` set naming
+what it needs from the store, `fit(data) -> self` (selection on data.val only), `logits(split) -> [N, C]`, and
+`shapes` (the sizes its tensors were built with) so that `setup(**shapes)` + `load_state_dict` restores it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from pipeline.heads.data import FitData, split_blocks
+from pipeline.heads.maths import clip_logits
+from pipeline.store import FeatureSplit
+
+# what a head may need from the cache -> the datasets that provide it in train and val files
+REQUIREMENTS: dict[str, tuple[str, ...]] = {
+    "global": ("global",),
+    "spatial": ("spatial",),
+    "views": ("views/global",),
+    "spatial_views": ("views/spatial",),
+}
+
+
+class Head(nn.Module):
+    """Base class: subclasses set `name` (by the registry), `Params`, `requires`, and implement the hooks below."""
+
+    name: ClassVar[str] = ""
+    Params: ClassVar[type]
+    requires: ClassVar[frozenset[str]] = frozenset({"global"})
+
+    def __init__(self, params: Any) -> None:
+        super().__init__()
+        self.params = params
+        self.shapes: dict[str, int] = {}  # e.g. {"dim": D, "classes": C}; set by fit, stored beside the weights
+        self.selected: dict[str, Any] = {}  # hyper-parameters and epoch chosen on validation
+        self.history: list[dict[str, float]] = []  # per-epoch validation record of trained heads
+
+    def setup(self, **shapes: int) -> None:
+        """Create the head's tensors for these sizes (called by fit, and before load_state_dict)."""
+        self.shapes = dict(shapes)
+
+    def text_buffers(self, classes: int, dim: int) -> None:
+        """Buffers of the zero-shot classifier: class_weights [C, D] and the model's logit scale."""
+        self.register_buffer("class_weights", torch.zeros(classes, dim))
+        self.register_buffer("logit_scale", torch.zeros(()))
+
+    def load_text(self, data: FitData, template_set: str) -> None:
+        """Fill the zero-shot buffers from the cached text features of one template set."""
+        self.class_weights.copy_(data.class_weights(template_set))
+        self.logit_scale.fill_(data.text.logit_scale)
+
+    def zero_shot(self, image_feats: torch.Tensor) -> torch.Tensor:
+        """CLIP zero-shot logits [N, C] of normalised features [N, D]."""
+        return clip_logits(image_feats, self.class_weights, self.logit_scale)
+
+    def fit(self, data: FitData) -> Head:
+        """Fit on data.train, choose hyper-parameters on data.val; return self."""
+        raise NotImplementedError
+
+    def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits [B, C] of one row block from `split_blocks` (globals normalised)."""
+        raise NotImplementedError
+
+    def block_names(self) -> tuple[str, ...]:
+        """Datasets `block_logits` reads."""
+        return ("global",)
+
+    @torch.no_grad()
+    def logits(self, split: FeatureSplit) -> torch.Tensor:
+        """[N, C] logits of every image of a split, streamed in row blocks."""
+        self.eval()
+        device = next(iter(self.state_dict().values())).device
+        return torch.cat([self.block_logits(b).float().cpu() for b in split_blocks(split, device, self.block_names())])
+
+    def extra_state(self) -> dict[str, Any]:
+        """JSON-able state saved beside the weights (selected hyper-parameters live here)."""
+        return {"selected": self.selected, "shapes": self.shapes}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.selected = dict(state.get("selected", {}))
+
+
+def val_accuracy(head: Head, split: FeatureSplit) -> float:
+    """Accuracy of a head on a split (used on val only during fit)."""
+    logits = head.logits(split)
+    return float((logits.argmax(-1).numpy() == split.labels).mean()) if split.n else 0.0
+
+
+

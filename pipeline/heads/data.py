@@ -1,0 +1,71 @@
+"""What a head sees at fit time, read from the store: train and val splits, the text features, a seed, a device.
+
+Everything is read through `FeatureSplit`'s lazy arrays: whole-split statistics stream view by view or in row
+blocks; the trained heads draw random-view minibatches. The test split is never part of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pipeline.heads.maths import normalize
+from pipeline.store import FeatureSplit, TextFeatures
+
+ROW_BLOCK = 8192  # rows per read when streaming a split
+
+
+@dataclass
+class FitData:
+    """The inputs of `Head.fit`."""
+
+    train: FeatureSplit  # the K-shot training images (with views)
+    val: FeatureSplit  # the validation images: the only split used for selection
+    text: TextFeatures  # per-class text features of every template set
+    seed: int  # seeds every random choice a head makes
+    device: torch.device
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.text.classnames)
+
+    def class_weights(self, template_set: str) -> torch.Tensor:
+        """[C, D] normalised zero-shot classifier of a template set."""
+        return torch.from_numpy(self.text.mean(template_set)).float().to(self.device)
+
+    def labels(self, split: FeatureSplit) -> torch.Tensor:
+        return torch.from_numpy(split.labels).long().to(self.device)
+
+
+def global_feats(split: FeatureSplit, device: torch.device, rows: np.ndarray | None = None) -> torch.Tensor:
+    """Normalised global features [N, D] (or the given rows)."""
+    return normalize(torch.from_numpy(split.read("global", rows))).to(device)
+
+
+def view_blocks(split: FeatureSplit, device: torch.device) -> Iterator[torch.Tensor]:
+    """The normalised global features of one augmented view at a time: V blocks of [N, D]."""
+    array = split.array("views/global")
+    for view in range(array.shape[0]):
+        yield normalize(torch.from_numpy(array[view])).to(device)  # [N, D]
+
+
+def view_mean_keys(split: FeatureSplit, device: torch.device) -> torch.Tensor:
+    """Tip-Adapter's keys: per image, the mean of its normalised view features, normalised again -> [N, D]."""
+    total = None
+    for block in view_blocks(split, device):
+        total = block if total is None else total + block
+    return normalize(total)
+
+
+def split_blocks(split: FeatureSplit, device: torch.device, names: tuple[str, ...] = ("global",)) -> Iterator[dict]:
+    """Row blocks of a split: {'rows', 'labels', name: tensor} with globals normalised; for scoring and validation."""
+    for start in range(0, split.n, ROW_BLOCK):
+        rows = np.arange(start, min(start + ROW_BLOCK, split.n))
+        block = {"rows": rows, "labels": torch.from_numpy(split.labels[rows]).to(device)}
+        for name in names:
+            tensor = torch.from_numpy(split.read(name, rows)).float().to(device)
+            block[name] = normalize(tensor) if name == "global" else tensor
+        yield block

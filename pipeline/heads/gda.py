@@ -1,0 +1,93 @@
+"""GDA: Gaussian discriminant analysis on all augmented views, ensembled with zero-shot CLIP.
+
+Paper: Wang et al., "A Hard-to-Beat Baseline for Training-free CLIP-based Adaptation", arXiv 2402.04087.
+Class means mu_k and one shared covariance from every normalised view feature of the training images, streamed view
+by view (sums and scatter in float64, never all views in memory). The precision is the paper's shrinkage estimator
+D * pinv((n - 1) S + tr(S) I), S the within-class covariance; W = mu P, b = log(1/C) - diag(mu P mu^T) / 2.
+Logits = zero-shot + alpha * (f W^T + b), alpha searched on validation (the paper's grid: 10^-4 ... 10^4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from pipeline.heads.base import Head
+from pipeline.heads.data import FitData, global_feats, view_blocks
+from pipeline.heads.grid import best_of, logspace_grid
+from pipeline.heads.maths import accuracy
+from pipeline.heads.registry import register_head
+
+
+@dataclass(frozen=True)
+class GDAParams:
+    template_set: str = "tip7"  # zero-shot classifier of the ensemble (the paper's CLIP prompts)
+    alpha_grid: tuple[float, float, int] = (-4.0, 4.0, 81)  # log10 (start, stop, steps) of the ensemble weight
+
+
+def class_statistics(data: FitData, n_classes: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Streaming class means [C, D] and within-class scatter [D, D] (float64) over all views; and the count."""
+    labels = data.labels(data.train)
+    sums, counts, second, n = None, torch.zeros(n_classes, dtype=torch.float64, device=data.device), None, 0
+    for block in view_blocks(data.train, data.device):
+        x = block.double()  # [N, D]
+        if sums is None:
+            sums = torch.zeros(n_classes, x.shape[1], dtype=torch.float64, device=data.device)
+            second = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64, device=data.device)
+        sums.index_add_(0, labels, x)
+        counts += torch.bincount(labels, minlength=n_classes).double()
+        second += x.T @ x  # [D, N] @ [N, D]
+        n += x.shape[0]
+    means = sums / counts[:, None]  # [C, D]
+    scatter = second - (means * counts[:, None]).T @ means  # sum x x^T - sum_k n_k mu_k mu_k^T  [D, D]
+    return means, scatter, n
+
+
+def shrinkage_precision(scatter: torch.Tensor, n: int) -> torch.Tensor:
+    """The paper's D * pinv((n-1) Sigma + tr(Sigma) I) with Sigma = scatter / (n - 1)."""
+    dim = scatter.shape[0]
+    sigma = scatter / (n - 1)
+    return dim * torch.linalg.pinv((n - 1) * sigma + torch.trace(sigma) * torch.eye(dim, dtype=sigma.dtype, device=sigma.device))
+
+
+@register_head("gda")
+class GDA(Head):
+    Params = GDAParams
+    requires = frozenset({"global", "views"})
+
+    def setup(self, dim: int, classes: int) -> None:
+        super().setup(dim=dim, classes=classes)
+        self.text_buffers(classes, dim)
+        self.register_buffer("weight", torch.zeros(classes, dim))  # [C, D]
+        self.register_buffer("bias", torch.zeros(classes))  # [C]
+        self.register_buffer("alpha", torch.ones(()))
+
+    def fit(self, data: FitData) -> GDA:
+        classes = data.n_classes
+        means, scatter, n = class_statistics(data, classes)
+        self.setup(dim=means.shape[1], classes=classes)
+        self.load_text(data, self.params.template_set)
+        precision = shrinkage_precision(scatter, n)  # [D, D]
+        weight = means @ precision  # [C, D] @ [D, D]
+        bias = torch.log(torch.tensor(1.0 / classes, dtype=torch.float64)) - 0.5 * (weight * means).sum(-1)  # [C]
+        self.weight.copy_(weight.float())
+        self.bias.copy_(bias.float())
+        self.search(data)
+        return self
+
+    def gda_logits(self, feats: torch.Tensor) -> torch.Tensor:
+        return feats @ self.weight.T + self.bias  # [N, D] @ [D, C]
+
+    @torch.no_grad()
+    def search(self, data: FitData) -> None:
+        feats, labels = global_feats(data.val, data.device), data.labels(data.val)
+        zero_shot, gda = self.zero_shot(feats), self.gda_logits(feats)
+        scores = {(alpha,): accuracy(zero_shot + alpha * gda, labels) for alpha in logspace_grid(self.params.alpha_grid)}
+        (alpha,) = best_of(scores)
+        self.alpha.fill_(alpha)
+        self.selected.update({"alpha": alpha, "val_acc": scores[(alpha,)]})
+
+    def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
+        feats = block["global"]
+        return self.zero_shot(feats) + self.alpha * self.gda_logits(feats)

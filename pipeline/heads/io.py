@@ -1,0 +1,45 @@
+"""Save and load fitted heads: weights as safetensors (no pickle), params/shapes/selection/provenance as JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from pipeline.errors import ClipCacheError
+from pipeline.heads.base import Head
+from pipeline.heads.registry import create_head
+from pipeline.params import as_dict
+
+WEIGHTS, META = "head.safetensors", "head.json"
+
+
+def save_head(head: Head, folder: Path, provenance: dict[str, Any]) -> None:
+    """Write folder/head.safetensors and folder/head.json (each replaced atomically)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
+    tmp = folder / f"{WEIGHTS}.tmp"
+    save_file(tensors, str(tmp))
+    tmp.replace(folder / WEIGHTS)
+    meta = {"head": head.name, "params": as_dict(head.params), **head.extra_state(), "provenance": provenance}
+    tmp = folder / f"{META}.tmp"
+    tmp.write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
+    tmp.replace(folder / META)
+
+
+def load_head(folder: str | Path, device: str | torch.device = "cpu") -> tuple[Head, dict[str, Any]]:
+    """The fitted head saved in `folder`, and its JSON record."""
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / META).read_text())
+        tensors = load_file(str(folder / WEIGHTS), device=str(device))
+    except (OSError, ValueError) as exc:
+        raise ClipCacheError(f"no readable fitted head in {str(folder)!r}: {exc}") from exc
+    head = create_head(meta["head"], meta["params"])
+    head.setup(**meta["shapes"])
+    head.load_state_dict(tensors)
+    head.load_extra_state(meta)
+    return head.to(device).eval(), meta

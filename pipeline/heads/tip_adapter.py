@@ -1,0 +1,74 @@
+"""Tip-Adapter: a training-free key-value cache over the few-shot views.
+
+Paper: Zhang et al., "Tip-Adapter: Training-free Adaption of CLIP for Few-shot Classification", arXiv 2111.03930.
+Keys: per training image, the mean of its normalised augmented-view features, normalised (the paper averages the
+features of its augmentation epochs); values: one-hot labels. Logits = zero-shot + alpha * exp(-beta (1 - f.K)) @ L.
+beta and alpha are searched on the validation split over the paper's grid (beta in [0.1, 7], 200 steps; alpha in
+[0.1, 3], 20 steps: its ImageNet search_scale/search_step). The cache term is computed as a per-class sum over keys,
+which equals the product with the one-hot values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from pipeline.heads.base import Head
+from pipeline.heads.data import FitData, global_feats, view_mean_keys
+from pipeline.heads.grid import best_of, linspace_grid
+from pipeline.heads.maths import accuracy, cache_kernel, kernel_class_sums
+from pipeline.heads.registry import register_head
+
+
+@dataclass(frozen=True)
+class TipAdapterParams:
+    template_set: str = "tip7"  # text classifier: the 7-template ensemble the paper uses
+    beta_grid: tuple[float, float, int] = (0.1, 7.0, 200)  # (start, stop, steps) of the kernel sharpness search
+    alpha_grid: tuple[float, float, int] = (0.1, 3.0, 20)  # (start, stop, steps) of the cache weight search
+
+
+@register_head("tip_adapter")
+class TipAdapter(Head):
+    Params = TipAdapterParams
+    requires = frozenset({"global", "views"})
+
+    def setup(self, dim: int, classes: int, keys: int) -> None:
+        super().setup(dim=dim, classes=classes, keys=keys)
+        self.text_buffers(classes, dim)
+        self.register_buffer("cache_keys", torch.zeros(keys, dim))  # [M, D] normalised
+        self.register_buffer("cache_labels", torch.zeros(keys, dtype=torch.long))  # [M]
+        self.register_buffer("alpha", torch.ones(()))
+        self.register_buffer("beta", torch.ones(()))
+
+    def fit(self, data: FitData) -> TipAdapter:
+        keys = view_mean_keys(data.train, data.device)  # [M, D]
+        self.setup(dim=keys.shape[1], classes=data.n_classes, keys=keys.shape[0])
+        self.load_text(data, self.params.template_set)
+        self.cache_keys.copy_(keys)
+        self.cache_labels.copy_(data.labels(data.train))
+        self.search(data)
+        return self
+
+    def cache_logits(self, feats: torch.Tensor, beta: float | torch.Tensor) -> torch.Tensor:
+        """alpha-free cache term [N, C]."""
+        return kernel_class_sums(cache_kernel(feats, self.cache_keys, beta), self.cache_labels, self.shapes["classes"])
+
+    @torch.no_grad()
+    def search(self, data: FitData) -> None:
+        """Grid-search beta and alpha on validation; sets the buffers and `selected`."""
+        feats, labels = global_feats(data.val, data.device), data.labels(data.val)  # [N, D], [N]
+        zero_shot = self.zero_shot(feats)  # [N, C]
+        scores = {}
+        for beta in linspace_grid(self.params.beta_grid):
+            cached = self.cache_logits(feats, beta)
+            for alpha in linspace_grid(self.params.alpha_grid):
+                scores[(beta, alpha)] = accuracy(zero_shot + alpha * cached, labels)
+        beta, alpha = best_of(scores)
+        self.beta.fill_(beta)
+        self.alpha.fill_(alpha)
+        self.selected.update({"beta": beta, "alpha": alpha, "val_acc": scores[(beta, alpha)]})
+
+    def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
+        feats = block["global"]
+        return self.zero_shot(feats) + self.alpha * self.cache_logits(feats, self.beta)

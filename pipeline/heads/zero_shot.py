@@ -1,0 +1,38 @@
+"""Zero-shot CLIP: the prompt-ensemble classifier of the cached text features.
+
+Paper: Radford et al., "Learning Transferable Visual Models From Natural Language Supervision", arXiv 2103.00020.
+Logits = exp(logit_scale) * cos(image, class weights); the scale is the model's own (100 for trained CLIP).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from pipeline.heads.base import Head
+from pipeline.heads.data import FitData
+from pipeline.heads.registry import register_head
+
+
+@dataclass(frozen=True)
+class ZeroShotParams:
+    template_set: str = "imagenet80"  # CLIP's 80-template ensemble; 'tip7' or 'coop' also cached
+
+
+@register_head("zero_shot")
+class ZeroShot(Head):
+    Params = ZeroShotParams
+    requires = frozenset({"global"})
+
+    def setup(self, dim: int, classes: int) -> None:
+        super().setup(dim=dim, classes=classes)
+        self.text_buffers(classes, dim)
+
+    def fit(self, data: FitData) -> ZeroShot:
+        self.setup(dim=data.train.array("global").shape[1], classes=data.n_classes)
+        self.load_text(data, self.params.template_set)
+        return self
+
+    def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.zero_shot(block["global"])

@@ -1,0 +1,1 @@
+"""Stage 2 in the library: the shared training loop and the train stage."""

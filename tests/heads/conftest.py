@@ -1,0 +1,22 @@
+"""A small synthetic few-shot task shared by the registry-driven head tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.heads import FitData
+from pipeline.store import FeatureSplit
+from tests.heads.synthetic import World, make_task
+
+# few epochs keep the registry tests fast; the faithfulness tests use the defaults
+QUICK = {"clip_adapter": {"epochs": 3}, "lp_pp": {"epochs": 5}, "tip_adapter_f": {"epochs": 2},
+         "vt_clip": {"epochs": 2, "n_heads": 2}, "mm_adapter": {"epochs": 2},
+         "linear_probe": {"lambda_grid": [-4.0, 2.0, 4], "refine_steps": 2, "max_iter": 50},
+         "tip_adapter": {"beta_grid": [0.5, 7.0, 10]}}
+
+
+@pytest.fixture(scope="session")
+def task(tmp_path_factory: pytest.TempPathFactory) -> tuple[FitData, FeatureSplit]:
+    return make_task(tmp_path_factory.mktemp("task"), World(), shots=4, views=3, test_per_class=8)

@@ -1,0 +1,109 @@
+"""Each head against an independent derivation of what it should compute."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.heads import create_head
+from pipeline.heads.base import val_accuracy
+from pipeline.heads.data import global_feats
+from tests.heads.synthetic import World, make_task
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def test_gda_equals_the_lda_solution_computed_with_numpy(task) -> None:
+    data, test = task
+    head = create_head("gda").fit(data)
+    views = unit(data.train.read("views/global").astype(np.float64))  # [V, N, D]
+    x = views.reshape(-1, views.shape[-1])  # [V*N, D]
+    y = np.tile(data.train.labels, views.shape[0])
+    classes, dim = data.n_classes, x.shape[1]
+    means = np.stack([x[y == k].mean(0) for k in range(classes)])  # [C, D]
+    centred = x - means[y]
+    sigma = np.cov(centred.T)  # [D, D], unbiased
+    precision = dim * np.linalg.pinv((len(x) - 1) * sigma + np.trace(sigma) * np.eye(dim))
+    weight = means @ precision
+    bias = np.log(1 / classes) - 0.5 * np.einsum("cd,cd->c", weight, means)
+    np.testing.assert_allclose(head.weight.numpy(), weight, rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(head.bias.numpy(), bias, rtol=2e-4, atol=2e-5)
+    f = unit(test.read("global").astype(np.float64))
+    text = data.text.mean("tip7").astype(np.float64)
+    expected = 100 * f @ text.T + float(head.alpha) * (f @ weight.T + bias)
+    np.testing.assert_allclose(head.logits(test).numpy(), expected, rtol=1e-3, atol=1e-3)
+
+
+def test_tip_adapter_with_alpha_zero_is_zero_shot(task) -> None:
+    data, test = task
+    tip = create_head("tip_adapter", {"alpha_grid": [0.0, 0.0, 1], "beta_grid": [1.0, 1.0, 1]}).fit(data)
+    zero_shot = create_head("zero_shot", {"template_set": "tip7"}).fit(data)
+    torch.testing.assert_close(tip.logits(test), zero_shot.logits(test))
+
+
+def test_tip_adapter_cache_term_is_the_papers_formula(task) -> None:
+    data, test = task
+    tip = create_head("tip_adapter").fit(data)
+    keys = unit(unit(data.train.read("views/global").astype(np.float64)).mean(0))  # [N, D]
+    values = np.eye(data.n_classes)[data.train.labels]  # [N, C] one-hot
+    f = unit(test.read("global").astype(np.float64))
+    beta, alpha = tip.selected["beta"], tip.selected["alpha"]
+    expected = 100 * f @ data.text.mean("tip7").T + alpha * np.exp(-beta * (1 - f @ keys.T)) @ values
+    np.testing.assert_allclose(tip.logits(test).numpy(), expected, rtol=1e-4, atol=1e-3)
+
+
+def test_proker_matches_its_closed_form_by_a_generic_solver(task) -> None:
+    data, test = task
+    head = create_head("proker").fit(data)
+    beta, lam = head.selected["beta"], head.selected["lambda"]
+    keys = unit(unit(data.train.read("views/global").astype(np.float64)).mean(0))  # [M, D]
+    text = data.text.mean("tip7").astype(np.float64)
+
+    def prior(x: np.ndarray) -> np.ndarray:
+        z = 100 * x @ text.T
+        z = np.exp(z - z.max(1, keepdims=True))
+        return z / z.sum(1, keepdims=True)
+
+    kernel = np.exp(-beta * (1 - keys @ keys.T))
+    targets = np.eye(data.n_classes)[data.train.labels] - prior(keys)
+    dual = np.linalg.solve(kernel + lam * np.eye(len(keys)), targets)
+    f = unit(test.read("global").astype(np.float64))
+    expected = prior(f) + np.exp(-beta * (1 - f @ keys.T)) @ dual
+    np.testing.assert_allclose(head.logits(test).numpy(), expected, rtol=1e-3, atol=1e-4)
+
+
+def test_linear_probe_recovers_a_separable_problem(tmp_path: Path) -> None:
+    world = World(noise=0.3, background=0.1, confusion=0.0)
+    data, test = make_task(tmp_path, world, shots=8)
+    probe = create_head("linear_probe").fit(data)
+    assert val_accuracy(probe, test) == 1.0
+    assert probe.selected["val_acc"] == 1.0 and 1e-6 <= probe.selected["lambda"] <= 1e6
+
+
+def test_trained_heads_keep_the_epoch_best_on_validation(task) -> None:
+    data, _ = task
+    head = create_head("tip_adapter_f", {"epochs": 6}).fit(data)
+    accs = [h["val_acc"] for h in head.history]
+    assert head.selected["epoch"] == int(np.argmax(accs)) and len(accs) == 7
+
+
+@pytest.mark.slow
+def test_vt_clip_attention_concentrates_on_the_planted_locations(tmp_path: Path) -> None:
+    """The class signal lives at 2 of 9 grid cells; the true class's query learns to look there."""
+    world = World(background=1.5)
+    data, test = make_task(tmp_path, world, shots=32, views=3)
+    head = create_head("vt_clip", {"n_heads": 1, "epochs": 40}).fit(data)
+    attention = head.attention(test)  # [N, C, HW]
+    labels = torch.from_numpy(test.labels)
+    true = attention[torch.arange(test.n), labels][:, list(world.planted)].sum(-1).mean()
+    uniform = len(world.planted) / world.hw
+    assert true > 1.4 * uniform, f"attention on planted cells {true:.2f}, uniform share {uniform:.2f}"
+    zero_shot = create_head("zero_shot").fit(data)
+    assert val_accuracy(head, test) > val_accuracy(zero_shot, test) + 0.1
+    rows = np.array([3, 0])
+    torch.testing.assert_close(head.attention(test, rows), attention[[0, 3]])
