@@ -40,7 +40,7 @@ def encode_section(root: Path, model: str, cache: Path, **changes: Any) -> dict[
         "protocol": {"shots": [2], "seeds": [1]},
         "views": {"count": 3, "seed": 0, "scale": [0.5, 1.0], "spatial": True},
         "features": {"spatial": True, "spatial_raw": True, "global_dtype": "float32", "spatial_dtype": "float32"},
-        "templates": ["tip7", "coop"],
+        "templates": ["imagenet80", "tip7", "coop"],
         "cache_dir": str(cache),
     }
     for dotted, value in changes.items():
@@ -52,9 +52,10 @@ def encode_section(root: Path, model: str, cache: Path, **changes: Any) -> dict[
     return section
 
 
-def write_params(path: Path, encode: dict[str, Any], runtime: dict[str, Any] | None = None) -> Path:
+def write_params(path: Path, encode: dict[str, Any], runtime: dict[str, Any] | None = None, **sections: Any) -> Path:
     """A params.yaml with the given sections."""
-    path.write_text(yaml.safe_dump({"encode": encode, "runtime": runtime or {"workers": 0, "batch_size": 8}}))
+    params = {"encode": encode, "runtime": runtime or {"workers": 0, "batch_size": 8}, **sections}
+    path.write_text(yaml.safe_dump(params))
     return path
 
 
