@@ -97,7 +97,7 @@ def main() -> None:
         make_data(Path(tmp))
         print(json.dumps({"data_written_s": round(time.perf_counter() - started, 1)}), flush=True)
         for name in args.heads.split(","):
-            params = {}
+            params = {"template_set": "tip7"} if name == "zero_shot" else {}  # the only template set written
             if name == "proker" and args.proker_grid:
                 params = {"beta_grid": [5.0, 5.0, 1], "lambda_grid": [-1.0, -1.0, 1]} if args.proker_grid == 1 else {
                     "beta_grid": [1.0, 10.0, args.proker_grid], "lambda_grid": [-2.0, 1.0, args.proker_grid]}

@@ -43,6 +43,14 @@ class Head(nn.Module):
         """Create the head's tensors for these sizes (called by fit, and before load_state_dict)."""
         self.shapes = dict(shapes)
 
+    def prepare(self, data: FitData, template_set: str | None, **shapes: int) -> None:
+        """Seeded setup of the head's tensors on the data's device, zero-shot buffers filled from `template_set`."""
+        torch.manual_seed(data.seed)
+        self.setup(**shapes)
+        self.to(data.device)
+        if template_set is not None:
+            self.load_text(data, template_set)
+
     def text_buffers(self, classes: int, dim: int) -> None:
         """Buffers of the zero-shot classifier: class_weights [C, D] and the model's logit scale."""
         self.register_buffer("class_weights", torch.zeros(classes, dim))

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pipeline.heads.base import Head
@@ -52,13 +51,9 @@ class CLIPAdapter(Head):
         self.text_adapter = bottleneck(dim, self.params.reduction) if self.params.text_adapter else None
 
     def fit(self, data: FitData) -> CLIPAdapter:
-        torch.manual_seed(data.seed)
-        self.setup(dim=data.train.array("global").shape[1], classes=data.n_classes)
-        self.to(data.device)
-        self.load_text(data, self.params.template_set)
         p = self.params
-        schedule = Schedule("sgd", p.lr, p.weight_decay, p.epochs, p.batch_size, warmup_epochs=1)
-        train(self, data, lambda batch: F.cross_entropy(self.block_logits(batch), batch["labels"]), schedule)
+        self.prepare(data, p.template_set, dim=data.train.array("global").shape[1], classes=data.n_classes)
+        train(self, data, Schedule("sgd", p.lr, p.weight_decay, p.epochs, p.batch_size, warmup_epochs=1))
         return self
 
     def residual(self, x: torch.Tensor, adapter: nn.Module) -> torch.Tensor:

@@ -66,8 +66,7 @@ class GDA(Head):
     def fit(self, data: FitData) -> GDA:
         classes = data.n_classes
         means, scatter, n = class_statistics(data, classes)
-        self.setup(dim=means.shape[1], classes=classes)
-        self.load_text(data, self.params.template_set)
+        self.prepare(data, self.params.template_set, dim=means.shape[1], classes=classes)
         precision = shrinkage_precision(scatter, n)  # [D, D]
         weight = means @ precision  # [C, D] @ [D, D]
         bias = torch.log(torch.tensor(1.0 / classes, dtype=torch.float64)) - 0.5 * (weight * means).sum(-1)  # [C]

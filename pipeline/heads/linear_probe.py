@@ -66,7 +66,7 @@ class LinearProbe(Head):
     def fit(self, data: FitData) -> LinearProbe:
         x, y = self.training_set(data)
         classes = data.n_classes
-        self.setup(dim=x.shape[1], classes=classes)
+        self.prepare(data, None, dim=x.shape[1], classes=classes)
         val, val_y = global_feats(data.val, data.device), data.labels(data.val)
         scores, fits, init = {}, {}, None
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from pipeline.heads.base import Head
 from pipeline.heads.data import FitData, view_blocks
@@ -43,9 +42,7 @@ class LPPlusPlus(Head):
     def fit(self, data: FitData) -> LPPlusPlus:
         labels, classes = data.labels(data.train), data.n_classes
         blocks = list(view_blocks(data.train, data.device))
-        self.setup(dim=blocks[0].shape[1], classes=classes)
-        self.to(data.device)
-        self.load_text(data, self.params.template_set)
+        self.prepare(data, self.params.template_set, dim=blocks[0].shape[1], classes=classes)
         sums = torch.zeros(classes, blocks[0].shape[1], device=data.device)
         for block in blocks:
             sums.index_add_(0, labels, block)
@@ -53,8 +50,7 @@ class LPPlusPlus(Head):
         with torch.no_grad():
             self.weight.copy_(sums / counts[:, None])  # class centroids
         p = self.params
-        schedule = Schedule("adamw", p.lr, p.weight_decay, p.epochs, batch_size=max(data.train.n, 1))
-        train(self, data, lambda batch: F.cross_entropy(self.block_logits(batch), batch["labels"]), schedule)
+        train(self, data, Schedule("adamw", p.lr, p.weight_decay, p.epochs, batch_size=max(data.train.n, 1)))
         return self
 
     def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:

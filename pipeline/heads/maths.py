@@ -18,7 +18,11 @@ def clip_logits(image_feats: torch.Tensor, class_weights: torch.Tensor, logit_sc
 
 def cache_kernel(query: torch.Tensor, keys: torch.Tensor, beta: float | torch.Tensor) -> torch.Tensor:
     """Tip-Adapter's (and ProKeR's) exponential cosine kernel exp(-beta * (1 - q.k)) -> [N, M]."""
-    affinity = query @ keys.T  # [N, D] @ [D, M]
+    return kernel_of(query @ keys.T, beta)  # [N, D] @ [D, M]
+
+
+def kernel_of(affinity: torch.Tensor, beta: float | torch.Tensor) -> torch.Tensor:
+    """The exponential cosine kernel from precomputed cosines [N, M] (grid searches reuse one affinity)."""
     return torch.exp(-beta * (1.0 - affinity))
 
 

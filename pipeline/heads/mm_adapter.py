@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pipeline.heads.base import Head
@@ -52,13 +51,9 @@ class MMAdapter(Head):
         nn.init.zeros_(self.up.bias)
 
     def fit(self, data: FitData) -> MMAdapter:
-        torch.manual_seed(data.seed)
-        self.setup(dim=data.train.array("global").shape[1], classes=data.n_classes)
-        self.to(data.device)
-        self.load_text(data, self.params.template_set)
         p = self.params
-        schedule = Schedule("adamw", p.lr, p.weight_decay, p.epochs, p.batch_size)
-        train(self, data, lambda batch: F.cross_entropy(self.block_logits(batch), batch["labels"]), schedule)
+        self.prepare(data, p.template_set, dim=data.train.array("global").shape[1], classes=data.n_classes)
+        train(self, data, Schedule("adamw", p.lr, p.weight_decay, p.epochs, p.batch_size))
         return self
 
     def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:

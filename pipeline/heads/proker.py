@@ -19,7 +19,7 @@ import torch
 from pipeline.heads.base import Head
 from pipeline.heads.data import FitData, global_feats, view_mean_keys
 from pipeline.heads.grid import best_of, linspace_grid, logspace_grid
-from pipeline.heads.maths import accuracy, cache_kernel, one_hot
+from pipeline.heads.maths import accuracy, cache_kernel, kernel_of, one_hot
 from pipeline.heads.registry import register_head
 
 
@@ -53,18 +53,16 @@ class ProKeR(Head):
 
     def fit(self, data: FitData) -> ProKeR:
         keys = view_mean_keys(data.train, data.device).double()  # [M, D]
-        self.setup(dim=keys.shape[1], classes=data.n_classes, keys=keys.shape[0])
-        self.to(data.device)
-        self.load_text(data, self.params.template_set)
+        self.prepare(data, self.params.template_set, dim=keys.shape[1], classes=data.n_classes, keys=keys.shape[0])
         self.keys.copy_(keys.float())
         residual = one_hot(data.labels(data.train), data.n_classes).double() - self.prior(keys.float()).double()  # [M, C]
         val, labels = global_feats(data.val, data.device), data.labels(data.val)
         val_prior = self.prior(val)
         scores, best = {}, None
+        key_affinity, val_affinity = keys @ keys.T, val.double() @ keys.T  # [M, M], [N, M]: once for the grid
         with torch.no_grad():
             for beta in linspace_grid(self.params.beta_grid):
-                kernel = cache_kernel(keys, keys, beta)  # [M, M]
-                cross = cache_kernel(val.double(), keys, beta)  # [N, M]
+                kernel, cross = kernel_of(key_affinity, beta), kernel_of(val_affinity, beta)
                 for lam in logspace_grid(self.params.lambda_grid):
                     dual = solve_dual(kernel, residual, lam)
                     scores[(beta, lam)] = accuracy(val_prior + (cross @ dual).float(), labels)  # [N, M] @ [M, C]

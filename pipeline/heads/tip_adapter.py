@@ -17,7 +17,7 @@ import torch
 from pipeline.heads.base import Head
 from pipeline.heads.data import FitData, global_feats, view_mean_keys
 from pipeline.heads.grid import best_of, linspace_grid
-from pipeline.heads.maths import accuracy, cache_kernel, kernel_class_sums
+from pipeline.heads.maths import accuracy, cache_kernel, kernel_class_sums, kernel_of
 from pipeline.heads.registry import register_head
 
 
@@ -43,8 +43,7 @@ class TipAdapter(Head):
 
     def fit(self, data: FitData) -> TipAdapter:
         keys = view_mean_keys(data.train, data.device)  # [M, D]
-        self.setup(dim=keys.shape[1], classes=data.n_classes, keys=keys.shape[0])
-        self.load_text(data, self.params.template_set)
+        self.prepare(data, self.params.template_set, dim=keys.shape[1], classes=data.n_classes, keys=keys.shape[0])
         self.cache_keys.copy_(keys)
         self.cache_labels.copy_(data.labels(data.train))
         self.search(data)
@@ -59,9 +58,10 @@ class TipAdapter(Head):
         """Grid-search beta and alpha on validation; sets the buffers and `selected`."""
         feats, labels = global_feats(data.val, data.device), data.labels(data.val)  # [N, D], [N]
         zero_shot = self.zero_shot(feats)  # [N, C]
+        affinity = feats @ self.cache_keys.T  # [N, D] @ [D, M], once for the whole grid
         scores = {}
         for beta in linspace_grid(self.params.beta_grid):
-            cached = self.cache_logits(feats, beta)
+            cached = kernel_class_sums(kernel_of(affinity, beta), self.cache_labels, self.shapes["classes"])
             for alpha in linspace_grid(self.params.alpha_grid):
                 scores[(beta, alpha)] = accuracy(zero_shot + alpha * cached, labels)
         beta, alpha = best_of(scores)

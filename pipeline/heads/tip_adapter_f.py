@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from pipeline.heads.data import FitData, view_mean_keys
 from pipeline.heads.registry import register_head
@@ -43,17 +42,14 @@ class TipAdapterF(TipAdapter):
 
     def fit(self, data: FitData) -> TipAdapterF:
         keys = view_mean_keys(data.train, data.device)
-        self.setup(dim=keys.shape[1], classes=data.n_classes, keys=keys.shape[0])
-        self.to(data.device)
-        self.load_text(data, self.params.template_set)
+        self.prepare(data, self.params.template_set, dim=keys.shape[1], classes=data.n_classes, keys=keys.shape[0])
         with torch.no_grad():
             self.cache_keys.copy_(keys)
             self.cache_labels.copy_(data.labels(data.train))
             self.alpha.fill_(self.params.init_alpha)
             self.beta.fill_(self.params.init_beta)
         p = self.params
-        schedule = Schedule("adamw", p.lr, p.weight_decay, p.epochs, p.batch_size, eps=p.eps)
-        train(self, data, lambda batch: F.cross_entropy(self.block_logits(batch), batch["labels"]), schedule)
+        train(self, data, Schedule("adamw", p.lr, p.weight_decay, p.epochs, p.batch_size, eps=p.eps))
         epoch = self.selected.pop("epoch")
         self.search(data)
         self.selected["epoch"] = epoch

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pipeline.heads.base import Head
@@ -77,18 +76,14 @@ class VTCLIP(Head):
         self.blocks = nn.ModuleList(VisualGuidedBlock(dim, p.n_heads, p.ffn_mult, p.dropout) for _ in range(p.n_layers))
 
     def fit(self, data: FitData) -> VTCLIP:
-        torch.manual_seed(data.seed)
         _, hw, dim = data.train.array("spatial").shape
         if dim % self.params.n_heads:
             from pipeline.errors import ClipCacheError
 
             raise ClipCacheError(f"heads.vt_clip.n_heads={self.params.n_heads} must divide the feature size {dim}")
-        self.setup(dim=dim, classes=data.n_classes, hw=hw)
-        self.to(data.device)
-        self.load_text(data, self.params.template_set)
         p = self.params
-        schedule = Schedule("adamw", p.lr, p.weight_decay, p.epochs, p.batch_size)
-        train(self, data, lambda b: F.cross_entropy(self.block_logits(b), b["labels"]), schedule, ("global", "spatial"))
+        self.prepare(data, p.template_set, dim=dim, classes=data.n_classes, hw=hw)
+        train(self, data, Schedule("adamw", p.lr, p.weight_decay, p.epochs, p.batch_size), ("global", "spatial"))
         return self
 
     def adapted_text(self, spatial: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

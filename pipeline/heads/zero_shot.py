@@ -30,8 +30,7 @@ class ZeroShot(Head):
         self.text_buffers(classes, dim)
 
     def fit(self, data: FitData) -> ZeroShot:
-        self.setup(dim=data.train.array("global").shape[1], classes=data.n_classes)
-        self.load_text(data, self.params.template_set)
+        self.prepare(data, self.params.template_set, dim=data.train.array("global").shape[1], classes=data.n_classes)
         return self
 
     def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:

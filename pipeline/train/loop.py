@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from pipeline.heads.base import Head, val_accuracy
 from pipeline.heads.data import FitData
@@ -68,9 +69,13 @@ def lr_at(epoch_progress: float, schedule: Schedule) -> float:
     return 0.5 * schedule.lr * (1 + math.cos(math.pi * (epoch_progress - schedule.warmup_epochs) / span))
 
 
-def train(head: Head, data: FitData, loss_fn: Callable[[dict[str, torch.Tensor]], torch.Tensor],
-          schedule: Schedule, names: tuple[str, ...] = ("global",)) -> None:
-    """Train the head's parameters; keep the epoch with the best validation accuracy (first best on ties)."""
+def train(head: Head, data: FitData, schedule: Schedule, names: tuple[str, ...] = ("global",),
+          loss_fn: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None) -> None:
+    """Train the head's parameters; keep the epoch with the best validation accuracy (first best on ties).
+
+    The loss defaults to cross-entropy on the head's own `block_logits` of each minibatch.
+    """
+    loss_fn = loss_fn or (lambda batch: F.cross_entropy(head.block_logits(batch), batch["labels"]))
     params = [p for p in head.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, schedule)
     rng = np.random.default_rng(data.seed)

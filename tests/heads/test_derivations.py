@@ -10,7 +10,6 @@ import torch
 
 from pipeline.heads import create_head
 from pipeline.heads.base import val_accuracy
-from pipeline.heads.data import global_feats
 from tests.heads.synthetic import World, make_task
 
 
