@@ -86,6 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--heads", default="zero_shot,tip_adapter,gda,proker")
     parser.add_argument("--proker-grid", type=int, default=0, help="beta and lambda steps for proker (0: its defaults)")
+    parser.add_argument("--proker-dtype", default="float64", help="proker's solve_dtype")
     parser.add_argument("--child", nargs=2, metavar=("FOLDER", "HEAD"), help=argparse.SUPPRESS)
     parser.add_argument("--params", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -101,6 +102,8 @@ def main() -> None:
             if name == "proker" and args.proker_grid:
                 params = {"beta_grid": [5.0, 5.0, 1], "lambda_grid": [-1.0, -1.0, 1]} if args.proker_grid == 1 else {
                     "beta_grid": [1.0, 10.0, args.proker_grid], "lambda_grid": [-2.0, 1.0, args.proker_grid]}
+            if name == "proker":
+                params["solve_dtype"] = args.proker_dtype
             out = subprocess.run([sys.executable, __file__, "--child", tmp, name, "--params", json.dumps(params)],
                                  capture_output=True, text=True)
             print(out.stdout.strip() or json.dumps({"head": name, "error": out.stderr.strip().splitlines()[-1:]}), flush=True)

@@ -82,7 +82,8 @@ class GDA(Head):
     def search(self, data: FitData) -> None:
         feats, labels = global_feats(data.val, data.device), data.labels(data.val)
         zero_shot, gda = self.zero_shot(feats), self.gda_logits(feats)
-        scores = {(alpha,): accuracy(zero_shot + alpha * gda, labels) for alpha in logspace_grid(self.params.alpha_grid)}
+        scores = {(alpha,): accuracy(torch.add(zero_shot, gda, alpha=alpha), labels)
+                  for alpha in logspace_grid(self.params.alpha_grid)}
         (alpha,) = best_of(scores)
         self.alpha.fill_(alpha)
         self.selected.update({"alpha": alpha, "val_acc": scores[(alpha,)]})

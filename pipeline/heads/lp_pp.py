@@ -41,14 +41,13 @@ class LPPlusPlus(Head):
 
     def fit(self, data: FitData) -> LPPlusPlus:
         labels, classes = data.labels(data.train), data.n_classes
-        blocks = list(view_blocks(data.train, data.device))
-        self.prepare(data, self.params.template_set, dim=blocks[0].shape[1], classes=classes)
-        sums = torch.zeros(classes, blocks[0].shape[1], device=data.device)
-        for block in blocks:
+        sums = torch.zeros(classes, data.train.array("global").shape[1], device=data.device)  # [C, D]
+        for block in view_blocks(data.train, data.device):  # streamed: one view [N, D] at a time
             sums.index_add_(0, labels, block)
-        counts = torch.bincount(labels, minlength=classes).clamp(min=1) * len(blocks)
+        self.prepare(data, self.params.template_set, dim=sums.shape[1], classes=classes)
+        counts = torch.bincount(labels, minlength=classes).clamp(min=1) * data.train.n_views
         with torch.no_grad():
-            self.weight.copy_(sums / counts[:, None])  # class centroids
+            self.weight.copy_(sums / counts[:, None])  # class centroids of the view features
         p = self.params
         train(self, data, Schedule("adamw", p.lr, p.weight_decay, p.epochs, batch_size=max(data.train.n, 1)))
         return self

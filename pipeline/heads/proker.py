@@ -7,7 +7,8 @@ minimiser of sum_i ||f(x_i) - y_i||^2 + lambda ||f - f_zs||_H^2 is, in closed fo
 X: the view-averaged training features (Tip-Adapter's keys); Y: one-hot labels. Our choice where the paper leaves it
 open: f_zs is the zero-shot *probability* softmax(scale * cos), so that prior and targets live on the same scale; the
 returned logits are f(x) (scores in probability units). beta and lambda are searched on validation; the system is
-solved by Cholesky once per (beta, lambda).
+solved by Cholesky once per (beta, lambda), in float64 by default (`solve_dtype`). Cost: O(M^3) per grid point to
+fit and 2 N M (D + C) flops to score N queries, because the dual [M, C] is dense; see benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from pipeline.errors import ClipCacheError
 from pipeline.heads.base import Head
 from pipeline.heads.data import FitData, global_feats, view_mean_keys
 from pipeline.heads.grid import best_of, linspace_grid, logspace_grid
@@ -28,12 +30,18 @@ class ProKeRParams:
     template_set: str = "tip7"  # zero-shot prior's text classifier
     beta_grid: tuple[float, float, int] = (1.0, 10.0, 4)  # (start, stop, steps) of the kernel sharpness
     lambda_grid: tuple[float, float, int] = (-2.0, 1.0, 4)  # log10 (start, stop, steps) of the ridge strength
+    solve_dtype: str = "float64"  # dtype of the M x M solve; float32 halves memory for large caches (M > ~8000)
 
 
 def solve_dual(kernel: torch.Tensor, residual: torch.Tensor, lam: float) -> torch.Tensor:
-    """(K + lambda I)^-1 R by Cholesky -> [M, C]."""
-    system = kernel + lam * torch.eye(kernel.shape[0], dtype=kernel.dtype, device=kernel.device)
-    return torch.cholesky_solve(residual, torch.linalg.cholesky(system))
+    """(K + lambda I)^-1 R by Cholesky -> [M, C]; lambda goes on K's diagonal in place and is taken off again."""
+    diagonal = kernel.diagonal()
+    diagonal.add_(lam)
+    try:
+        factor = torch.linalg.cholesky(kernel)  # [M, M]: the only other M x M matrix alive
+    finally:
+        diagonal.sub_(lam)
+    return torch.cholesky_solve(residual, factor)
 
 
 @register_head("proker")
@@ -52,22 +60,28 @@ class ProKeR(Head):
         return torch.softmax(self.zero_shot(feats), dim=-1)  # [N, C]
 
     def fit(self, data: FitData) -> ProKeR:
-        keys = view_mean_keys(data.train, data.device).double()  # [M, D]
+        dtype = {"float64": torch.float64, "float32": torch.float32}.get(self.params.solve_dtype)
+        if dtype is None:
+            raise ClipCacheError(f"heads.proker.solve_dtype must be float64 or float32, got {self.params.solve_dtype!r}")
+        keys = view_mean_keys(data.train, data.device).to(dtype)  # [M, D]
         self.prepare(data, self.params.template_set, dim=keys.shape[1], classes=data.n_classes, keys=keys.shape[0])
         self.keys.copy_(keys.float())
-        residual = one_hot(data.labels(data.train), data.n_classes).double() - self.prior(keys.float()).double()  # [M, C]
+        residual = (one_hot(data.labels(data.train), data.n_classes) - self.prior(keys.float())).to(dtype)  # [M, C]
         val, labels = global_feats(data.val, data.device), data.labels(data.val)
         val_prior = self.prior(val)
         scores, best = {}, None
-        key_affinity, val_affinity = keys @ keys.T, val.double() @ keys.T  # [M, M], [N, M]: once for the grid
+        val_affinity = val.to(dtype) @ keys.T  # [N, M], once for the grid
         with torch.no_grad():
             for beta in linspace_grid(self.params.beta_grid):
-                kernel, cross = kernel_of(key_affinity, beta), kernel_of(val_affinity, beta)
+                # the [M, M] kernel is rebuilt per beta rather than kept beside its cosines: one M x M matrix less
+                kernel = kernel_of(keys @ keys.T, beta, inplace=True)  # [M, D] @ [D, M]
+                cross = kernel_of(val_affinity, beta)  # [N, M]
                 for lam in logspace_grid(self.params.lambda_grid):
                     dual = solve_dual(kernel, residual, lam)
                     scores[(beta, lam)] = accuracy(val_prior + (cross @ dual).float(), labels)  # [N, M] @ [M, C]
                     if best is None or scores[(beta, lam)] > scores[best[0]]:
                         best = ((beta, lam), dual)  # only the best dual is kept (each is [M, C])
+                del kernel, cross  # before the next beta's [M, M] is built
         beta, lam = best_of(scores)
         self.dual.copy_(best[1].float())
         self.beta.fill_(beta)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from pipeline.heads.data import FitData, view_mean_keys
+from pipeline.heads.maths import sort_by_label
 from pipeline.heads.registry import register_head
 from pipeline.heads.tip_adapter import TipAdapter, TipAdapterParams
 from pipeline.train.loop import Schedule, train
@@ -43,9 +44,10 @@ class TipAdapterF(TipAdapter):
     def fit(self, data: FitData) -> TipAdapterF:
         keys = view_mean_keys(data.train, data.device)
         self.prepare(data, self.params.template_set, dim=keys.shape[1], classes=data.n_classes, keys=keys.shape[0])
+        keys, labels = sort_by_label(keys, data.labels(data.train))
         with torch.no_grad():
             self.cache_keys.copy_(keys)
-            self.cache_labels.copy_(data.labels(data.train))
+            self.cache_labels.copy_(labels)
             self.alpha.fill_(self.params.init_alpha)
             self.beta.fill_(self.params.init_beta)
         p = self.params
