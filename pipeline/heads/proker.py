@@ -33,14 +33,11 @@ class ProKeRParams:
     solve_dtype: str = "float64"  # dtype of the M x M solve; float32 halves memory for large caches (M > ~8000)
 
 
-def solve_dual(kernel: torch.Tensor, residual: torch.Tensor, lam: float) -> torch.Tensor:
-    """(K + lambda I)^-1 R by Cholesky -> [M, C]; lambda goes on K's diagonal in place and is taken off again."""
-    diagonal = kernel.diagonal()
-    diagonal.add_(lam)
-    try:
-        factor = torch.linalg.cholesky(kernel)  # [M, M]: the only other M x M matrix alive
-    finally:
-        diagonal.sub_(lam)
+def solve_dual(keys: torch.Tensor, residual: torch.Tensor, beta: float, lam: float) -> torch.Tensor:
+    """(K + lambda I)^-1 R -> [M, C], K = exp(beta (X X^T - 1)) built and Cholesky-factorised in one [M, M] buffer."""
+    system = kernel_of(keys @ keys.T, beta, inplace=True)  # [M, D] @ [D, M]
+    system.diagonal().add_(lam)
+    factor = torch.linalg.cholesky(system, out=system)  # in place: no second M x M matrix
     return torch.cholesky_solve(residual, factor)
 
 
@@ -73,15 +70,12 @@ class ProKeR(Head):
         val_affinity = val.to(dtype) @ keys.T  # [N, M], once for the grid
         with torch.no_grad():
             for beta in linspace_grid(self.params.beta_grid):
-                # the [M, M] kernel is rebuilt per beta rather than kept beside its cosines: one M x M matrix less
-                kernel = kernel_of(keys @ keys.T, beta, inplace=True)  # [M, D] @ [D, M]
                 cross = kernel_of(val_affinity, beta)  # [N, M]
                 for lam in logspace_grid(self.params.lambda_grid):
-                    dual = solve_dual(kernel, residual, lam)
+                    dual = solve_dual(keys, residual, beta, lam)  # the kernel is rebuilt per point: memory over time
                     scores[(beta, lam)] = accuracy(val_prior + (cross @ dual).float(), labels)  # [N, M] @ [M, C]
                     if best is None or scores[(beta, lam)] > scores[best[0]]:
                         best = ((beta, lam), dual)  # only the best dual is kept (each is [M, C])
-                del kernel, cross  # before the next beta's [M, M] is built
         beta, lam = best_of(scores)
         self.dual.copy_(best[1].float())
         self.beta.fill_(beta)

@@ -16,7 +16,8 @@ from pipeline.heads import create_head
 from pipeline.heads.base import val_accuracy
 from tests.heads.synthetic import World, make_task
 
-LEARNERS = ["tip_adapter", "tip_adapter_f", "gda", "proker", "linear_probe", "lp_pp"]
+LEARNERS = ["tip_adapter", "tip_adapter_f", "gda", "proker", "linear_probe", "lp_pp", "clip_adapter", "vt_clip",
+            "mm_adapter"]
 CACHE_METHODS = ["tip_adapter", "tip_adapter_f", "gda", "proker"]
 SHOTS, SEEDS = (1, 4, 16), (1, 2, 3)
 
