@@ -1,7 +1,7 @@
 """The faithfulness test's accuracy table (mean test accuracy over three few-shot draws on the synthetic world).
 
 Prints the heads x shots table that tests/heads/test_faithfulness.py asserts on, for benchmarks/RESULTS.md.
-Usage: python benchmarks/faithfulness_table.py
+Usage (from the repository root): PYTHONPATH=. python benchmarks/faithfulness_table.py
 """
 
 from __future__ import annotations
