@@ -70,6 +70,38 @@ def train(params_path: str, head: str | None, overrides: tuple[str, ...], device
 
 
 @cli.command()
+@click.option("--params", "params_path", default="params.yaml", show_default=True, help="Parameters file.")
+@click.option("--head", default=None, help="Head to score (default: train.head).")
+@click.option("--set", "overrides", multiple=True, help="Override: train.shots=4, train.seed=2 (repeatable).")
+def evaluate(params_path: str, head: str | None, overrides: tuple[str, ...]) -> None:
+    """Stage 3: score a fitted head on the test split (the only stage that opens it)."""
+    from pipeline.evaluate.entry import evaluate_from_params
+
+    record = evaluate_from_params(params_path, list(overrides), head)
+    metrics = {k: v for k, v in record["metrics"].items() if k != "confusion"}
+    click.echo(json.dumps({"head": record["head"], "shots": record["shots"], "seed": record["seed"], **metrics,
+                           "random_weights": record["random_weights"]}))
+
+
+@cli.command()
+@click.option("--params", "params_path", default="params.yaml", show_default=True, help="Parameters file.")
+@click.option("--results", default=None, help="Folder of evaluation JSONs (default: evaluate.results_dir).")
+@click.option("--out", default=None, help="Where tables and figures go (default: evaluate.report_dir).")
+def report(params_path: str, results: str | None, out: str | None) -> None:
+    """Rebuild the results tables (Markdown, CSV) and figures from the evaluation JSON files alone."""
+    from pathlib import Path
+
+    from pipeline.evaluate.entry import evaluate_params
+    from pipeline.evaluate.report import build_report
+    from pipeline.params import load_params
+
+    settings = evaluate_params(load_params(params_path).get("evaluate") if Path(params_path).exists() else None)
+    written = build_report(results or settings.results_dir, out or settings.report_dir)
+    click.echo(written[0].read_text())
+    click.echo("wrote " + ", ".join(str(p) for p in written))
+
+
+@cli.command()
 def heads() -> None:
     """The registered heads, what each needs from the cache, and its parameters."""
     from pipeline.heads import describe_params, head_class, list_heads

@@ -31,6 +31,7 @@ class Head(nn.Module):
     name: ClassVar[str] = ""
     Params: ClassVar[type]
     requires: ClassVar[frozenset[str]] = frozenset({"global"})
+    scores: ClassVar[str] = "logits"  # what `logits` returns: 'logits', or 'probabilities' (scores in [0, 1] units)
 
     def __init__(self, params: Any) -> None:
         super().__init__()

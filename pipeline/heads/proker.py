@@ -45,6 +45,7 @@ def solve_dual(keys: torch.Tensor, residual: torch.Tensor, beta: float, lam: flo
 class ProKeR(Head):
     Params = ProKeRParams
     requires = frozenset({"global", "views"})
+    scores = "probabilities"
 
     def setup(self, dim: int, classes: int, keys: int) -> None:
         super().setup(dim=dim, classes=classes, keys=keys)
