@@ -12,6 +12,7 @@ import numpy as np
 from pipeline.data import DataSet, ImageItem, sample_few_shot
 from pipeline.encode.config import EncodeParams
 from pipeline.params import as_dict
+from pipeline.store.checksum import sha256_file
 from pipeline.store.provenance import SCHEMA_VERSION
 
 
@@ -29,10 +30,22 @@ class SplitJob:
     with_views: bool  # encode augmented views (few-shot train images)
 
 
-def cache_folder(params: EncodeParams, model_label: str, weights: dict[str, Any]) -> Path:
-    """cache/<data set>/<model>__<pretrained>; a checkpoint file is named by its hash, never by its path."""
-    tag = weights["pretrained"] if weights["pretrained_kind"] != "file" else f"file-{weights['checkpoint_sha256'][:12]}"
-    return Path(params.cache_dir) / params.dataset.name / f"{model_label}__{tag}"
+def model_label(name: str) -> str:
+    """The architecture's name in paths and provenance: a model-config JSON is named by its file stem."""
+    return Path(name).stem if name.endswith(".json") else name
+
+
+def pretrained_label(pretrained: str | None) -> str:
+    """'none', the tag, or file-<sha256[:12]> for a local checkpoint (named by its content, never its path)."""
+    if pretrained in (None, "", "none"):
+        return "none"
+    path = Path(pretrained).expanduser()
+    return f"file-{sha256_file(path)[:12]}" if path.is_file() else pretrained
+
+
+def cache_folder(params: EncodeParams) -> Path:
+    """cache/<data set>/<model>__<pretrained>, from the params alone (no encoder is imported)."""
+    return Path(params.cache_dir) / params.dataset.name / f"{model_label(params.model.name)}__{pretrained_label(params.model.pretrained)}"
 
 
 def few_shot_folder(folder: Path, shots: int, seed: int) -> Path:

@@ -11,9 +11,10 @@ from pathlib import Path
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from pipeline.data import DataSet, ViewSpec, create_dataset
+from pipeline.data import DataSet, create_dataset
 from pipeline.data.decode import ImageReader, collate, one_thread_worker
 from pipeline.data.templates import templates_for
+from pipeline.data.views import ViewSpec
 from pipeline.encode.buffer import ShardBuffer
 from pipeline.encode.config import EncodeParams, RuntimeParams
 from pipeline.encode.forward import forward_batch, probe_shapes
@@ -44,8 +45,9 @@ def run_encode(params: EncodeParams, runtime: RuntimeParams) -> EncodeReport:
     """Encode everything `params` asks for; files already complete with the same provenance are kept."""
     started = time.perf_counter()
     dataset = create_dataset(params.dataset.name, params.dataset.root, params.dataset.options)
-    arch, _ = resolve_architecture(params.model.name)
-    folder = cache_folder(params, arch, resolve_pretrained(arch, params.model.pretrained))
+    arch, _ = resolve_architecture(params.model.name)  # validate the pair before any work
+    resolve_pretrained(arch, params.model.pretrained)
+    folder = cache_folder(params)
     jobs = plan_jobs(params, dataset, folder)  # checks K against every class before a model is built
     encoder = load_encoder(params.model.name, params.model.pretrained, pick_device(runtime.device))
     if params.features.spatial or params.features.spatial_raw:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ import open_clip
 import torch
 
 from pipeline.errors import ClipCacheError
+from pipeline.store.checksum import sha256_file
 
 log = logging.getLogger(__name__)
 RANDOM_INIT_SEED = 0  # 'none' weights are drawn under this seed, so every process builds the same random model
@@ -33,15 +33,6 @@ class Encoder:
         """Side of the square input image."""
         size = self.provenance["preprocess"]["size"]
         return int(size[0] if isinstance(size, (list, tuple)) else size)
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def resolve_architecture(name: str) -> tuple[str, dict[str, Any]]:

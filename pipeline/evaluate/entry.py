@@ -14,8 +14,8 @@ from pipeline.train.config import train_params
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    results_dir: str = "results"  # evaluation JSONs: <results_dir>/<data set>/<model>__<pretrained>/<head>/k<K>-s<seed>/
-    report_dir: str = "results/report"  # tables and figures of `clipcache report`
+    results_dir: str = "results"  # evaluation JSONs: <results_dir>/<head>/k<K>-s<seed>/
+    report_dir: str = "report"  # tables and figures of `clipcache report`
 
 
 def evaluate_params(section: dict[str, Any] | None) -> EvaluateParams:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.evaluate.aggregate import groups, load_runs, markdown_table, title, write_csv
+from pipeline.evaluate.aggregate import cell_stats, groups, load_runs, markdown_table, title, write_csv
 from pipeline.evaluate.plots import accuracy_vs_shots, attention_plot, confusion_plot
 
 
@@ -17,20 +17,32 @@ def slug(key: tuple[str, ...]) -> str:
 
 
 def build_report(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
-    """Write table.md, runs.csv and, per (data set, model, pretrained), the figures; return the files written."""
+    """Write table.md, runs.csv, accuracy_by_shots.csv and figures/ (per data set, model, pretrained); return them."""
     runs = load_runs(results_dir)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = [out / "table.md", out / "runs.csv"]
+    figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    for stale in figures.glob("*.png"):
+        stale.unlink()
+    written = [out / "table.md", out / "runs.csv", out / "accuracy_by_shots.csv"]
     (out / "table.md").write_text("# Results\n\n" + markdown_table(runs) + "\n## ECE\n\n" + markdown_table(runs, "ece"))
     write_csv(runs, out / "runs.csv")
+    write_curve(runs, out / "accuracy_by_shots.csv")
     for key, members in groups(runs).items():
         heading = title(key, members)
-        written.append(out / f"accuracy_vs_shots__{slug(key)}.png")
+        written.append(figures / f"accuracy_vs_shots__{slug(key)}.png")
         accuracy_vs_shots(members, heading, written[-1])
-        written += confusion_figures(members, heading, out, slug(key))
-        written += attention_figures(members, heading, out, slug(key))
+        written += confusion_figures(members, heading, figures, slug(key))
+        written += attention_figures(members, heading, figures, slug(key))
     return written
+
+
+def write_curve(runs: list[dict[str, Any]], path: Path) -> None:
+    """Long-form (head, shots, top1 mean, std, seeds) rows, for `dvc plots`."""
+    stats = cell_stats(runs)
+    lines = ["head,shots,top1,top1_std,seeds"] + [
+        f"{head},{shots},{mean:.3f},{std:.3f},{n}" for (head, shots), (mean, std, n) in sorted(stats.items())]
+    path.write_text("\n".join(lines) + "\n")
 
 
 def confusion_figures(runs: list[dict[str, Any]], heading: str, out: Path, name: str) -> list[Path]:

@@ -1,9 +1,9 @@
 """Stage 3 as a library call: score one fitted head on the test split (the only stage that opens it).
 
-Writes results/<data set>/<model>__<pretrained>/<head>/k<K>-s<seed>/evaluation.json: metrics (top-1, mean
+Writes results/<head>/k<K>-s<seed>/evaluation.json: metrics (top-1, mean
 per-class accuracy, ECE, confusion matrix) with the full provenance of the run; for heads that expose attention
 over the spatial grid (vt_clip), the attention of the true and predicted class on a few test images, so that the
-report can draw attention maps from the JSON alone.
+report can draw attention maps from the JSON alone. metrics.json beside it holds the scalars for `dvc metrics`.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 
 from pipeline.encode.config import EncodeParams
-from pipeline.encode.plan import cache_folder, few_shot_folder
-from pipeline.encoders.model import resolve_architecture, resolve_pretrained
+from pipeline.encode.plan import cache_folder
 from pipeline.evaluate.metrics import classification_metrics
 from pipeline.heads.io import load_head
 from pipeline.store import FeatureSplit
 from pipeline.store.provenance import fingerprint
 from pipeline.train.config import TrainParams
+from pipeline.train.run import run_folder
 
 log = logging.getLogger(__name__)
 ATTENTION_IMAGES = 4  # test images whose attention maps are kept
@@ -44,10 +44,8 @@ def attention_examples(head: Any, test: FeatureSplit, predictions: np.ndarray, r
 
 def evaluate_head(encode: EncodeParams, train: TrainParams, name: str, results_dir: str | Path) -> dict[str, Any]:
     """Score the fitted head (train.out_dir/...) on the test split of its cache; write and return the record."""
-    arch, _ = resolve_architecture(encode.model.name)
-    folder = cache_folder(encode, arch, resolve_pretrained(arch, encode.model.pretrained))
-    run = Path(encode.dataset.name) / folder.name / name / few_shot_folder(folder, train.shots, train.seed).name
-    head, meta = load_head(Path(train.out_dir) / run)
+    folder = cache_folder(encode)
+    head, meta = load_head(run_folder(train.out_dir, name, train.shots, train.seed))
     prov = meta["provenance"]
     test = FeatureSplit(folder / "test.h5", expect={
         "encoder.model": prov["encoder"]["model"], "encoder.pretrained": prov["encoder"]["pretrained"],
@@ -63,11 +61,13 @@ def evaluate_head(encode: EncodeParams, train: TrainParams, name: str, results_d
     }
     if hasattr(head, "attention"):
         record["attention"] = attention_examples(head, test, scores.argmax(1), test.build.get("dataset_root", ""))
-    out = Path(results_dir) / run
+    out = run_folder(results_dir, name, train.shots, train.seed)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "evaluation.json.tmp"
-    tmp.write_text(json.dumps(record, indent=1, default=str))
-    tmp.replace(out / "evaluation.json")
+    scalars = {k: v for k, v in record["metrics"].items() if k != "confusion"}
+    for filename, content in (("evaluation.json", record), ("metrics.json", scalars)):  # metrics.json: for `dvc metrics`
+        tmp = out / f"{filename}.tmp"
+        tmp.write_text(json.dumps(content, indent=1, default=str))
+        tmp.replace(out / filename)
     log.info("%s k%d s%d: top-1 %.4f, mean per-class %.4f, ECE %.4f -> %s", name, train.shots, train.seed,
              record["metrics"]["top1"], record["metrics"]["mean_per_class_accuracy"], record["metrics"]["ece"], out)
     return record

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.encode.config import encode_params, runtime_params
-from pipeline.encoders import pick_device
+from pipeline.encoders.device import pick_device
 from pipeline.errors import ClipCacheError
 from pipeline.params import apply_overrides, load_params
 from pipeline.train.config import train_params

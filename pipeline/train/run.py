@@ -16,8 +16,7 @@ from typing import Any
 import torch
 
 from pipeline.encode.config import EncodeParams
-from pipeline.encode.plan import cache_folder, few_shot_folder
-from pipeline.encoders.model import resolve_architecture, resolve_pretrained
+from pipeline.encode.plan import cache_folder, few_shot_folder, model_label
 from pipeline.errors import ClipCacheError
 from pipeline.heads import REQUIREMENTS, FitData, Head, create_head
 from pipeline.heads.base import val_accuracy
@@ -58,11 +57,17 @@ def cache_provenance(*files: FeatureSplit | TextFeatures) -> dict[str, Any]:
     }
 
 
+def run_folder(root: str | Path, head: str, shots: int, seed: int) -> Path:
+    """<root>/<head>/k<K>-s<seed>: where a run's head (models/) or evaluation (results/) goes; the JSON inside names
+    the data set and model, and DVC tracks one configuration per workspace (several models: `dvc exp` or another root).
+    """
+    return Path(root) / head / f"k{shots}-s{seed}"
+
+
 def train_head(encode: EncodeParams, train: TrainParams, name: str, head_params: dict[str, Any],
                device: torch.device) -> TrainResult:
     """Fit head `name` on the (train.shots, train.seed) cache of `encode`'s data set and model; save it."""
-    arch, _ = resolve_architecture(encode.model.name)
-    folder = cache_folder(encode, arch, resolve_pretrained(arch, encode.model.pretrained))
+    arch, folder = model_label(encode.model.name), cache_folder(encode)
     shots = few_shot_folder(folder, train.shots, train.seed)
     expect = {"split.shots": train.shots, "split.seed": train.seed, "encoder.model": arch}
     train_split = FeatureSplit(shots / "train.h5", expect={**expect, "split.name": "train"})
@@ -75,7 +80,7 @@ def train_head(encode: EncodeParams, train: TrainParams, name: str, head_params:
     head.to(device).fit(FitData(train_split, val_split, text, train.seed, device))
     seconds = time.perf_counter() - started
     provenance = {**cache_provenance(train_split, val_split, text), "shots": train.shots, "seed": train.seed}
-    out = Path(train.out_dir) / encode.dataset.name / folder.name / name / shots.name
+    out = run_folder(train.out_dir, name, train.shots, train.seed)
     save_head(head, out, provenance)
     metrics = {"head": name, "shots": train.shots, "seed": train.seed, "val_acc": val_accuracy(head, val_split),
                "selected": head.selected, "fit_seconds": round(seconds, 3), "history": head.history,

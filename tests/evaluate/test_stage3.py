@@ -41,7 +41,8 @@ def test_train_evaluate_report(encoded, image_root: Path, tmp_path: Path, capsys
     assert "RANDOM WEIGHTS" in table and "| vt_clip |" in table and "2 shots" in table
     rows = list(csv.DictReader((tmp_path / "rep" / "runs.csv").open()))
     assert {r["head"] for r in rows} == {"zero_shot", "gda", "vt_clip"} and all(r["pretrained"] == "none" for r in rows)
-    pngs = sorted(p.name for p in (tmp_path / "rep").glob("*.png"))
+    pngs = sorted(p.name for p in (tmp_path / "rep" / "figures").glob("*.png"))
+    assert "head,shots,top1" in (tmp_path / "rep" / "accuracy_by_shots.csv").read_text()
     assert any(n.startswith("accuracy_vs_shots") for n in pngs) and any(n.startswith("attention__") for n in pngs)
     assert sum(n.startswith("confusion__") for n in pngs) == 3
     assert "| gda |" in capsys.readouterr().out
