@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--batches", type=int, default=40)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(dir=Path(__file__).parent) as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         h5, npy = write_files(Path(tmp), args.rows, args.hw, args.dim)
         out = {"shape": [args.rows, args.hw, args.dim], "dtype": "float16", "batch": args.batch,
                "warm": measure(h5, npy, args.rows, args.batch, args.batches, cold=False)}

@@ -93,7 +93,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(run_one(Path(args.child[0]), args.child[1], json.loads(args.params)), default=str))
         return
-    with tempfile.TemporaryDirectory(dir=Path(__file__).parent) as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         make_data(Path(tmp))
         print(json.dumps({"data_written_s": round(time.perf_counter() - started, 1)}), flush=True)
