@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from pipeline.heads.base import Head
-from pipeline.heads.data import FitData, split_blocks
+from pipeline.heads.data import ROW_BLOCK, FitData
 from pipeline.heads.maths import normalize
 from pipeline.heads.registry import register_head
 from pipeline.store import FeatureSplit
@@ -103,13 +103,13 @@ class VTCLIP(Head):
 
     @torch.no_grad()
     def attention(self, split: FeatureSplit, rows: np.ndarray | None = None) -> torch.Tensor:
-        """Cross-attention of every class over the spatial grid: [N, C, HW] (for attention-map plots)."""
+        """Cross-attention of every class over the spatial grid: [N, C, HW] for `rows` (all rows when None).
+
+        Only the asked rows' spatial maps are read, ROW_BLOCK at a time, in ascending row order.
+        """
         self.eval()
         device = self.class_weights.device
-        out = []
-        for block in split_blocks(split, device, ("spatial",)):
-            keep = block["rows"] if rows is None else np.intersect1d(block["rows"], rows)
-            if len(keep):
-                local = torch.as_tensor(np.searchsorted(block["rows"], keep), device=device)
-                out.append(self.adapted_text(block["spatial"][local])[1].cpu())
+        wanted = np.arange(split.n) if rows is None else np.unique(np.asarray(rows, dtype=np.int64))
+        out = [self.adapted_text(torch.from_numpy(split.read("spatial", wanted[i : i + ROW_BLOCK])).float().to(device))[1].cpu()
+               for i in range(0, len(wanted), ROW_BLOCK)]  # each [b, C, HW]
         return torch.cat(out) if out else torch.zeros(0, self.shapes["classes"], self.shapes["hw"])
