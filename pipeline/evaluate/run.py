@@ -8,7 +8,6 @@ report can draw attention maps from the JSON alone. metrics.json beside it holds
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from pipeline.encode.plan import cache_folder
 from pipeline.evaluate.metrics import classification_metrics
 from pipeline.heads.io import load_head
 from pipeline.store import FeatureSplit
+from pipeline.store.atomic import write_json_atomic
 from pipeline.store.provenance import fingerprint
 from pipeline.train.config import TrainParams
 from pipeline.train.run import run_folder
@@ -62,12 +62,8 @@ def evaluate_head(encode: EncodeParams, train: TrainParams, name: str, results_d
     if hasattr(head, "attention"):
         record["attention"] = attention_examples(head, test, scores.argmax(1), test.build.get("dataset_root", ""))
     out = run_folder(results_dir, name, train.shots, train.seed)
-    out.mkdir(parents=True, exist_ok=True)
-    scalars = {k: v for k, v in record["metrics"].items() if k != "confusion"}
-    for filename, content in (("evaluation.json", record), ("metrics.json", scalars)):  # metrics.json: for `dvc metrics`
-        tmp = out / f"{filename}.tmp"
-        tmp.write_text(json.dumps(content, indent=1, default=str))
-        tmp.replace(out / filename)
+    write_json_atomic(out / "evaluation.json", record)
+    write_json_atomic(out / "metrics.json", {k: v for k, v in record["metrics"].items() if k != "confusion"})  # dvc metrics
     log.info("%s k%d s%d: top-1 %.4f, mean per-class %.4f, ECE %.4f -> %s", name, train.shots, train.seed,
              record["metrics"]["top1"], record["metrics"]["mean_per_class_accuracy"], record["metrics"]["ece"], out)
     return record

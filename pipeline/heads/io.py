@@ -13,6 +13,7 @@ from pipeline.errors import ClipCacheError
 from pipeline.heads.base import Head
 from pipeline.heads.registry import create_head
 from pipeline.params import as_dict
+from pipeline.store.atomic import write_json_atomic
 
 WEIGHTS, META = "head.safetensors", "head.json"
 
@@ -25,9 +26,7 @@ def save_head(head: Head, folder: Path, provenance: dict[str, Any]) -> None:
     save_file(tensors, str(tmp))
     tmp.replace(folder / WEIGHTS)
     meta = {"head": head.name, "params": as_dict(head.params), **head.extra_state(), "provenance": provenance}
-    tmp = folder / f"{META}.tmp"
-    tmp.write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
-    tmp.replace(folder / META)
+    write_json_atomic(folder / META, meta)
 
 
 def load_head(folder: str | Path, device: str | torch.device = "cpu") -> tuple[Head, dict[str, Any]]:

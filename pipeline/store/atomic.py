@@ -6,6 +6,7 @@ run deletes; never a half-written file under the final name.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,3 +47,11 @@ def remove_stale_temporaries(folder: Path) -> None:
     if folder.is_dir():
         for stray in folder.glob(f"*{TMP_MARK}*"):
             stray.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: Path, content: object) -> None:
+    """Write `content` as JSON at `path` through a temporary file and a rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}")
+    tmp.write_text(json.dumps(content, indent=1, sort_keys=True, default=str))
+    os.replace(tmp, path)

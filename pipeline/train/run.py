@@ -6,7 +6,6 @@ decoded and no encoder is built.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pipeline.heads import REQUIREMENTS, FitData, Head, create_head
 from pipeline.heads.base import val_accuracy
 from pipeline.heads.io import save_head
 from pipeline.store import FeatureSplit, TextFeatures
+from pipeline.store.atomic import write_json_atomic
 from pipeline.store.provenance import fingerprint
 from pipeline.store.schema import ENABLED_BY
 from pipeline.train.config import TrainParams
@@ -86,7 +86,7 @@ def train_head(encode: EncodeParams, train: TrainParams, name: str, head_params:
                "selected": head.selected, "fit_seconds": round(seconds, 3), "history": head.history,
                "model": arch, "pretrained": encode.model.pretrained,
                "random_weights": provenance["encoder"]["random_weights"], "dataset": encode.dataset.name}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
+    write_json_atomic(out / "metrics.json", metrics)
     log.info("%s: val acc %.4f, selected %s, fit %.2f s -> %s", name, metrics["val_acc"] or 0.0,
              {k: v for k, v in head.selected.items() if k != "val_acc"}, seconds, out)
     return TrainResult(out, metrics)
