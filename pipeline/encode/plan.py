@@ -12,7 +12,7 @@ import numpy as np
 from pipeline.data import DataSet, ImageItem, sample_few_shot
 from pipeline.encode.config import EncodeParams
 from pipeline.params import as_dict
-from pipeline.store.checksum import sha256_file
+from pipeline.encoders.naming import model_label, pretrained_label
 from pipeline.store.provenance import SCHEMA_VERSION
 
 
@@ -28,19 +28,6 @@ class SplitJob:
     shots: int | None  # K of the few-shot set; None for test
     seed: int | None  # few-shot seed; None for test
     with_views: bool  # encode augmented views (few-shot train images)
-
-
-def model_label(name: str) -> str:
-    """The architecture's name in paths and provenance: a model-config JSON is named by its file stem."""
-    return Path(name).stem if name.endswith(".json") else name
-
-
-def pretrained_label(pretrained: str | None) -> str:
-    """'none', the tag, or file-<sha256[:12]> for a local checkpoint (named by its content, never its path)."""
-    if pretrained in (None, "", "none"):
-        return "none"
-    path = Path(pretrained).expanduser()
-    return f"file-{sha256_file(path)[:12]}" if path.is_file() else pretrained
 
 
 def cache_folder(params: EncodeParams) -> Path:

@@ -12,6 +12,7 @@ import open_clip
 import torch
 
 from pipeline.errors import ClipCacheError
+from pipeline.encoders.naming import model_label
 from pipeline.store.checksum import sha256_file
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def resolve_architecture(name: str) -> tuple[str, dict[str, Any]]:
         if not path.is_file():
             raise ClipCacheError(f"model config file {str(path)!r} does not exist")
         open_clip.add_model_config(path)
-        name, extra = path.stem, {"model_config": str(path), "model_config_sha256": sha256_file(path)}
+        name, extra = model_label(name), {"model_config": str(path), "model_config_sha256": sha256_file(path)}
     if name not in open_clip.list_models():
         close = difflib.get_close_matches(name, open_clip.list_models(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else "; see `clipcache models`"

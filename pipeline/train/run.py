@@ -15,7 +15,8 @@ from typing import Any
 import torch
 
 from pipeline.encode.config import EncodeParams
-from pipeline.encode.plan import cache_folder, few_shot_folder, model_label
+from pipeline.encode.plan import cache_folder, few_shot_folder
+from pipeline.encoders.naming import model_label
 from pipeline.errors import ClipCacheError
 from pipeline.heads import REQUIREMENTS, FitData, Head, create_head
 from pipeline.heads.base import val_accuracy

@@ -1,0 +1,20 @@
+"""How a (model, pretrained) pair is named in cache paths and provenance; imports no model code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.store.checksum import sha256_file
+
+
+def model_label(name: str) -> str:
+    """The architecture's name: a model-config JSON is named by its file stem."""
+    return Path(name).stem if name.endswith(".json") else name
+
+
+def pretrained_label(pretrained: str | None) -> str:
+    """'none', the tag, or file-<sha256[:12]> for a local checkpoint (named by its content, never its path)."""
+    if pretrained in (None, "", "none"):
+        return "none"
+    path = Path(pretrained).expanduser()
+    return f"file-{sha256_file(path)[:12]}" if path.is_file() else pretrained
