@@ -24,7 +24,6 @@ from pipeline.heads.io import save_head
 from pipeline.store import FeatureSplit, TextFeatures
 from pipeline.store.atomic import write_json_atomic
 from pipeline.store.provenance import fingerprint
-from pipeline.store.schema import ENABLED_BY
 from pipeline.train.config import TrainParams
 
 log = logging.getLogger(__name__)
@@ -41,9 +40,10 @@ def check_requires(head: Head, train: FeatureSplit, val: FeatureSplit) -> None:
     for need in sorted(head.requires):
         for name in REQUIREMENTS[need]:
             for split in (train,) if name.startswith("views/") else (train, val):
-                if not split.has(name):
-                    raise ClipCacheError(f"head {head.name!r} needs {name!r}, absent from {str(split.path)!r}; "
-                                         f"re-encode with {ENABLED_BY.get(name, name)}")
+                try:
+                    split.array(name)  # the split's own error names the encode setting that produces `name`
+                except ClipCacheError as exc:
+                    raise ClipCacheError(f"head {head.name!r} needs {name!r}: {exc}") from exc
 
 
 def cache_provenance(*files: FeatureSplit | TextFeatures) -> dict[str, Any]:
