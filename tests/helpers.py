@@ -32,14 +32,16 @@ def make_folder(root: Path, classes: list[str], per_class: int, suffix: str = ".
 
 
 def encode_section(root: Path, model: str, cache: Path, **changes: Any) -> dict[str, Any]:
-    """A small `encode` section over an image folder (6 per class -> 3 train / 1 val / 2 test)."""
+    """A small `encode` section over an image folder (6 per class -> 3 train / 1 val / 2 test); ViTs keep the tokens
+    entering their last block (late_tokens: 1) for the late-prompt heads."""
     section = {
         "dataset": {"name": "image_folder", "root": str(root),
                     "options": {"val_fraction": 0.2, "test_fraction": 0.3, "split_seed": 0}},
         "model": {"name": TINY.get(model, model), "pretrained": "none"},
         "protocol": {"shots": [2], "seeds": [1]},
         "views": {"count": 3, "seed": 0, "scale": [0.5, 1.0], "spatial": True},
-        "features": {"spatial": True, "spatial_raw": True, "global_dtype": "float32", "spatial_dtype": "float32"},
+        "features": {"spatial": True, "spatial_raw": True, "global_dtype": "float32", "spatial_dtype": "float32",
+                     "late_tokens": 1 if model == "vit" else 0},
         "templates": ["imagenet80", "tip7", "coop"],
         "cache_dir": str(cache),
     }

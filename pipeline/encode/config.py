@@ -44,7 +44,8 @@ class FeatureParams:
     spatial: bool = True  # store the spatial map in the joint space [HW, D]
     spatial_raw: bool = False  # also store the pre-projection map [HW, C_s]
     global_dtype: str = "float32"  # dtype of global features
-    spatial_dtype: str = "float16"  # dtype of spatial maps
+    spatial_dtype: str = "float16"  # dtype of spatial maps (and of late tokens)
+    late_tokens: int = 0  # k > 0 (ViTs): also store the token sequence entering block L-k, [1+HW, width], views too
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ def encode_params(section: dict[str, Any] | None) -> EncodeParams:
     for name in ("global_dtype", "spatial_dtype"):
         if getattr(params.features, name) not in DTYPES:
             raise ClipCacheError(f"encode.features.{name} must be one of {DTYPES}, got {getattr(params.features, name)!r}")
+    if params.features.late_tokens < 0:
+        raise ClipCacheError(f"encode.features.late_tokens must be >= 0 (0: off), got {params.features.late_tokens}")
     if params.views.count < 0 or not params.protocol.shots or not params.protocol.seeds:
         raise ClipCacheError("encode.views.count must be >= 0 and encode.protocol.shots/seeds non-empty")
     for name in params.templates:

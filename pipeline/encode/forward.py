@@ -17,16 +17,19 @@ def forward_batch(encoder: Encoder, pixels: torch.Tensor, features: FeatureParam
     flat = pixels.flatten(0, 1).to(encoder.device, non_blocking=True)  # [b*(1+V), 3, S, S]
     autocast = torch.autocast("cuda", dtype=torch.float16) if encoder.device.type == "cuda" else nullcontext()
     with torch.inference_mode(), autocast:
-        out = encode_images(encoder.model, flat, spatial=features.spatial or features.spatial_raw)
-    dtypes = {"global": features.global_dtype, "spatial": features.spatial_dtype, "spatial_raw": features.spatial_dtype}
-    wanted = {"global": True, "spatial": features.spatial, "spatial_raw": features.spatial_raw}
+        out = encode_images(encoder.model, flat, spatial=features.spatial or features.spatial_raw, late=features.late_tokens)
+    dtypes = {"global": features.global_dtype, "spatial": features.spatial_dtype, "spatial_raw": features.spatial_dtype,
+              "late_tokens": features.spatial_dtype}
+    wanted = {"global": True, "spatial": features.spatial, "spatial_raw": features.spatial_raw,
+              "late_tokens": features.late_tokens > 0}
+    viewed = {"global": True, "spatial": views is not None and views.spatial, "spatial_raw": False, "late_tokens": True}
     arrays: dict[str, np.ndarray] = {}
     for name, tensor in out.items():
         if not wanted[name]:
             continue
         grouped = tensor.float().cpu().numpy().reshape(b, n_images, *tensor.shape[1:])  # [b*(1+V), ...] -> [b, 1+V, ...]
         arrays[name] = grouped[:, 0].astype(dtypes[name])  # [b, ...]
-        if views is not None and n_images > 1 and (name == "global" or (name == "spatial" and views.spatial)):
+        if views is not None and n_images > 1 and viewed[name]:
             arrays[f"views/{name}"] = np.swapaxes(grouped[:, 1:], 0, 1).astype(dtypes[name])  # [V, b, ...]
     return arrays
 

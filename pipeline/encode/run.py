@@ -19,7 +19,7 @@ from pipeline.encode.buffer import ShardBuffer
 from pipeline.encode.config import EncodeParams, RuntimeParams
 from pipeline.encode.forward import forward_batch, probe_shapes
 from pipeline.encode.plan import SplitJob, cache_folder, plan_jobs, split_provenance, text_provenance
-from pipeline.encoders import Encoder, encode_classes, load_encoder, pick_device, require_spatial
+from pipeline.encoders import Encoder, encode_classes, load_encoder, pick_device, require_late_tokens, require_spatial
 from pipeline.encoders.model import resolve_architecture, resolve_pretrained
 from pipeline.errors import ClipCacheError
 from pipeline.params import as_dict
@@ -52,6 +52,8 @@ def run_encode(params: EncodeParams, runtime: RuntimeParams) -> EncodeReport:
     encoder = load_encoder(params.model.name, params.model.pretrained, pick_device(runtime.device))
     if params.features.spatial or params.features.spatial_raw:
         require_spatial(encoder.model.visual, arch)
+    if params.features.late_tokens:
+        require_late_tokens(encoder.model.visual, arch, params.features.late_tokens)
     report = EncodeReport(folder)
     build = build_info({**as_dict(runtime), "device": str(encoder.device)}) | {"dataset_root": str(dataset.root)}
     encode_text(params, encoder, dataset, folder / "text.h5", build, report)

@@ -11,6 +11,7 @@ _EXPORTS = {
     "pick_device": "pipeline.encoders.device", "Encoder": "pipeline.encoders.model",
     "load_encoder": "pipeline.encoders.model", "encode_images": "pipeline.encoders.image",
     "require_spatial": "pipeline.encoders.image", "tower_kind": "pipeline.encoders.image",
+    "require_late_tokens": "pipeline.encoders.image",
     "encode_classes": "pipeline.encoders.text",
 }
 __all__ = sorted(_EXPORTS)

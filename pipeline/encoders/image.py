@@ -11,7 +11,8 @@ The global embedding is the model's `encode_image` output, before L2 normalisati
 open_clip's `forward_intermediates` returns block outputs before the final projection and, for ViTs, without the
 pool's token handling, so it does not give the joint-space map; we call the tower's own stages instead (`_embeds`,
 `transformer`, `_pool`, `proj` for ViTs; `stem`, `layer1-4`, `attnpool` for ResNets), which is exactly the path of
-`encode_image`: the tests check that the global features equal `encode_image` and the maps equal what its final
+`encode_image`: with `late_tokens: k` the blocks run in two spans and the sequence between them is kept (the input of
+block L-k, after ln_pre and the first L-k blocks). The tests check that the global features equal `encode_image` and the maps equal what its final
 projection produces.
 """
 
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 from open_clip.modified_resnet import ModifiedResNet
 from open_clip.transformer import VisionTransformer
 
+from pipeline.encoders.blocks import n_blocks, run_blocks
 from pipeline.errors import ClipCacheError
 
 
@@ -43,13 +45,27 @@ def require_spatial(visual: torch.nn.Module, model_name: str) -> None:
         )
 
 
-def vit_features(visual: VisionTransformer, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Global [B, D], tokens [B, HW, D] and pre-projection tokens [B, HW, width] in one forward."""
+def require_late_tokens(visual: torch.nn.Module, model_name: str, k: int) -> None:
+    """Late tokens exist for CLIP ViTs with at least k blocks."""
+    if tower_kind(visual) != "vit":
+        raise ClipCacheError(f"model {model_name!r}: encode.features.late_tokens needs a CLIP ViT image tower "
+                             f"(its tower is {type(visual).__name__}); set encode.features.late_tokens: 0")
+    if k > n_blocks(visual.transformer):
+        raise ClipCacheError(f"encode.features.late_tokens={k} exceeds the {n_blocks(visual.transformer)} blocks of "
+                             f"model {model_name!r}")
+
+
+def vit_features(visual: VisionTransformer, pixels: torch.Tensor, late: int = 0) -> dict[str, torch.Tensor]:
+    """Global [B, D], tokens [B, HW, D], pre-projection tokens [B, HW, width] and, when late = k > 0, the sequence
+    entering block L-k [B, 1+HW, width], in one forward."""
     x = visual._embeds(pixels)  # [B, 1+HW, width]
-    x = visual.transformer(x)  # [B, 1+HW, width]
+    split = n_blocks(visual.transformer) - late
+    x = run_blocks(visual.transformer, x, 0, split)  # [B, 1+HW, width]
+    out = {"late_tokens": x} if late else {}
+    x = run_blocks(visual.transformer, x, split)  # [B, 1+HW, width]
     pooled, tokens = visual._pool(x)  # [B, width], [B, HW, width]
     proj = visual.proj
-    return {"global": pooled @ proj, "spatial": tokens @ proj, "spatial_raw": tokens}  # [B,D], [B,HW,D]
+    return {"global": pooled @ proj, "spatial": tokens @ proj, "spatial_raw": tokens, **out}  # [B,D], [B,HW,D]
 
 
 def resnet_dense(pool: torch.nn.Module, layer4: torch.Tensor) -> torch.Tensor:
@@ -72,12 +88,13 @@ def resnet_features(visual: ModifiedResNet, pixels: torch.Tensor) -> dict[str, t
     }
 
 
-def encode_images(model: torch.nn.Module, pixels: torch.Tensor, spatial: bool) -> dict[str, torch.Tensor]:
-    """Features of a batch [B, 3, S, S]: 'global' always; 'spatial' and 'spatial_raw' when asked and defined."""
+def encode_images(model: torch.nn.Module, pixels: torch.Tensor, spatial: bool, late: int = 0) -> dict[str, torch.Tensor]:
+    """Features of a batch [B, 3, S, S]: 'global' always; 'spatial' and 'spatial_raw' when asked and defined;
+    'late_tokens' when late = k > 0 (ViTs)."""
     visual = model.visual
-    kind = tower_kind(visual) if spatial else "other"
+    kind = tower_kind(visual) if spatial or late else "other"
     if kind == "vit":
-        return vit_features(visual, pixels)
+        return vit_features(visual, pixels, late)
     if kind == "resnet":
         return resnet_features(visual, pixels)
     return {"global": model.encode_image(pixels)}  # [B, D]

@@ -11,6 +11,7 @@ ROW_DATASETS: dict[str, str] = {
     "global": "[N, D] the model's encode_image output, not L2-normalised",
     "spatial": "[N, HW, D] spatial map in the joint space (ViT tokens x proj; ResNet c_proj(v_proj(.)))",
     "spatial_raw": "[N, HW, C_s] spatial map before the projection (ResNet layer 4; ViT tokens after ln_post)",
+    "late_tokens": "[N, 1+HW, width] ViT token sequence entering block L-k (k = features.late_tokens)",
     "labels": "[N] int64 class index",
     "item_index": "[N] int64 index of the image in the data set's source split list",
     "image_id": "[N] str path of the image relative to the data-set root",
@@ -18,6 +19,7 @@ ROW_DATASETS: dict[str, str] = {
 VIEW_DATASETS: dict[str, str] = {
     "views/global": "[V, N, D] global features of the augmented views",
     "views/spatial": "[V, N, HW, D] spatial maps of the augmented views",
+    "views/late_tokens": "[V, N, 1+HW, width] late tokens of the augmented views",
     "views/box": "[V, N, 5] int32 crop (top, left, height, width, flipped) of each view",
 }
 VIEW_AXIS = 1  # images are the second axis of view datasets: [V, N, ...]
@@ -39,4 +41,6 @@ ENABLED_BY: dict[str, str] = {
     "views/global": "encode.views.count > 0 (train files only)",
     "views/spatial": "encode.views.count > 0 and encode.views.spatial: true (train files only)",
     "views/box": "encode.views.count > 0 (train files only)",
+    "late_tokens": "encode.features.late_tokens: k > 0 (ViT models)",
+    "views/late_tokens": "encode.features.late_tokens: k > 0 and encode.views.count > 0 (train files only)",
 }

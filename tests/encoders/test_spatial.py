@@ -71,3 +71,23 @@ def test_vit_tokens_are_what_the_final_projection_produced(encoded, image_root) 
     np.testing.assert_allclose(split.read("global"), cls, rtol=1e-4, atol=1e-5)
     grid = (encoder.image_size // visual.patch_size[0]) ** 2
     assert split.read("spatial").shape[1] == grid
+
+
+def test_vit_late_tokens_are_the_input_of_block_l_minus_k(encoded, image_root) -> None:
+    """A pre-hook on the last block during an ordinary encode_image sees exactly the stored late tokens (k = 1)."""
+    kind, report = encoded
+    if kind != "vit":
+        return
+    split = stored(report, "test.h5")
+    encoder = load_encoder(TINY["vit"], "none", torch.device("cpu"))
+    seen: list[torch.Tensor] = []
+    handle = encoder.model.visual.transformer.resblocks[-1].register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    from PIL import Image
+
+    pixels = torch.stack([encoder.preprocess(Image.open(image_root / i).convert("RGB")) for i in split.image_ids])
+    with torch.inference_mode():
+        encoder.model.encode_image(pixels)
+    handle.remove()
+    entering = seen[0] if encoder.model.visual.transformer.batch_first else seen[0].transpose(0, 1)  # [N, 1+HW, W]
+    assert split.read("late_tokens").shape == tuple(entering.shape) and split.provenance["features"]["late_tokens"] == 1
+    np.testing.assert_allclose(split.read("late_tokens"), entering.numpy(), rtol=1e-4, atol=1e-5)

@@ -142,6 +142,7 @@ def test_a_global_only_cache_names_the_setting_that_adds_maps(image_root: Path, 
     from tests.helpers import encode_section
 
     section = encode_section(image_root, "vit", tmp_path, features__spatial=False, features__spatial_raw=False,
+                             features__late_tokens=0,
                              views__count=0)
     report = run_encode(encode_params(section), runtime_params({"workers": 0}))
     split = FeatureSplit(report.folder / "k2-s1" / "train.h5")
