@@ -13,7 +13,10 @@ import pytest
 import pipeline.store.reader as reader
 from pipeline.cli import main
 from pipeline.errors import ClipCacheError
-from pipeline.heads import list_heads
+from open_clip.modified_resnet import ModifiedResNet
+from open_clip.transformer import VisionTransformer
+
+from pipeline.heads import head_class, list_heads
 from pipeline.heads.io import load_head
 from pipeline.store import FeatureSplit
 from pipeline.train.entry import train_from_params
@@ -40,7 +43,7 @@ def params_for(report, kind: str, image_root: Path, tmp_path: Path, **encode_cha
 
 
 def forbid(*_args, **_kwargs):
-    raise AssertionError("stage 2 must not build an image encoder or open an image")
+    raise AssertionError("stage 2 must not build an image encoder, run one on pixels or open an image")
 
 
 @pytest.mark.parametrize("name", list_heads())
@@ -50,8 +53,15 @@ def test_every_head_trains_from_the_cache_alone(name: str, encoded, image_root: 
     opened_h5: list[str] = []
     real_open_h5 = reader.open_h5
     monkeypatch.setattr(reader, "open_h5", lambda path: opened_h5.append(str(path)) or real_open_h5(path))
-    for target, attr in ((open_clip, "create_model"), (open_clip, "create_model_and_transforms"), (PIL.Image, "open")):
+    banned = [(PIL.Image, "open"), (VisionTransformer, "_embeds"), (ModifiedResNet, "stem")]  # no pixels anywhere
+    if not head_class(name).runs:  # only prompt learners rebuild the frozen model (to run its text tower / last blocks)
+        banned += [(open_clip, "create_model"), (open_clip, "create_model_and_transforms")]
+    for target, attr in banned:
         monkeypatch.setattr(target, attr, forbid)
+    if "late_tokens" in head_class(name).requires and kind == "resnet":
+        with pytest.raises(ClipCacheError, match=r"needs 'late_tokens'.*late_tokens: k > 0 \(ViT models\)"):
+            train_from_params(params, [], name, {"device": "cpu"})
+        return
     OPENED.clear()
     RECORDING[0] = True
     try:

@@ -1,7 +1,7 @@
 """The heads: one file each, registered by name; `create_head(name, params)`, `list_heads()`."""
 
 from pipeline.heads import (  # noqa: F401  (each module registers its head)
-    clip_adapter, gda, linear_probe, lp_pp, mm_adapter, proker, tip_adapter, tip_adapter_f, vt_clip, zero_shot,
+    cavpt, clip_adapter, coop, gda, linear_probe, lp_pp, mm_adapter, proker, tip_adapter, tip_adapter_f, vpt_late, vt_clip, zero_shot,
 )
 from pipeline.heads.base import REQUIREMENTS, Head
 from pipeline.heads.data import FitData

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from pipeline.heads.data import FitData, split_blocks
+from pipeline.heads.data import ROW_BLOCK, FitData, split_blocks
 from pipeline.heads.maths import clip_logits
 from pipeline.store import FeatureSplit
 
@@ -22,6 +22,8 @@ REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "spatial": ("spatial",),
     "views": ("views/global",),
     "spatial_views": ("views/spatial",),
+    "late_tokens": ("late_tokens",),
+    "late_token_views": ("views/late_tokens",),
 }
 
 
@@ -32,6 +34,8 @@ class Head(nn.Module):
     Params: ClassVar[type]
     requires: ClassVar[frozenset[str]] = frozenset({"global"})
     scores: ClassVar[str] = "logits"  # what `logits` returns: 'logits', or 'probabilities' (scores in [0, 1] units)
+    runs: ClassVar[tuple[str, ...]] = ()  # frozen encoder parts run in stage 2 (prompt learners), e.g. ('text tower',)
+    block_rows: ClassVar[int] = ROW_BLOCK  # rows per block when scoring a split (token heads use fewer)
 
     def __init__(self, params: Any) -> None:
         super().__init__()
@@ -83,7 +87,12 @@ class Head(nn.Module):
         """[N, C] logits of every image of a split, streamed in row blocks."""
         self.eval()
         device = next(iter(self.state_dict().values())).device
-        return torch.cat([self.block_logits(b).float().cpu() for b in split_blocks(split, device, self.block_names())])
+        blocks = split_blocks(split, device, self.block_names(), self.block_rows)
+        return torch.cat([self.block_logits(b).float().cpu() for b in blocks])
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """What the training loop optimises: groups of trainable parameters, each with an optional 'lr_scale'."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad]}]
 
     def extra_state(self) -> dict[str, Any]:
         """JSON-able state saved beside the weights (selected hyper-parameters live here)."""

@@ -60,10 +60,11 @@ def view_mean_keys(split: FeatureSplit, device: torch.device) -> torch.Tensor:
     return normalize(total)
 
 
-def split_blocks(split: FeatureSplit, device: torch.device, names: tuple[str, ...] = ("global",)) -> Iterator[dict]:
+def split_blocks(split: FeatureSplit, device: torch.device, names: tuple[str, ...] = ("global",),
+                 block_rows: int = ROW_BLOCK) -> Iterator[dict]:
     """Row blocks of a split: {'rows', 'labels', name: tensor} with globals normalised; for scoring and validation."""
-    for start in range(0, split.n, ROW_BLOCK):
-        rows = np.arange(start, min(start + ROW_BLOCK, split.n))
+    for start in range(0, split.n, block_rows):
+        rows = np.arange(start, min(start + block_rows, split.n))
         block = {"rows": rows, "labels": torch.from_numpy(split.labels[rows]).to(device)}
         for name in names:
             tensor = torch.from_numpy(split.read(name, rows)).float().to(device)

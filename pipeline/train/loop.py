@@ -55,10 +55,12 @@ def view_batches(split: FeatureSplit, names: tuple[str, ...], batch_size: int, r
         yield batch
 
 
-def make_optimizer(params: list[torch.nn.Parameter], schedule: Schedule) -> torch.optim.Optimizer:
+def make_optimizer(groups: list[dict], schedule: Schedule) -> torch.optim.Optimizer:
+    """SGD (momentum 0.9) or AdamW over parameter groups; a group's 'lr_scale' multiplies the scheduled rate."""
+    groups = [{"lr_scale": 1.0, **group} for group in groups]
     if schedule.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=schedule.lr, momentum=0.9, weight_decay=schedule.weight_decay)
-    return torch.optim.AdamW(params, lr=schedule.lr, weight_decay=schedule.weight_decay, eps=schedule.eps)
+        return torch.optim.SGD(groups, lr=schedule.lr, momentum=0.9, weight_decay=schedule.weight_decay)
+    return torch.optim.AdamW(groups, lr=schedule.lr, weight_decay=schedule.weight_decay, eps=schedule.eps)
 
 
 def lr_at(epoch_progress: float, schedule: Schedule) -> float:
@@ -76,8 +78,7 @@ def train(head: Head, data: FitData, schedule: Schedule, names: tuple[str, ...] 
     The loss defaults to cross-entropy on the head's own `block_logits` of each minibatch.
     """
     loss_fn = loss_fn or (lambda batch: F.cross_entropy(head.block_logits(batch), batch["labels"]))
-    params = [p for p in head.parameters() if p.requires_grad]
-    optimizer = make_optimizer(params, schedule)
+    optimizer = make_optimizer(head.param_groups(), schedule)
     rng = np.random.default_rng(data.seed)
     steps = max(1, math.ceil(data.train.n / schedule.batch_size))
     best_acc, best_epoch, best_state = val_accuracy(head, data.val), 0, copy.deepcopy(head.state_dict())
@@ -87,7 +88,7 @@ def train(head: Head, data: FitData, schedule: Schedule, names: tuple[str, ...] 
         losses = []
         for step, batch in enumerate(view_batches(data.train, names, schedule.batch_size, rng, data.device)):
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(epoch + step / steps, schedule)
+                group["lr"] = lr_at(epoch + step / steps, schedule) * group["lr_scale"]
             loss = loss_fn(batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

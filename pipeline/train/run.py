@@ -37,13 +37,13 @@ class TrainResult:
 
 def check_requires(head: Head, train: FeatureSplit, val: FeatureSplit) -> None:
     """Fail before fitting when the cache lacks what the head needs, naming the encode setting that adds it."""
-    for need in sorted(head.requires):
-        for name in REQUIREMENTS[need]:
-            for split in (train,) if name.startswith("views/") else (train, val):
-                try:
-                    split.array(name)  # the split's own error names the encode setting that produces `name`
-                except ClipCacheError as exc:
-                    raise ClipCacheError(f"head {head.name!r} needs {name!r}: {exc}") from exc
+    names = sorted({name for need in head.requires for name in REQUIREMENTS[need]}, key=lambda n: (n.startswith("views/"), n))
+    for name in names:  # row datasets first: their error names the setting most directly
+        for split in (train,) if name.startswith("views/") else (train, val):
+            try:
+                split.array(name)  # the split's own error names the encode setting that produces `name`
+            except ClipCacheError as exc:
+                raise ClipCacheError(f"head {head.name!r} needs {name!r}: {exc}") from exc
 
 
 def cache_provenance(*files: FeatureSplit | TextFeatures) -> dict[str, Any]:

@@ -1,0 +1,78 @@
+"""CoOp: context optimisation, trained with the image side read from the cache.
+
+Paper: Zhou et al., "Learning to Prompt for Vision-Language Models" (IJCV 2022); with OpenCLIP towers as in
+../shared/papers/coop-with-openclip.txt. n_ctx learnable vectors in the token-embedding space replace the hand-written
+words of the prompt: "[SOS] v_1 .. v_M [CLASS] ." (class token at the end) or with the class in the middle; one shared
+context or class-specific contexts (csc); random init N(0, 0.02) or a phrase's embeddings ("a photo of a").
+Each step runs the frozen text tower forward and backward once for all C prompts; the image features of the step are
+a random cached augmented view per image (`views/global`). No image encoder is built.
+Defaults from the paper: SGD lr 0.002 (momentum 0.9, weight decay 5e-4), batch 32, cosine schedule after one warm-up
+epoch at a constant 1e-5, epochs by shots (50 for 1 shot, 100 for 2-4, 200 for 8-16; `epochs` > 0 overrides), the
+model's logit scale; the epoch kept is the best on validation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from pipeline.heads.data import FitData
+from pipeline.heads.prompted import (
+    EncoderHead,
+    TextContext,
+    context_shapes,
+    epochs_by_shots,
+    init_context,
+)
+from pipeline.heads.registry import register_head
+from pipeline.prompts.text import TextTower
+from pipeline.train.loop import Schedule, train
+
+
+@dataclass(frozen=True)
+class CoOpParams:
+    n_ctx: int = 16  # context vectors (ignored when ctx_init gives the words)
+    class_token_position: str = "end"  # 'end' or 'middle'
+    csc: bool = False  # class-specific contexts
+    ctx_init: str = ""  # initialise from these words (e.g. "a photo of a"); '' draws N(0, init_std)
+    init_std: float = 0.02
+    lr: float = 0.002
+    weight_decay: float = 5e-4
+    batch_size: int = 32
+    epochs: int = 0  # 0: by shots (50 / 100 / 200)
+    warmup_epochs: int = 1
+    warmup_lr: float = 1e-5
+
+
+@register_head("coop")
+class CoOp(EncoderHead):
+    Params = CoOpParams
+    requires = frozenset({"global", "views"})
+    runs = ("text tower",)
+
+    def setup(self, classes: int, n_ctx: int, width: int, length: int) -> None:
+        super().setup(classes=classes, n_ctx=n_ctx, width=width, length=length)
+        self.context = TextContext(classes, n_ctx, width, length, self.params.csc)
+        self.register_buffer("logit_scale", torch.zeros(()))
+
+    def tower(self) -> TextTower:
+        return TextTower(self.encoder(self.device()))
+
+    def fit(self, data: FitData) -> CoOp:
+        p = self.params
+        self.bind(data)
+        tower, tokenizer = TextTower(self.encoder(data.device)), self.tokenizer(data.device)
+        torch.manual_seed(data.seed)
+        self.setup(classes=data.n_classes, **context_shapes(tower, tokenizer, p.n_ctx, p.ctx_init))
+        self.to(data.device)
+        init_context(self.context, tower, tokenizer, list(data.text.classnames), p.class_token_position, p.ctx_init,
+                     p.init_std)
+        self.logit_scale.fill_(data.text.logit_scale)
+        epochs = p.epochs or epochs_by_shots(data.train.provenance["split"]["shots"])
+        train(self, data, Schedule("sgd", p.lr, p.weight_decay, epochs, p.batch_size, p.warmup_epochs, p.warmup_lr))
+        return self
+
+    def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
+        text = self.context.features(self.tower())  # [C, D]
+        return self.logit_scale * block["global"] @ text.T  # [B, D] x [D, C] -> [B, C]

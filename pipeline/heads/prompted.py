@@ -1,0 +1,108 @@
+"""What prompt learners share: the frozen encoder they run in stage 2, rebuilt from the cache's provenance, and
+CoOp's learnable text context.
+
+A prompt learner saves only its prompts and small modules; the frozen encoder is rebuilt (same weights, checked by
+`rebuild_encoder`) from the source recorded in head.json when the head is loaded for stage 3.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from pipeline.encoders.frozen import encoder_source, rebuild_encoder
+from pipeline.heads.base import Head
+from pipeline.heads.data import FitData
+from pipeline.heads.maths import normalize
+from pipeline.prompts.text import phrase_embedding, prompt_layout
+from pipeline.store import FeatureSplit
+
+
+def epochs_by_shots(shots: int | None) -> int:
+    """CoOp's epochs: 50 for 1 shot, 100 for 2-4 shots, 200 for 8 shots and more."""
+    shots = shots or 16
+    return 50 if shots <= 1 else 100 if shots <= 4 else 200
+
+
+class EncoderHead(Head):
+    """A head that runs frozen encoder parts; `encoder(device)` builds them once per process."""
+
+    def __init__(self, params: Any) -> None:
+        super().__init__(params)
+        self.source: dict[str, Any] = {}  # encoder_source() of the cache the head was fitted on
+
+    def bind(self, data: FitData) -> None:
+        """Record which encoder the cache was made with (called at the start of fit)."""
+        self.source = encoder_source(data.train.provenance["encoder"])
+        self.__dict__.pop("_encoder", None)
+
+    def encoder(self, device: torch.device) -> nn.Module:
+        """The frozen open_clip model (eval, no grad) on `device`."""
+        model = self.__dict__.get("_encoder")
+        if model is None:
+            model = rebuild_encoder(self.source, device)
+            self.__dict__["_encoder"] = model
+        return model.model.to(device)
+
+    def tokenizer(self, device: torch.device) -> Any:
+        self.encoder(device)
+        return self.__dict__["_encoder"].tokenizer
+
+    def device(self) -> torch.device:
+        return next(iter(self.state_dict().values())).device
+
+    def extra_state(self) -> dict[str, Any]:
+        return {**super().extra_state(), "encoder": self.source}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        super().load_extra_state(state)
+        self.source = dict(state["encoder"])
+
+
+def stored_late_tokens(split: FeatureSplit) -> int:
+    """The k of the late tokens a cache file holds (encode.features.late_tokens)."""
+    return int(split.provenance["features"].get("late_tokens", 0))
+
+
+class TextContext(nn.Module):
+    """CoOp's context: n_ctx learnable vectors (shared, or one set per class) placed in every class prompt."""
+
+    def __init__(self, classes: int, n_ctx: int, width: int, length: int, csc: bool) -> None:
+        super().__init__()
+        self.ctx = nn.Parameter(torch.zeros(classes, n_ctx, width) if csc else torch.zeros(n_ctx, width))
+        self.register_buffer("ids", torch.zeros(classes, length, dtype=torch.long))  # [C, L] prompt token ids
+        self.register_buffer("slots", torch.zeros(classes, n_ctx, dtype=torch.long))  # [C, n_ctx] context positions
+
+    def features(self, tower: Any) -> torch.Tensor:
+        """Normalised class features [C, D] of the prompts with the current context."""
+        classes, n_ctx = self.slots.shape
+        with torch.no_grad():
+            base = tower.embed(self.ids)  # [C, L, W] the frozen words
+        ctx = self.ctx if self.ctx.dim() == 3 else self.ctx.unsqueeze(0).expand(classes, -1, -1)  # [C, n_ctx, W]
+        rows = torch.arange(classes, device=base.device).repeat_interleave(n_ctx)  # [C*n_ctx]
+        prompts = base.index_put((rows, self.slots.flatten()), ctx.reshape(-1, ctx.shape[-1]).to(base.dtype))
+        return normalize(tower.encode(prompts, self.ids))  # [C, D]
+
+
+def context_shapes(tower: Any, tokenizer: Any, n_ctx: int, ctx_init: str) -> dict[str, int]:
+    """n_ctx (the phrase's token count when initialised from words), token width and context length."""
+    if ctx_init:
+        n_ctx = int(phrase_embedding(tower, tokenizer, ctx_init).shape[0])
+    return {"n_ctx": n_ctx, "width": tower.width, "length": int(tokenizer(["x"]).shape[1])}
+
+
+def init_context(context: TextContext, tower: Any, tokenizer: Any, classnames: list[str], position: str,
+                 ctx_init: str, std: float) -> None:
+    """Fill the prompt layout and the initial context: N(0, std) (CoOp's random init) or the phrase's embeddings."""
+    n_ctx = context.slots.shape[1]
+    layout = prompt_layout(tokenizer, classnames, n_ctx, position)
+    context.ids.copy_(layout.ids)
+    context.slots.copy_(layout.slots)
+    with torch.no_grad():
+        if ctx_init:
+            phrase = phrase_embedding(tower, tokenizer, ctx_init)  # [n_ctx, W]
+            context.ctx.copy_(phrase if context.ctx.dim() == 2 else phrase.expand_as(context.ctx))
+        else:
+            nn.init.normal_(context.ctx, std=std)

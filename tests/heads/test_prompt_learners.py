@@ -1,0 +1,176 @@
+"""Prompt learners (coop, vpt_late, cavpt) on a real tiny cache: the contract, the prompt layout, the equivalence of
+the cached-token path with the full encoder, and that what they learn is wired to the loss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from pipeline.encode import encode_params, run_encode, runtime_params
+from pipeline.encoders import load_encoder
+from pipeline.errors import ClipCacheError
+from pipeline.heads import FitData, create_head
+from pipeline.heads.io import load_head, save_head
+from pipeline.heads.maths import normalize
+from pipeline.prompts.text import TextTower, prompt_layout
+from pipeline.prompts.vision import LateViT
+from pipeline.store import FeatureSplit, TextFeatures
+from tests.heads.conftest import PROMPT_LEARNERS, QUICK
+from tests.helpers import TINY, encode_section
+
+
+@pytest.fixture(scope="module")
+def cache(image_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny-ViT cache (2 blocks) keeping the tokens entering both blocks (late_tokens: 2), stored in float16."""
+    section = encode_section(image_root, "vit", tmp_path_factory.mktemp("late"), features__late_tokens=2,
+                             features__spatial_dtype="float16")
+    return run_encode(encode_params(section), runtime_params({"workers": 0, "batch_size": 8})).folder
+
+
+def fit_data(cache: Path) -> FitData:
+    return FitData(FeatureSplit(cache / "k2-s1" / "train.h5"), FeatureSplit(cache / "k2-s1" / "val.h5"),
+                   TextFeatures(cache / "text.h5"), seed=1, device=torch.device("cpu"))
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_last_k_blocks_on_cached_tokens_reproduce_the_cached_global(cache: Path, k: int) -> None:
+    """The equivalence: no prompts, blocks L-k.., ln_post and proj on the float16 tokens == the stored global."""
+    visual = load_encoder(TINY["vit"], "none", torch.device("cpu")).model.visual
+    late = LateViT(visual, stored=2, k=k)
+    for split, tokens, expected in ((FeatureSplit(cache / "test.h5"), "late_tokens", "global"),
+                                    (FeatureSplit(cache / "k2-s1" / "train.h5"), "views/late_tokens", "views/global")):
+        stored = torch.from_numpy(split.read(tokens)).float()
+        target = torch.from_numpy(split.read(expected)).float()
+        if tokens.startswith("views/"):
+            stored, target = stored.flatten(0, 1), target.flatten(0, 1)  # [V, N, ...] -> [V*N, ...]
+        with torch.no_grad():
+            out = late(stored)  # [N, D]
+        assert split.read(tokens).dtype == np.float16
+        torch.testing.assert_close(out, target, rtol=2e-2, atol=2e-2 * float(target.abs().mean()))
+        assert float(torch.nn.functional.cosine_similarity(out, target).min()) > 0.9995
+
+
+def test_prompts_change_the_feature_and_depth_is_checked(cache: Path) -> None:
+    visual = load_encoder(TINY["vit"], "none", torch.device("cpu")).model.visual
+    tokens = torch.from_numpy(FeatureSplit(cache / "test.h5").read("late_tokens")).float()
+    late = LateViT(visual, stored=2, k=1)
+    with torch.no_grad():
+        plain, prompted = late(tokens), late(tokens, lambda _i, x: torch.randn(x.shape[0], 3, x.shape[2]))
+    assert not torch.allclose(plain, prompted, atol=1e-3)
+    with pytest.raises(ClipCacheError, match="k=3 must be between 1 and the cached encode.features.late_tokens=2"):
+        LateViT(visual, stored=2, k=3)
+
+
+@pytest.mark.parametrize("position", ["end", "middle"])
+def test_prompt_layout_is_the_hand_written_prompt_and_the_tower_takes_embeddings(position: str) -> None:
+    encoder = load_encoder(TINY["vit"], "none", torch.device("cpu"))
+    names = ["red_thing", "a dog", "cat"]
+    layout = prompt_layout(encoder.tokenizer, names, 4, position)
+    written = [f"X X X X {n.replace('_', ' ')}." if position == "end" else f"X X {n.replace('_', ' ')} X X."
+               for n in names]
+    ids = encoder.tokenizer(written)
+    assert torch.equal(layout.ids, ids)
+    filler = ids[0, 1]
+    assert all(bool((layout.ids[c, layout.slots[c]] == filler).all()) for c in range(len(names)))
+    tower = TextTower(encoder.model)
+    with torch.no_grad():
+        torch.testing.assert_close(tower.encode(tower.embed(ids), ids), encoder.model.encode_text(ids))
+    with pytest.raises(ClipCacheError, match="does not fit the text context"):
+        prompt_layout(encoder.tokenizer, ["cat"], 80, position)
+
+
+@pytest.mark.parametrize("name", PROMPT_LEARNERS)
+def test_contract(name: str, cache: Path, tmp_path: Path) -> None:
+    data, test = fit_data(cache), FeatureSplit(cache / "test.h5")
+    head = create_head(name, QUICK[name])
+    torch.manual_seed(0)
+    assert head.fit(data) is head
+    logits = head.logits(test)
+    assert logits.shape == (test.n, data.n_classes) and torch.isfinite(logits).all()
+    again = create_head(name, QUICK[name])
+    torch.manual_seed(0)
+    torch.testing.assert_close(again.fit(data).logits(test), logits, msg=f"{name} is not deterministic under a seed")
+    save_head(head, tmp_path / name, {"test": True})
+    weights = load_file(str(tmp_path / name / "head.safetensors"))
+    assert not [k for k in weights if "resblocks" in k or "token_embedding" in k], "frozen weights were saved"
+    loaded, meta = load_head(tmp_path / name)
+    assert meta["encoder"]["model"] == "tiny-ViT" and meta["encoder"]["random_weights"] is True
+    assert torch.equal(loaded.logits(test), logits), f"{name}: logits differ after save/load"
+
+
+def test_coop_from_words_starts_at_the_hand_written_prompt(cache: Path) -> None:
+    """ctx_init 'a photo of a' with a zero learning rate: logits are CLIP's for "a photo of a <name>."."""
+    data, test = fit_data(cache), FeatureSplit(cache / "test.h5")
+    head = create_head("coop", {"ctx_init": "a photo of a", "epochs": 1, "lr": 0.0, "warmup_lr": 0.0})
+    head.fit(data)
+    assert head.shapes["n_ctx"] == 4
+    encoder = load_encoder(TINY["vit"], "none", torch.device("cpu"))
+    prompts = [f"a photo of a {n.replace('_', ' ')}." for n in data.text.classnames]
+    with torch.no_grad():
+        text = normalize(encoder.model.encode_text(encoder.tokenizer(prompts)))  # [C, D]
+    expected = data.text.logit_scale * normalize(torch.from_numpy(test.read("global"))) @ text.T
+    torch.testing.assert_close(head.logits(test), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_vpt_late_without_prompts_is_zero_shot(cache: Path) -> None:
+    data, test = fit_data(cache), FeatureSplit(cache / "test.h5")
+    head = create_head("vpt_late", {"n_prompts": 0, "epochs": 1, "warmup_epochs": 0})
+    head.fit(data)
+    expected = data.text.logit_scale * normalize(torch.from_numpy(test.read("global"))) @ data.class_weights("coop").T
+    torch.testing.assert_close(head.logits(test), expected, rtol=2e-2, atol=5e-2)
+
+
+@pytest.mark.parametrize("name", PROMPT_LEARNERS)
+def test_training_lowers_the_training_loss(name: str, cache: Path) -> None:
+    head = create_head(name, {**QUICK[name], "epochs": 25, "lr": 0.05, "warmup_epochs": 0})
+    head.fit(fit_data(cache))
+    losses = [h["train_loss"] for h in head.history[1:]]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]), losses
+
+
+def cavpt_block(cache: Path, weight: float) -> tuple:
+    """A cavpt head at its initial state (lr 0) and one training minibatch."""
+    head = create_head("cavpt", {**QUICK["cavpt"], "aux_weight": weight, "epochs": 1, "lr": 0.0, "warmup_lr": 0.0})
+    head.fit(fit_data(cache))
+    train = FeatureSplit(cache / "k2-s1" / "train.h5")
+    block = {"labels": torch.from_numpy(train.labels).long(),
+             "global": normalize(torch.from_numpy(train.read("global"))),
+             "late_tokens": torch.from_numpy(train.read("late_tokens")).float()}
+    return head, block
+
+
+def test_cavpt_auxiliary_loss_is_eq_10_and_alone_trains_its_classifier(cache: Path) -> None:
+    head, block = cavpt_block(cache, 1.0)
+    head.train()
+    loss = head.loss(block)
+    main = torch.nn.functional.cross_entropy(head.block_logits(dict(block)), block["labels"])
+    aux = torch.stack(block["aux"]).detach().numpy()  # [layers, B, K_N, C]
+    top, labels = block["top"].numpy(), block["labels"].numpy()
+    log_p = aux - np.log(np.exp(aux).sum(-1, keepdims=True))
+    expected = []
+    for layer in range(aux.shape[0]):
+        for b in range(aux.shape[1]):
+            for j in range(aux.shape[2]):  # the true class's output: one-hot; the others: uniform 1/K
+                target = np.eye(3)[labels[b]] if top[b, j] == labels[b] else np.full(3, 1 / 3)
+                expected.append(-(target * log_p[layer, b, j]).sum())
+    assert float((loss - main).detach()) == pytest.approx(float(np.mean(expected)), rel=1e-5)
+    for weight, moves in ((0.0, False), (1.0, True)):
+        head, block = cavpt_block(cache, weight)
+        head.train()
+        head.loss(block).backward()
+        grad = head.class_aware[0].classifier.weight.grad
+        assert (grad is not None and bool(grad.abs().sum() > 0)) == moves
+
+
+def test_dual_modality_learns_text_context_at_its_own_rate(cache: Path) -> None:
+    head = create_head("cavpt", {**QUICK["cavpt"], "text_prompts": True, "n_ctx": 3, "keys": "all_tokens"})
+    head.fit(fit_data(cache))
+    groups = head.param_groups()
+    assert [g.get("lr_scale", 1.0) for g in groups] == [1.0, 0.2]
+    assert groups[1]["params"] == [head.context.ctx]
+    test = FeatureSplit(cache / "test.h5")
+    assert head.logits(test).shape == (test.n, 3)
