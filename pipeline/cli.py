@@ -108,7 +108,9 @@ def heads() -> None:
 
     for name in list_heads():
         params = ", ".join(f"{k}={v}" for k, v in describe_params(name).items())
-        click.echo(f"{name}\n  needs: {', '.join(sorted(head_class(name).requires))}\n  params: {params}")
+        runs = head_class(name).runs
+        runs_line = f"\n  runs in stage 2: {', '.join(runs)} (frozen, rebuilt from the cache's provenance)" if runs else ""
+        click.echo(f"{name}\n  needs: {', '.join(sorted(head_class(name).requires))}{runs_line}\n  params: {params}")
 
 
 @cli.command()

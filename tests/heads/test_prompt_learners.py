@@ -174,3 +174,38 @@ def test_dual_modality_learns_text_context_at_its_own_rate(cache: Path) -> None:
     assert groups[1]["params"] == [head.context.ctx]
     test = FeatureSplit(cache / "test.h5")
     assert head.logits(test).shape == (test.n, 3)
+
+
+@pytest.mark.parametrize("position", ["end", "middle"])
+def test_hugging_face_text_towers_take_the_context_as_input_embeddings(position: str, tmp_path: Path) -> None:
+    """The roberta-ViT-B-32 layout (a tiny RoBERTa built offline): prompts as `inputs_embeds` give encode_text's
+    features, and CoOp's layout is the hand-written prompt for that tokenizer too."""
+    pytest.importorskip("transformers")
+    from tests.hf_tower import make_hf_model
+
+    encoder = load_encoder(str(make_hf_model(tmp_path)), "none", torch.device("cpu"))
+    names = ["red thing", "dog", "blue"]
+    layout = prompt_layout(encoder.tokenizer, names, 2, position)
+    written = [f"X X {n}." if position == "end" else f"X {n} X." for n in names]
+    ids = encoder.tokenizer(written)
+    assert torch.equal(layout.ids, ids)
+    tower = TextTower(encoder.model)
+    assert tower.kind == "hf"
+    with torch.no_grad():
+        torch.testing.assert_close(tower.encode(tower.embed(ids), ids), encoder.model.encode_text(ids))
+
+
+def test_coop_trains_on_a_hugging_face_text_tower(image_root: Path, tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    from tests.hf_tower import make_hf_model
+
+    section = encode_section(image_root, str(make_hf_model(tmp_path)), tmp_path / "cache", features__late_tokens=1)
+    folder = run_encode(encode_params(section), runtime_params({"workers": 0, "batch_size": 8})).folder
+    head = create_head("coop", {"epochs": 3, "n_ctx": 4, "class_token_position": "middle", "csc": True})
+    head.fit(fit_data(folder))
+    assert head.context.ctx.shape == (3, 4, 32)
+    test = FeatureSplit(folder / "test.h5")
+    save_head(head, tmp_path / "coop", {})
+    loaded, meta = load_head(tmp_path / "coop")
+    assert meta["encoder"]["model"] == "tiny-roberta-ViT"
+    assert torch.equal(loaded.logits(test), head.logits(test)) and torch.isfinite(head.logits(test)).all()
