@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +34,7 @@ from pipeline.errors import ClipCacheError
 from pipeline.heads.data import FitData
 from pipeline.heads.registry import register_head
 from pipeline.heads.vpt_late import VPTLate, VPTLateParams
+from pipeline.prompts.vision import PromptFn
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class CAVPT(VPTLate):
         zero_shot = block["global"] @ self.class_weights.T  # [B, D] x [D, C] -> [B, C]
         return zero_shot.topk(min(self.params.top_k, zero_shot.shape[1]), dim=-1).indices
 
-    def block_prompts(self, block: dict[str, torch.Tensor]) -> Any:
+    def block_prompts(self, block: dict[str, torch.Tensor]) -> PromptFn:
         """Visual prompts, and class-aware prompts in the last `cavpt_layers` blocks; aux logits kept on the block."""
         p = self.params
         top = self.top_classes(block)  # [B, K_N]

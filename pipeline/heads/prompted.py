@@ -82,7 +82,8 @@ class TextContext(nn.Module):
             base = tower.embed(self.ids)  # [C, L, W] the frozen words
         ctx = self.ctx if self.ctx.dim() == 3 else self.ctx.unsqueeze(0).expand(classes, -1, -1)  # [C, n_ctx, W]
         rows = torch.arange(classes, device=base.device).repeat_interleave(n_ctx)  # [C*n_ctx]
-        prompts = base.index_put((rows, self.slots.flatten()), ctx.reshape(-1, ctx.shape[-1]).to(base.dtype))
+        values = ctx.reshape(-1, ctx.shape[-1]).to(base.dtype)  # [C, n_ctx, W] -> [C*n_ctx, W]
+        prompts = base.index_put((rows, self.slots.flatten()), values)  # [C, L, W], context in its slots
         return normalize(tower.encode(prompts, self.ids))  # [C, D]
 
 

@@ -36,7 +36,7 @@ from pipeline.heads.prompted import (
 )
 from pipeline.heads.registry import register_head
 from pipeline.prompts.text import TextTower
-from pipeline.prompts.vision import LateViT
+from pipeline.prompts.vision import LateViT, PromptFn
 from pipeline.train.loop import Schedule, train
 
 
@@ -117,7 +117,7 @@ class VPTLate(EncoderHead):
             return self.context.features(TextTower(self.encoder(self.device())))
         return self.class_weights
 
-    def block_prompts(self, block: dict[str, torch.Tensor]) -> Any:
+    def block_prompts(self, block: dict[str, torch.Tensor]) -> PromptFn:
         """The prompt function LateViT calls at each prompted block: the block's P prompts for every image."""
         batch = block["late_tokens"].shape[0]
         return lambda i, _x: self.prompts[i].unsqueeze(0).expand(batch, -1, -1)  # [P, W] -> [B, P, W]

@@ -42,13 +42,17 @@ def _used(row: torch.Tensor) -> int:
     return n
 
 
+def _prefix(empty: torch.Tensor, dot: torch.Tensor) -> int:
+    """How many special tokens open every prompt: where the tokens of "" and "." first differ."""
+    return int(next(i for i in range(empty.shape[0]) if empty[i] != dot[i]))
+
+
 def prompt_layout(tokenizer: Callable, classnames: list[str], n_ctx: int, position: str) -> PromptLayout:
     """Token ids of "[prefix] ctx name ." ('end') or "[prefix] ctx/2 name ctx/2 ." ('middle') for every class."""
     if position not in ("end", "middle"):
         raise ClipCacheError(f"class_token_position must be 'end' or 'middle', got {position!r}")
     empty, dot, filler_row = tokenizer(["", ".", "X"])  # each [L]
-    length = empty.shape[0]
-    prefix = int(next(i for i in range(length) if empty[i] != dot[i]))  # special tokens that open every prompt
+    length, prefix = empty.shape[0], _prefix(empty, dot)
     filler = filler_row[prefix]
     rows, slots = [], []
     for name, row in zip(classnames, tokenizer([f"{name.replace('_', ' ')}." for name in classnames])):
@@ -71,7 +75,7 @@ def prompt_layout(tokenizer: Callable, classnames: list[str], n_ctx: int, positi
 def phrase_embedding(tower: TextTower, tokenizer: Callable, phrase: str) -> torch.Tensor:
     """Token embeddings [m, W] of a phrase's own tokens (CoOp's context initialised from words)."""
     empty, dot, row = tokenizer(["", ".", phrase])
-    prefix = int(next(i for i in range(empty.shape[0]) if empty[i] != dot[i]))
+    prefix = _prefix(empty, dot)
     m = _used(row) - _used(empty)
     if m < 1:
         raise ClipCacheError(f"ctx_init {phrase!r} has no tokens")
