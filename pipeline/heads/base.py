@@ -86,9 +86,12 @@ class Head(nn.Module):
     def logits(self, split: FeatureSplit) -> torch.Tensor:
         """[N, C] logits of every image of a split, streamed in row blocks."""
         self.eval()
-        device = next(iter(self.state_dict().values())).device
-        blocks = split_blocks(split, device, self.block_names(), self.block_rows)
+        blocks = split_blocks(split, self.device(), self.block_names(), self.block_rows)
         return torch.cat([self.block_logits(b).float().cpu() for b in blocks])
+
+    def device(self) -> torch.device:
+        """Where the head's tensors live."""
+        return next(iter(self.state_dict().values())).device
 
     def param_groups(self) -> list[dict[str, Any]]:
         """What the training loop optimises: groups of trainable parameters, each with an optional 'lr_scale'."""

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from pipeline.encoders.frozen import encoder_source, rebuild_encoder
+from pipeline.encoders.model import Encoder
 from pipeline.heads.base import Head
-from pipeline.heads.data import FitData
 from pipeline.heads.maths import normalize
 from pipeline.prompts.text import phrase_embedding, prompt_layout
 from pipeline.store import FeatureSplit
@@ -33,10 +33,11 @@ class EncoderHead(Head):
         super().__init__(params)
         self.source: dict[str, Any] = {}  # encoder_source() of the cache the head was fitted on
 
-    def bind(self, data: FitData) -> None:
-        """Record which encoder the cache was made with (called at the start of fit)."""
-        self.source = encoder_source(data.train.provenance["encoder"])
-        self.__dict__.pop("_encoder", None)
+    def bind(self, provenance: dict[str, Any], encoder: Encoder | None = None) -> None:
+        """Record the encoder a cache was made with (its `encoder` provenance; called at the start of fit). An already
+        built `encoder` of that source may be handed over (benchmarks) instead of being rebuilt on first use."""
+        self.source = encoder_source(provenance)
+        self.__dict__["_encoder"] = encoder
 
     def encoder(self, device: torch.device) -> nn.Module:
         """The frozen open_clip model (eval, no grad) on `device`."""
@@ -49,9 +50,6 @@ class EncoderHead(Head):
     def tokenizer(self, device: torch.device) -> Any:
         self.encoder(device)
         return self.__dict__["_encoder"].tokenizer
-
-    def device(self) -> torch.device:
-        return next(iter(self.state_dict().values())).device
 
     def extra_state(self) -> dict[str, Any]:
         return {**super().extra_state(), "encoder": self.source}
@@ -76,7 +74,20 @@ class TextContext(nn.Module):
         self.register_buffer("slots", torch.zeros(classes, n_ctx, dtype=torch.long))  # [C, n_ctx] context positions
 
     def features(self, tower: Any) -> torch.Tensor:
-        """Normalised class features [C, D] of the prompts with the current context."""
+        """Normalised class features [C, D] of the prompts with the current context.
+
+        Without grad (validation, scoring) the result is kept until the context changes (its version counter moves
+        with every optimiser step and load), so scoring a split runs the text tower once, not once per row block.
+        """
+        if not torch.is_grad_enabled():
+            key = (self.ctx._version, self.ctx.device)
+            kept = self.__dict__.get("_kept")
+            if kept is None or kept[0] != key:
+                self.__dict__["_kept"] = kept = (key, self._features(tower))
+            return kept[1]
+        return self._features(tower)
+
+    def _features(self, tower: Any) -> torch.Tensor:
         classes, n_ctx = self.slots.shape
         with torch.no_grad():
             base = tower.embed(self.ids)  # [C, L, W] the frozen words

@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.errors import ClipCacheError
 from pipeline.heads.base import val_accuracy
 from pipeline.heads.data import FitData
 from pipeline.heads.maths import normalize
@@ -80,12 +79,10 @@ class VPTLate(EncoderHead):
 
     def fit(self, data: FitData) -> VPTLate:
         p = self.params
-        self.bind(data)
+        self.bind(data.train.provenance["encoder"])
         model, tokenizer = self.encoder(data.device), self.tokenizer(data.device)
         stored = stored_late_tokens(data.train)
-        if not 1 <= p.k <= stored:
-            raise ClipCacheError(f"heads.{self.name}.k={p.k} needs late tokens of depth >= {p.k}; the cache holds "
-                                 f"{stored} (re-encode with encode.features.late_tokens: {p.k})")
+        LateViT(model.visual, stored, p.k)  # checks the tower and k against the cache before anything is built
         dim = data.train.array("global").shape[1]
         text: dict[str, int] = {}
         if p.text_prompts:

@@ -29,7 +29,8 @@ class LateViT:
         if tower_kind(visual) != "vit":
             raise ClipCacheError(f"late visual prompts need a CLIP ViT image tower, not {type(visual).__name__}")
         if not 1 <= k <= stored:
-            raise ClipCacheError(f"the head's k={k} must be between 1 and the cached encode.features.late_tokens={stored}")
+            raise ClipCacheError(f"the head's k={k} must be between 1 and the cached encode.features.late_tokens={stored} "
+                                 f"(re-encode with encode.features.late_tokens >= {k})")
         self.visual: VisionTransformer = visual
         self.first = n_blocks(visual.transformer) - stored  # index of the block the cached tokens enter
         self.prompted = n_blocks(visual.transformer) - k  # index of the first prompted block
