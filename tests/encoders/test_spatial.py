@@ -15,16 +15,30 @@ def stored(report, name: str) -> FeatureSplit:
     return FeatureSplit(report.folder / name)
 
 
+def pixels_of(encoder, split: FeatureSplit, image_root) -> torch.Tensor:
+    """The split's images decoded again and preprocessed the model's own way: [N, 3, S, S]."""
+    from PIL import Image
+
+    return torch.stack([encoder.preprocess(Image.open(image_root / i).convert("RGB")) for i in split.image_ids])
+
+
+def hooked_forward(encoder, pixels: torch.Tensor, attach) -> torch.Tensor:
+    """What the hook that `attach(record)` registers records during an ordinary encode_image of `pixels`."""
+    seen: list[torch.Tensor] = []
+    handle = attach(seen.append)
+    with torch.inference_mode():
+        encoder.model.encode_image(pixels)
+    handle.remove()
+    return seen[0]
+
+
 def test_global_is_the_models_encode_image(encoded, image_root) -> None:
     """Re-encode the stored images with open_clip's own preprocess + encode_image: same global features."""
     kind, report = encoded
     split = stored(report, "test.h5")
     encoder = load_encoder(TINY[kind], "none", torch.device("cpu"))
-    from PIL import Image
-
-    pixels = torch.stack([encoder.preprocess(Image.open(image_root / i).convert("RGB")) for i in split.image_ids])
     with torch.inference_mode():
-        expected = encoder.model.encode_image(pixels).numpy()  # [N, D]
+        expected = encoder.model.encode_image(pixels_of(encoder, split, image_root)).numpy()  # [N, D]
     np.testing.assert_allclose(split.read("global"), expected, rtol=1e-4, atol=1e-5)
 
 
@@ -54,18 +68,12 @@ def test_vit_tokens_are_what_the_final_projection_produced(encoded, image_root) 
     split = stored(report, "test.h5")
     encoder = load_encoder(TINY["vit"], "none", torch.device("cpu"))
     visual = encoder.model.visual
-    seen: list[torch.Tensor] = []
-    handle = visual.ln_post.register_forward_hook(lambda _m, _i, out: seen.append(out))
-    from PIL import Image
-
-    pixels = torch.stack([encoder.preprocess(Image.open(image_root / i).convert("RGB")) for i in split.image_ids])
-    with torch.inference_mode():
-        encoder.model.encode_image(pixels)
-    handle.remove()
-    tokens = seen[0][:, 1:]  # [N, HW, width] after the final norm, class token dropped
+    normed = hooked_forward(encoder, pixels_of(encoder, split, image_root),
+                            lambda record: visual.ln_post.register_forward_hook(lambda _m, _i, out: record(out)))
+    tokens = normed[:, 1:]  # [N, HW, width] after the final norm, class token dropped
     with torch.inference_mode():
         projected = (tokens @ visual.proj).numpy()  # [N, HW, D]
-        cls = (seen[0][:, 0] @ visual.proj).numpy()  # [N, D]: the pooled token, which is the global embedding
+        cls = (normed[:, 0] @ visual.proj).numpy()  # [N, D]: the pooled token, which is the global embedding
     np.testing.assert_allclose(split.read("spatial"), projected, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(split.read("spatial_raw"), tokens.numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(split.read("global"), cls, rtol=1e-4, atol=1e-5)
@@ -80,14 +88,9 @@ def test_vit_late_tokens_are_the_input_of_block_l_minus_k(encoded, image_root) -
         return
     split = stored(report, "test.h5")
     encoder = load_encoder(TINY["vit"], "none", torch.device("cpu"))
-    seen: list[torch.Tensor] = []
-    handle = encoder.model.visual.transformer.resblocks[-1].register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
-    from PIL import Image
-
-    pixels = torch.stack([encoder.preprocess(Image.open(image_root / i).convert("RGB")) for i in split.image_ids])
-    with torch.inference_mode():
-        encoder.model.encode_image(pixels)
-    handle.remove()
-    entering = seen[0] if encoder.model.visual.transformer.batch_first else seen[0].transpose(0, 1)  # [N, 1+HW, W]
+    last = encoder.model.visual.transformer.resblocks[-1]
+    seen = hooked_forward(encoder, pixels_of(encoder, split, image_root),
+                          lambda record: last.register_forward_pre_hook(lambda _m, args: record(args[0])))
+    entering = seen if encoder.model.visual.transformer.batch_first else seen.transpose(0, 1)  # [N, 1+HW, W]
     assert split.read("late_tokens").shape == tuple(entering.shape) and split.provenance["features"]["late_tokens"] == 1
     np.testing.assert_allclose(split.read("late_tokens"), entering.numpy(), rtol=1e-4, atol=1e-5)
