@@ -1,8 +1,26 @@
 """The one exception type for user mistakes; the CLI prints its message on one line and exits non-zero."""
 
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+
 
 class ClipCacheError(Exception):
     """A user-facing error: bad path, unknown name, mismatched cache, corrupt image.
 
     The message must name the culprit (the file, key or value at fault).
     """
+
+
+def exit_code(action: Callable[[], object]) -> int:
+    """Run an entry point's action: 0, or 1 with the ClipCacheError printed on one line of stderr."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pipeline").setLevel(logging.INFO)
+    try:
+        action()
+    except ClipCacheError as exc:
+        print(f"clipcache: error: {exc}", file=sys.stderr)
+        return 1
+    return 0

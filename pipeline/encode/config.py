@@ -68,6 +68,10 @@ class RuntimeParams:
     workers: int = 1  # DataLoader processes decoding images
     shard_images: int = 256  # images per resumable shard; keep it fixed between a kill and its resume
     skip_bad_images: bool = False  # skip undecodable images (listed in the file) instead of stopping
+    cluster: str = "none"  # where sweep runs execute: none | local:N | cuda | slurm | a scheduler address
+    threads_per_worker: int = 1  # runs at once in one dask worker process
+    worker_timeout: float = 60.0  # seconds to wait for the first worker of a scheduler address
+    slurm: dict[str, Any] = field(default_factory=dict)  # SLURM job settings for cluster: slurm (pipeline.engine)
 
 
 def encode_params(section: dict[str, Any] | None) -> EncodeParams:

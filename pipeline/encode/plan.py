@@ -11,8 +11,9 @@ import numpy as np
 
 from pipeline.data import DataSet, ImageItem, sample_few_shot
 from pipeline.encode.config import EncodeParams
+from pipeline import layout
+from pipeline.layout import few_shot_folder
 from pipeline.params import as_dict
-from pipeline.encoders.naming import model_label, pretrained_label
 from pipeline.store.provenance import SCHEMA_VERSION
 
 
@@ -32,11 +33,7 @@ class SplitJob:
 
 def cache_folder(params: EncodeParams) -> Path:
     """cache/<data set>/<model>__<pretrained>, from the params alone (no encoder is imported)."""
-    return Path(params.cache_dir) / params.dataset.name / f"{model_label(params.model.name)}__{pretrained_label(params.model.pretrained)}"
-
-
-def few_shot_folder(folder: Path, shots: int, seed: int) -> Path:
-    return folder / f"k{shots}-s{seed}"
+    return layout.cache_folder(params.cache_dir, params.dataset.name, params.model.name, params.model.pretrained)
 
 
 def plan_jobs(params: EncodeParams, dataset: DataSet, folder: Path) -> list[SplitJob]:

@@ -7,6 +7,7 @@ checkpoint (its sha256 must match), or, for 'none', the same seeded random initi
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import torch
@@ -15,8 +16,19 @@ from pipeline.encoders.model import Encoder, load_encoder
 from pipeline.errors import ClipCacheError
 
 
+_BUILT: dict[tuple[str, str], Encoder] = {}  # one frozen model per (source, device) in a long-lived worker
+
+
 def rebuild_encoder(provenance: dict[str, Any], device: torch.device) -> Encoder:
-    """The frozen pair named by a cache file's `encoder` provenance, checked against it."""
+    """The frozen pair named by a cache file's `encoder` provenance, checked against it; built once per process."""
+    key = (json.dumps(provenance, sort_keys=True, default=str), str(device))
+    if key not in _BUILT:
+        _BUILT[key] = build_checked(provenance, device)
+    return _BUILT[key]
+
+
+def build_checked(provenance: dict[str, Any], device: torch.device) -> Encoder:
+    """Load the pair and refuse it unless it is the very model the cache was encoded with."""
     name = provenance.get("model_config") or provenance["model"]
     encoder = load_encoder(name, provenance["pretrained"], device)
     for key in ("model", "model_config_sha256", "checkpoint_sha256", "random_init_seed", "pretrained"):

@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.encode.config import encode_params
-from pipeline.evaluate.run import evaluate_head
-from pipeline.params import apply_overrides, build, load_params
+from pipeline.evaluate.run import score_head, test_split, write_evaluation
+from pipeline.evaluate.config import results_dir
+from pipeline.grid import one_pair
+from pipeline.heads.io import load_head
+from pipeline.layout import pair_label, run_folder
+from pipeline.params import apply_overrides, load_params
 from pipeline.train.config import train_params
 
 
-@dataclass(frozen=True)
-class EvaluateParams:
-    results_dir: str = "results"  # evaluation JSONs: <results_dir>/<head>/k<K>-s<seed>/
-    report_dir: str = "report"  # tables and figures of `clipcache report`
-
-
-def evaluate_params(section: dict[str, Any] | None) -> EvaluateParams:
-    return build(EvaluateParams, section, "evaluate")
-
-
-def evaluate_from_params(params_path: str | Path, overrides: list[str], head: str | None) -> dict[str, Any]:
-    """Score the head fitted for params.yaml's train.shots / train.seed on the test split."""
+def evaluate_from_params(params_path: str | Path, overrides: list[str], head: str | None,
+                         dataset: str | None = None, model: str | None = None) -> dict[str, Any]:
+    """Score the head fitted for params.yaml's train.shots / train.seed on the test split, into its run folder."""
     params = apply_overrides(load_params(params_path), overrides)
     train = train_params(params.get("train"))
-    settings = evaluate_params(params.get("evaluate"))
-    return evaluate_head(encode_params(params.get("encode")), train, head or train.head, settings.results_dir)
+    encode = one_pair(params, dataset, model)
+    name = head or train.head
+    folder = run_folder(results_dir(params), name, encode.dataset.name,
+                        pair_label(encode.model.name, encode.model.pretrained), train.shots, train.seed)
+    fitted, meta = load_head(folder)
+    record = score_head(fitted, meta, test_split(encode, meta))
+    write_evaluation(record, folder)
+    return record

@@ -1,9 +1,9 @@
 """Stage 3 as a library call: score one fitted head on the test split (the only stage that opens it).
 
-Writes results/<head>/k<K>-s<seed>/evaluation.json: metrics (top-1, mean
-per-class accuracy, ECE, confusion matrix) with the full provenance of the run; for heads that expose attention
-over the spatial grid (vt_clip), the attention of the true and predicted class on a few test images, so that the
-report can draw attention maps from the JSON alone. metrics.json beside it holds the scalars for `dvc metrics`.
+Writes evaluation.json into the run folder: metrics (top-1, mean per-class accuracy, ECE, confusion matrix) with the
+full provenance of the run; for heads that expose attention over the spatial grid (vt_clip), the attention of the
+true and predicted class on a few test images, so that the report can draw attention maps from the JSON alone.
+metrics.json beside it holds the scalars.
 """
 
 from __future__ import annotations
@@ -15,17 +15,16 @@ from typing import Any
 import numpy as np
 
 from pipeline.encode.config import EncodeParams
-from pipeline.encode.plan import cache_folder
 from pipeline.evaluate.metrics import classification_metrics
-from pipeline.heads.io import load_head
+from pipeline.heads import Head
+from pipeline.layout import cache_folder
 from pipeline.store import FeatureSplit
 from pipeline.store.atomic import write_json_atomic
 from pipeline.store.provenance import fingerprint
-from pipeline.train.config import TrainParams
-from pipeline.train.run import run_folder
 
 log = logging.getLogger(__name__)
 ATTENTION_IMAGES = 4  # test images whose attention maps are kept
+EVALUATION, METRICS = "evaluation.json", "metrics.json"
 
 
 def attention_examples(head: Any, test: FeatureSplit, predictions: np.ndarray, root: str) -> list[dict[str, Any]]:
@@ -37,22 +36,26 @@ def attention_examples(head: Any, test: FeatureSplit, predictions: np.ndarray, r
     for i, row in enumerate(rows):
         true, pred = int(test.labels[row]), int(predictions[row])
         out.append({"image": str(Path(root) / test.image_ids[row]), "true": true, "predicted": pred,
-                    "attention_true": attention[i, true].reshape(side, side).round(5).tolist(),
+                    "attention_true": attention[i, true].reshape(side, side).round(5).tolist(),  # [h, w]
                     "attention_predicted": attention[i, pred].reshape(side, side).round(5).tolist()})
     return out
 
 
-def evaluate_head(encode: EncodeParams, train: TrainParams, name: str, results_dir: str | Path) -> dict[str, Any]:
-    """Score the fitted head (train.out_dir/...) on the test split of its cache; write and return the record."""
-    folder = cache_folder(encode)
-    head, meta = load_head(run_folder(train.out_dir, name, train.shots, train.seed))
+def test_split(encode: EncodeParams, meta: dict[str, Any]) -> FeatureSplit:
+    """The test file of the pair, refused unless it comes from the encoder and data set the head was fitted on."""
     prov = meta["provenance"]
-    test = FeatureSplit(folder / "test.h5", expect={
+    folder = cache_folder(encode.cache_dir, encode.dataset.name, encode.model.name, encode.model.pretrained)
+    return FeatureSplit(folder / "test.h5", expect={
         "encoder.model": prov["encoder"]["model"], "encoder.pretrained": prov["encoder"]["pretrained"],
         "dataset.file_list_sha256": prov["dataset"]["file_list_sha256"]})
+
+
+def score_head(head: Head, meta: dict[str, Any], test: FeatureSplit) -> dict[str, Any]:
+    """The evaluation record of a fitted head (`meta`: its head.json content) on the test split."""
+    prov = meta["provenance"]
     scores = head.logits(test).numpy()  # [N, C]
     record = {
-        "head": name, "shots": train.shots, "seed": train.seed, "dataset": encode.dataset.name,
+        "head": head.name, "shots": prov["shots"], "seed": prov["seed"], "dataset": prov["dataset"]["name"],
         "model": prov["encoder"]["model"], "pretrained": prov["encoder"]["pretrained"],
         "random_weights": prov["encoder"]["random_weights"], "head_params": meta["params"],
         "selected": meta["selected"], "classnames": prov["dataset"]["classnames"],
@@ -61,9 +64,13 @@ def evaluate_head(encode: EncodeParams, train: TrainParams, name: str, results_d
     }
     if hasattr(head, "attention"):
         record["attention"] = attention_examples(head, test, scores.argmax(1), test.build.get("dataset_root", ""))
-    out = run_folder(results_dir, name, train.shots, train.seed)
-    write_json_atomic(out / "evaluation.json", record)
-    write_json_atomic(out / "metrics.json", {k: v for k, v in record["metrics"].items() if k != "confusion"})  # dvc metrics
-    log.info("%s k%d s%d: top-1 %.4f, mean per-class %.4f, ECE %.4f -> %s", name, train.shots, train.seed,
-             record["metrics"]["top1"], record["metrics"]["mean_per_class_accuracy"], record["metrics"]["ece"], out)
     return record
+
+
+def write_evaluation(record: dict[str, Any], folder: Path) -> None:
+    """evaluation.json and metrics.json (the scalars) into a run folder."""
+    write_json_atomic(folder / EVALUATION, record)
+    write_json_atomic(folder / METRICS, {k: v for k, v in record["metrics"].items() if k != "confusion"})
+    log.info("%s %s k%d s%d: top-1 %.4f, mean per-class %.4f, ECE %.4f", record["head"], record["dataset"],
+             record["shots"], record["seed"], record["metrics"]["top1"], record["metrics"]["mean_per_class_accuracy"],
+             record["metrics"]["ece"])

@@ -25,8 +25,12 @@ def save_head(head: Head, folder: Path, provenance: dict[str, Any]) -> None:
     tmp = folder / f"{WEIGHTS}.tmp"
     save_file(tensors, str(tmp))
     tmp.replace(folder / WEIGHTS)
-    meta = {"head": head.name, "params": as_dict(head.params), **head.extra_state(), "provenance": provenance}
-    write_json_atomic(folder / META, meta)
+    write_json_atomic(folder / META, head_record(head, provenance))
+
+
+def head_record(head: Head, provenance: dict[str, Any]) -> dict[str, Any]:
+    """What head.json holds: name, params, selection, shapes and the provenance of the fit."""
+    return {"head": head.name, "params": as_dict(head.params), **head.extra_state(), "provenance": provenance}
 
 
 def load_head(folder: str | Path, device: str | torch.device = "cpu") -> tuple[Head, dict[str, Any]]:

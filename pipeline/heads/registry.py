@@ -1,8 +1,13 @@
-"""Heads join by decorator; `create_head(name, params)` builds one from a params mapping (unknown keys rejected)."""
+"""Heads join by decorator; `create_head(name, params)` builds one from a params mapping (unknown keys rejected).
+
+`MODULES` names the module of every head; a head's module is imported the first time the head is asked for, and
+registers the head with `@register_head` as it loads.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from typing import Any, Callable
 
 from pipeline.errors import ClipCacheError
@@ -10,14 +15,19 @@ from pipeline.heads.base import Head
 from pipeline.params import build
 
 _HEADS: dict[str, type[Head]] = {}
+# every head and the module that registers it, imported on demand
+MODULES: dict[str, str] = {name: f"pipeline.heads.{name}" for name in (
+    "cavpt", "clip_adapter", "coop", "gda", "linear_probe", "lp_pp", "mm_adapter", "proker", "tip_adapter",
+    "tip_adapter_f", "vpt_late", "vt_clip", "zero_shot")}
 
 
 def register_head(name: str) -> Callable[[type[Head]], type[Head]]:
     """Decorator: register a Head subclass under `name`; a duplicate name is an error."""
 
     def wrap(cls: type[Head]) -> type[Head]:
-        if name in _HEADS:
-            raise ValueError(f"head {name!r} is registered twice")
+        owner = MODULES.get(name, cls.__module__)
+        if name in _HEADS or owner != cls.__module__:
+            raise ValueError(f"head {name!r} is registered twice ({owner} owns it, {cls.__module__} registers it)")
         cls.name = name
         _HEADS[name] = cls
         return cls
@@ -26,10 +36,14 @@ def register_head(name: str) -> Callable[[type[Head]], type[Head]]:
 
 
 def list_heads() -> list[str]:
-    return sorted(_HEADS)
+    """Every head's name, without importing any head module."""
+    return sorted(set(MODULES) | set(_HEADS))
 
 
 def head_class(name: str) -> type[Head]:
+    """The class of head `name`, importing its module on first use."""
+    if name not in _HEADS and name in MODULES:
+        importlib.import_module(MODULES[name])
     if name not in _HEADS:
         raise ClipCacheError(f"unknown head {name!r}; known: {', '.join(list_heads())}")
     return _HEADS[name]

@@ -13,8 +13,9 @@ class TrainParams:
     head: str = "tip_adapter"  # head fitted by `clipcache train` when --head is not given
     shots: int = 16  # which few-shot cache (k<shots>-s<seed>) to fit on
     seed: int = 1
-    out_dir: str = "models"  # fitted heads go to <out_dir>/<head>/k<K>-s<seed>/
-    heads: tuple[str, ...] = ()  # the heads of dvc.yaml's train/evaluate matrix (read by DVC, not by the code)
+    out_dir: str | None = None  # no longer used: a run's fitted head and evaluation share its folder under
+    #                             evaluate.results_dir (pipeline/layout.py); accepted so that older params still load
+    heads: tuple[str, ...] = ()  # the heads `clipcache sweep` runs by default (and dvc.yaml's sweep stages)
 
 
 def train_params(section: dict[str, Any] | None) -> TrainParams:

@@ -2,26 +2,47 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
-from pipeline.encode.config import encode_params, runtime_params
+from pipeline.encode.config import runtime_params
 from pipeline.encoders.device import pick_device
 from pipeline.errors import ClipCacheError
+from pipeline.evaluate.config import results_dir
+from pipeline.grid import one_pair
+from pipeline.layout import RUN_RECORD, pair_label, run_folder
 from pipeline.params import apply_overrides, load_params
 from pipeline.train.config import train_params
-from pipeline.train.run import TrainResult, train_head
+from pipeline.train.run import TrainResult, fit_head, save_fitted
+
+log = logging.getLogger(__name__)
 
 
-def train_from_params(params_path: str | Path, overrides: list[str], head: str | None,
-                      runtime: dict[str, Any]) -> TrainResult:
-    """Read params.yaml (`encode` locates the cache, `train` and `heads.<name>` configure the fit) and fit one head."""
-    params = apply_overrides(load_params(params_path), overrides)
-    train = train_params(params.get("train"))
-    name = head or train.head
+def head_section(params: dict[str, Any], name: str) -> dict[str, Any]:
+    """heads.<name> of params.yaml (empty: the head's defaults)."""
     heads = params.get("heads") or {}
     if not isinstance(heads, dict):
         raise ClipCacheError("params.yaml: 'heads' must map head names to their parameters")
+    return heads.get(name) or {}
+
+
+def train_from_params(params_path: str | Path, overrides: list[str], head: str | None, runtime: dict[str, Any],
+                      dataset: str | None = None, model: str | None = None) -> TrainResult:
+    """Fit one head on one (data set, model, shots, seed) of params.yaml, into its run folder (no evaluation).
+
+    The run's record (run.json) is removed first: the folder holds a fitted head that no evaluation has scored yet.
+    """
+    params = apply_overrides(load_params(params_path), overrides)
+    train = train_params(params.get("train"))
+    encode = one_pair(params, dataset, model)
+    name = head or train.head
     settings = {**(params.get("runtime") or {}), **{k: v for k, v in runtime.items() if v is not None}}
     device = pick_device(runtime_params(settings).device)
-    return train_head(encode_params(params.get("encode")), train, name, heads.get(name) or {}, device)
+    fitted = fit_head(encode, train.shots, train.seed, name, head_section(params, name), device)
+    out = run_folder(results_dir(params), name, encode.dataset.name,
+                     pair_label(encode.model.name, encode.model.pretrained), train.shots, train.seed)
+    (out / RUN_RECORD).unlink(missing_ok=True)
+    save_fitted(fitted, out)
+    log.info("%s -> %s", name, out)
+    return TrainResult(out, fitted.metrics)

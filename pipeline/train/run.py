@@ -1,7 +1,7 @@
-"""Stage 2 as a library call: fit one head on the cached train/val tensors of one (shots, seed) and save it.
+"""Stage 2 as a library call: fit one head on the cached train/val tensors of one (data set, model, shots, seed).
 
 Only the few-shot train and val files and the text file are opened; the test split is never touched, no image is
-decoded and no encoder is built.
+decoded and no image encoder runs on pixels.
 """
 
 from __future__ import annotations
@@ -15,23 +15,32 @@ from typing import Any
 import torch
 
 from pipeline.encode.config import EncodeParams
-from pipeline.encode.plan import cache_folder, few_shot_folder
 from pipeline.encoders.naming import model_label
 from pipeline.errors import ClipCacheError
 from pipeline.heads import REQUIREMENTS, FitData, Head, create_head
 from pipeline.heads.base import val_accuracy
 from pipeline.heads.io import save_head
+from pipeline.layout import cache_folder, few_shot_folder
 from pipeline.store import FeatureSplit, TextFeatures
 from pipeline.store.atomic import write_json_atomic
 from pipeline.store.provenance import fingerprint
-from pipeline.train.config import TrainParams
 
 log = logging.getLogger(__name__)
+FIT_RECORD = "fit.json"  # validation accuracy, selection, per-epoch history and fit time of a fitted head
+
+
+@dataclass
+class Fitted:
+    """A head fitted on one few-shot cache, with what it came from."""
+
+    head: Head
+    provenance: dict[str, Any]  # the cache files and their fingerprints, model, data set, shots, seed
+    metrics: dict[str, Any]  # validation accuracy, selection, history, fit seconds, provenance keys
 
 
 @dataclass
 class TrainResult:
-    folder: Path  # where head.safetensors, head.json and metrics.json were written
+    folder: Path  # where head.safetensors, head.json and fit.json were written
     metrics: dict[str, Any]
 
 
@@ -58,36 +67,38 @@ def cache_provenance(*files: FeatureSplit | TextFeatures) -> dict[str, Any]:
     }
 
 
-def run_folder(root: str | Path, head: str, shots: int, seed: int) -> Path:
-    """<root>/<head>/k<K>-s<seed>: where a run's head (models/) or evaluation (results/) goes; the JSON inside names
-    the data set and model, and DVC tracks one configuration per workspace (several models: `dvc exp` or another root).
-    """
-    return Path(root) / head / f"k{shots}-s{seed}"
+def fit_inputs(encode: EncodeParams, shots: int, seed: int) -> tuple[FeatureSplit, FeatureSplit, TextFeatures]:
+    """The few-shot train and val files and the text file of one (K, seed) of a pair, checked on open."""
+    arch = model_label(encode.model.name)
+    folder = cache_folder(encode.cache_dir, encode.dataset.name, encode.model.name, encode.model.pretrained)
+    sub = few_shot_folder(folder, shots, seed)
+    expect = {"split.shots": shots, "split.seed": seed, "encoder.model": arch}
+    return (FeatureSplit(sub / "train.h5", expect={**expect, "split.name": "train"}),
+            FeatureSplit(sub / "val.h5", expect={**expect, "split.name": "val"}),
+            TextFeatures(folder / "text.h5", expect={"encoder.model": arch}))
 
 
-def train_head(encode: EncodeParams, train: TrainParams, name: str, head_params: dict[str, Any],
-               device: torch.device) -> TrainResult:
-    """Fit head `name` on the (train.shots, train.seed) cache of `encode`'s data set and model; save it."""
-    arch, folder = model_label(encode.model.name), cache_folder(encode)
-    shots = few_shot_folder(folder, train.shots, train.seed)
-    expect = {"split.shots": train.shots, "split.seed": train.seed, "encoder.model": arch}
-    train_split = FeatureSplit(shots / "train.h5", expect={**expect, "split.name": "train"})
-    val_split = FeatureSplit(shots / "val.h5", expect={**expect, "split.name": "val"})
-    text = TextFeatures(folder / "text.h5", expect={"encoder.model": arch})
+def fit_head(encode: EncodeParams, shots: int, seed: int, name: str, head_params: dict[str, Any],
+             device: torch.device) -> Fitted:
+    """Fit head `name` on the (shots, seed) cache of `encode`'s data set and model; nothing is written."""
+    train_split, val_split, text = fit_inputs(encode, shots, seed)
     head = create_head(name, head_params)
     check_requires(head, train_split, val_split)
-    torch.manual_seed(train.seed)
+    torch.manual_seed(seed)
     started = time.perf_counter()
-    head.to(device).fit(FitData(train_split, val_split, text, train.seed, device))
+    head.to(device).fit(FitData(train_split, val_split, text, seed, device))
     seconds = time.perf_counter() - started
-    provenance = {**cache_provenance(train_split, val_split, text), "shots": train.shots, "seed": train.seed}
-    out = run_folder(train.out_dir, name, train.shots, train.seed)
-    save_head(head, out, provenance)
-    metrics = {"head": name, "shots": train.shots, "seed": train.seed, "val_acc": val_accuracy(head, val_split),
+    provenance = {**cache_provenance(train_split, val_split, text), "shots": shots, "seed": seed}
+    metrics = {"head": name, "shots": shots, "seed": seed, "val_acc": val_accuracy(head, val_split),
                "selected": head.selected, "fit_seconds": round(seconds, 3), "history": head.history,
-               "model": arch, "pretrained": encode.model.pretrained,
+               "model": model_label(encode.model.name), "pretrained": encode.model.pretrained,
                "random_weights": provenance["encoder"]["random_weights"], "dataset": encode.dataset.name}
-    write_json_atomic(out / "metrics.json", metrics)
-    log.info("%s: val acc %.4f, selected %s, fit %.2f s -> %s", name, metrics["val_acc"] or 0.0,
-             {k: v for k, v in head.selected.items() if k != "val_acc"}, seconds, out)
-    return TrainResult(out, metrics)
+    log.info("%s %s k%d s%d: val acc %.4f, selected %s, fit %.2f s", name, encode.dataset.name, shots, seed,
+             metrics["val_acc"] or 0.0, {k: v for k, v in head.selected.items() if k != "val_acc"}, seconds)
+    return Fitted(head, provenance, metrics)
+
+
+def save_fitted(fitted: Fitted, folder: Path) -> None:
+    """head.safetensors, head.json and fit.json into `folder`."""
+    save_head(fitted.head, folder, fitted.provenance)
+    write_json_atomic(folder / FIT_RECORD, fitted.metrics)

@@ -1,0 +1,69 @@
+"""The grid of params.yaml: data sets x models, each pair an `EncodeParams` sharing the `encode` section's protocol.
+
+```yaml
+grid:
+  datasets: [{name: textile, root: data/textile, options: {max_per_class: 200}}, {name: dtd, root: /data/dtd}]
+  models: [{name: ViT-B-32, pretrained: openai}, {name: RN50, pretrained: openai}]
+encode: {protocol: ..., views: ..., features: ...}
+```
+Without a `grid` section, `encode.dataset` and `encode.model` are the one pair (the simple case).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.encode.config import EncodeParams, encode_params
+from pipeline.errors import ClipCacheError
+from pipeline.encoders.naming import model_label
+from pipeline.layout import pair_label
+
+
+def _entries(grid: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """grid.<key> as a non-empty list of mappings."""
+    entries = grid.get(key)
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise ClipCacheError(f"params.yaml: grid.{key} must be a non-empty list of mappings")
+    return entries
+
+
+def grid_sections(params: dict[str, Any]) -> list[dict[str, Any]]:
+    """One raw `encode` section per (data set, model) pair, data sets outermost."""
+    encode = dict(params.get("encode") or {})
+    grid = params.get("grid")
+    if grid is None:
+        return [encode]
+    if not isinstance(grid, dict) or set(grid) - {"datasets", "models"}:
+        raise ClipCacheError("params.yaml: grid must be a mapping with the keys datasets and models")
+    clash = sorted({"dataset", "model"} & set(encode))
+    if clash:
+        raise ClipCacheError(f"params.yaml: encode.{clash[0]} and grid both name it; keep one (grid.{clash[0]}s)")
+    datasets, models = _entries(grid, "datasets"), _entries(grid, "models")
+    names = [d.get("name") for d in datasets]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate is not None:
+        raise ClipCacheError(f"params.yaml: grid.datasets names {duplicate!r} twice (cache and results are keyed by name)")
+    return [{**encode, "dataset": d, "model": m} for d in datasets for m in models]
+
+
+def grid_pairs(params: dict[str, Any], dataset: str | None = None, model: str | None = None) -> list[EncodeParams]:
+    """The checked (data set, model) pairs, optionally only those of one data set and/or model.
+
+    `model` matches an architecture name (ViT-B-32) or a pair label (ViT-B-32__openai).
+    """
+    pairs = [encode_params(section) for section in grid_sections(params)]
+    chosen = [p for p in pairs if dataset in (None, p.dataset.name) and
+              model in (None, p.model.name, model_label(p.model.name), pair_label(p.model.name, p.model.pretrained))]
+    if not chosen:
+        known = sorted({f"{p.dataset.name} / {pair_label(p.model.name, p.model.pretrained)}" for p in pairs})
+        raise ClipCacheError(f"no (data set, model) pair of the grid matches dataset={dataset!r} model={model!r}; "
+                             f"the grid has: {', '.join(known)}")
+    return chosen
+
+
+def one_pair(params: dict[str, Any], dataset: str | None = None, model: str | None = None) -> EncodeParams:
+    """The single pair a one-run command (train, evaluate) works on; ambiguity is named."""
+    pairs = grid_pairs(params, dataset, model)
+    if len(pairs) > 1:
+        raise ClipCacheError(f"the grid has {len(pairs)} (data set, model) pairs: choose one with --dataset and --model")
+    return pairs[0]

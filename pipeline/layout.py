@@ -1,0 +1,44 @@
+"""Every path of the on-disk layout, in one place; imports no model code.
+
+```
+<cache_dir>/<data set>/<model>__<pretrained>/          stage 1: text.h5, test.h5, k<K>-s<seed>/{train,val}.h5
+<results_dir>/<head>/<data set>/<model>__<pretrained>/k<K>-s<seed>/
+    head.safetensors, head.json, fit.json                the fitted head (stage 2)
+    evaluation.json, metrics.json                        its test-split evaluation (stage 3)
+    run.json                                             the run's fingerprint: written last, marks the run complete
+<results_dir>/metrics/<head>.json                      every run's scalars of one head, for `dvc metrics`
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.encoders.naming import model_label, pretrained_label
+
+RUN_RECORD = "run.json"
+
+
+def pair_label(model: str, pretrained: str) -> str:
+    """<model>__<pretrained>: how a (model, pretrained) pair is named in paths."""
+    return f"{model_label(model)}__{pretrained_label(pretrained)}"
+
+
+def cache_folder(cache_dir: str | Path, dataset: str, model: str, pretrained: str) -> Path:
+    """cache/<data set>/<model>__<pretrained>."""
+    return Path(cache_dir) / dataset / pair_label(model, pretrained)
+
+
+def few_shot_folder(folder: Path, shots: int, seed: int) -> Path:
+    """The few-shot train/val files of one (K, seed) inside a cache folder."""
+    return folder / f"k{shots}-s{seed}"
+
+
+def run_folder(results_dir: str | Path, head: str, dataset: str, pair: str, shots: int, seed: int) -> Path:
+    """<results_dir>/<head>/<data set>/<model>__<pretrained>/k<K>-s<seed>: one run's files."""
+    return Path(results_dir) / head / dataset / pair / f"k{shots}-s{seed}"
+
+
+def head_metrics_file(results_dir: str | Path, head: str) -> Path:
+    """<results_dir>/metrics/<head>.json: the scalars of every run of one head (`dvc metrics show`)."""
+    return Path(results_dir) / "metrics" / f"{head}.json"

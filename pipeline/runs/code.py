@@ -1,0 +1,92 @@
+"""The code a run depends on: the transitive closure of a module's `pipeline.*` imports, read statically.
+
+A run's fingerprint hashes these source files, so that changing a head's own module (or anything it imports)
+re-fits that head's runs and no other head's; imports inside functions count too (the closure over-approximates),
+and a name imported from a lazy package counts as the module its `_EXPORTS` table resolves it to.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import importlib.util
+from pathlib import Path
+
+PACKAGE = "pipeline"
+LAZY_EXPORTS = "_EXPORTS"  # a package's {name: module} table of exports resolved on first access
+
+
+def module_file(name: str) -> Path | None:
+    """The source file of a `pipeline.*` module or package, or None when there is none."""
+    spec = importlib.util.find_spec(name)
+    return Path(spec.origin) if spec is not None and spec.origin and spec.origin.endswith(".py") else None
+
+
+def imported_modules(path: Path, name: str) -> set[str]:
+    """`pipeline.*` modules that the source at `path` (module `name`) imports anywhere, parents included."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            found.add(base)
+            found |= {f"{base}.{alias.name}" for alias in node.names}  # `from pkg import module`
+            table = lazy_exports(base) if base.startswith(PACKAGE) else {}
+            found |= {table[alias.name] for alias in node.names if alias.name in table}
+    out = set()
+    for module in found:
+        parts = module.split(".")
+        if parts[0] == PACKAGE:
+            out |= {".".join(parts[: i + 1]) for i in range(len(parts))}
+    return out
+
+
+@functools.cache
+def lazy_exports(package: str) -> dict[str, str]:
+    """A lazy package's `_EXPORTS` table {name: module}; empty for any other module."""
+    try:
+        path = module_file(package)
+    except (ImportError, ValueError):
+        return {}
+    if path is None or path.name != "__init__.py":
+        return {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == LAZY_EXPORTS for t in node.targets):
+            pairs = zip(getattr(node.value, "keys", []), getattr(node.value, "values", []))
+            return {k.value: v.value for k, v in pairs if isinstance(k, ast.Constant) and isinstance(v, ast.Constant)}
+    return {}
+
+
+@functools.cache
+def closure(name: str) -> tuple[Path, ...]:
+    """Sorted source files of `name` and of every `pipeline.*` module it imports, transitively."""
+    seen: dict[str, Path] = {}
+    todo = [name]
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        try:
+            path = module_file(module)
+        except (ImportError, ValueError):
+            path = None  # `from pkg import name` where name is not a module
+        if path is None:
+            continue
+        seen[module] = path
+        todo += sorted(imported_modules(path, module) - set(seen))
+    return tuple(sorted(set(seen.values())))
+
+
+def code_fingerprint(*modules: str) -> str:
+    """sha256 over the relative paths and contents of the closure of `modules`."""
+    root = Path(module_file(PACKAGE) or ".").parent
+    digest = hashlib.sha256()
+    for path in sorted({p for m in modules for p in closure(m)}):
+        digest.update(str(path.relative_to(root.parent)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()

@@ -1,0 +1,81 @@
+"""`clipcache sweep` from a params file: the grid's runs of some heads, the per-head metrics files, pruning."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pipeline.encode.config import runtime_params
+from pipeline.engine import CLUSTER_KEYS, cluster_params
+from pipeline.errors import ClipCacheError
+from pipeline.evaluate.config import results_dir
+from pipeline.grid import grid_pairs
+from pipeline.layout import head_metrics_file
+from pipeline.params import apply_overrides, load_params
+from pipeline.runs.execute import RunSpec
+from pipeline.runs.record import read_run_record
+from pipeline.runs.sweep import SweepReport, format_seconds, plan_runs, run_sweep
+from pipeline.store.atomic import write_json_atomic
+from pipeline.train.config import train_params
+from pipeline.train.entry import head_section
+
+log = logging.getLogger(__name__)
+
+
+def sweep_from_params(params_path: str | Path, overrides: list[str], heads: list[str] | None, runtime: dict[str, Any],
+                      dataset: str | None = None, model: str | None = None, prune: bool = False) -> SweepReport:
+    """Run every run of the grid for `heads` (default: train.heads) that is not done yet; fail if any run failed."""
+    params = apply_overrides(load_params(params_path), overrides)
+    names = list(heads or train_params(params.get("train")).heads)
+    if not names:
+        raise ClipCacheError("no heads to sweep: give --head NAME or list them in train.heads of params.yaml")
+    settings = {**(params.get("runtime") or {}), **{k: v for k, v in runtime.items() if v is not None}}
+    device = runtime_params(settings).device
+    root = results_dir(params)
+    specs = plan_runs(grid_pairs(params, dataset, model), names, {n: head_section(params, n) for n in names},
+                      root, device)
+    report = run_sweep(specs, cluster_params({k: settings[k] for k in CLUSTER_KEYS if k in settings}))
+    if prune:
+        prune_runs(specs, names, root, whole=dataset is None and model is None)
+    for name in names:
+        write_head_metrics([s for s in specs if s.head == name], head_metrics_file(root, name))
+    log.info("sweep: %d runs, %d done now, %d already done, %d failed in %s on %s (overhead %.3f s per run)",
+             report.total, report.count("done"), report.count("skipped"), report.count("failed"),
+             format_seconds(report.seconds), report.engine or "nothing to run", report.overhead_per_run)
+    failed = [r for r in report.results if r.status == "failed"]
+    if failed:
+        raise ClipCacheError(f"{len(failed)} of {report.total} runs failed; first: {failed[0].key}: {failed[0].error}")
+    return report
+
+
+def run_folders(results_dir: str, head: str) -> list[Path]:
+    """Every run folder of a head on disk: <results_dir>/<head>/<data set>/<pair>/k<K>-s<seed>."""
+    return sorted(p for p in (Path(results_dir) / head).glob("*/*/k*-s*") if p.is_dir())
+
+
+def prune_runs(specs: list[RunSpec], heads: list[str], results_dir: str, whole: bool) -> None:
+    """Remove run folders of the swept heads that the grid no longer holds (within the swept pairs unless `whole`)."""
+    wanted = {s.folder for s in specs}
+    pairs = {(s.encode.dataset.name, s.pair) for s in specs}
+    for head in heads:
+        for folder in run_folders(results_dir, head):
+            if folder not in wanted and (whole or (folder.parent.parent.name, folder.parent.name) in pairs):
+                log.info("pruning %s: not in the grid", folder)
+                shutil.rmtree(folder)
+
+
+def write_head_metrics(specs: list[RunSpec], path: Path) -> None:
+    """<data set> -> <pair> -> k<K>-s<seed> -> scalars, of the complete runs of one head (`dvc metrics show`)."""
+    tree: dict[str, Any] = {}
+    for spec in specs:
+        record = read_run_record(spec.folder)
+        metrics_file = spec.folder / "metrics.json"
+        if record is None or not metrics_file.is_file():
+            continue
+        scalars = json.loads(metrics_file.read_text())
+        tree.setdefault(spec.encode.dataset.name, {}).setdefault(spec.pair, {})[spec.folder.name] = {
+            k: scalars[k] for k in ("top1", "mean_per_class_accuracy", "ece") if k in scalars}
+    write_json_atomic(path, tree)

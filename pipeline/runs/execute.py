@@ -1,0 +1,165 @@
+"""One run: fit a head on the few-shot cache, score it on the test split, publish the run folder atomically.
+
+Everything is written into a temporary folder beside the final one (named by host, process and a random token, so
+that writers on several hosts never share one) and renamed into place; run.json, the fingerprint, is part of it. A
+run killed at any moment leaves either the previous folder or the new complete one, plus a temporary that the next
+sweep removes. Two workers finishing the same run keep the first and discard the second.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pipeline.encode.config import EncodeParams
+from pipeline.encoders.device import pick_device
+from pipeline.errors import ClipCacheError
+from pipeline.evaluate.run import score_head, test_split, write_evaluation
+from pipeline.heads.io import head_record
+from pipeline.layout import RUN_RECORD, cache_folder, few_shot_folder, pair_label, run_folder
+from pipeline.runs.fingerprint import file_fingerprint, run_fingerprint, run_inputs
+from pipeline.store.atomic import fsync_dir, write_json_atomic
+from pipeline.store.provenance import code_version
+from pipeline.train.run import fit_head, save_fitted
+from pipeline.runs.record import read_run_record
+
+log = logging.getLogger(__name__)
+TMP_PREFIX, OLD_PREFIX = ".tmp-", ".old-"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything a run needs; picklable, so an engine can ship it to a worker."""
+
+    encode: EncodeParams  # the (data set, model) pair and the cache location
+    head: str
+    head_params: dict[str, Any]  # heads.<head> of params.yaml (defaults filled in by the head's Params)
+    shots: int
+    seed: int
+    results_dir: str  # root of the run folders
+    device: str = "auto"  # runtime.device, resolved on the worker
+
+    @property
+    def pair(self) -> str:
+        return pair_label(self.encode.model.name, self.encode.model.pretrained)
+
+    @property
+    def folder(self) -> Path:
+        return run_folder(self.results_dir, self.head, self.encode.dataset.name, self.pair, self.shots, self.seed)
+
+    @property
+    def key(self) -> str:
+        """<data set>/<model>__<pretrained>/<head>/k<K>-s<seed>: the run's name in logs and reports."""
+        return f"{self.encode.dataset.name}/{self.pair}/{self.head}/k{self.shots}-s{self.seed}"
+
+    def cache_files(self) -> dict[str, Path]:
+        """The four cache files a run reads: few-shot train and val, text, test."""
+        root = cache_folder(self.encode.cache_dir, self.encode.dataset.name, self.encode.model.name,
+                            self.encode.model.pretrained)
+        sub = few_shot_folder(root, self.shots, self.seed)
+        return {"train": sub / "train.h5", "val": sub / "val.h5", "text": root / "text.h5", "test": root / "test.h5"}
+
+    def inputs(self, fingerprints: dict[Path, str] | None = None) -> dict[str, Any]:
+        """The run's canonical inputs (cache fingerprints read from the files, memoised in `fingerprints`)."""
+        files = {name: file_fingerprint(path, fingerprints) for name, path in self.cache_files().items()}
+        return run_inputs(self.head, self.head_params, self.shots, self.seed, files)
+
+
+@dataclass
+class RunResult:
+    """What a run reports back to the sweep."""
+
+    key: str
+    status: str  # 'done' (fitted and scored now), 'skipped' (already on disk), 'failed'
+    fingerprint: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)  # fit, evaluate, total (the run's own time)
+    metrics: dict[str, Any] = field(default_factory=dict)  # top1, mean_per_class_accuracy, ece, n_test
+    error: str = ""  # the failure, one line (the traceback is logged on the worker)
+    worker: str = ""  # host:pid that executed it
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def execute_run(spec: RunSpec) -> RunResult:
+    """Fit, score and publish one run unless its folder already holds the same fingerprint; never raises."""
+    started = time.perf_counter()
+    try:
+        inputs = spec.inputs()
+        digest = run_fingerprint(inputs)
+        if (read_run_record(spec.folder) or {}).get("fingerprint") == digest:
+            return RunResult(spec.key, "skipped", digest, worker=worker_name())
+        seconds, metrics = build_run(spec, inputs, digest)
+    except Exception as exc:  # noqa: BLE001 - one failed run must not stop a sweep of thousands; it is reported
+        if not isinstance(exc, ClipCacheError):
+            log.error("run %s failed:\n%s", spec.key, traceback.format_exc())
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return RunResult(spec.key, "failed", error=f"{type(exc).__name__}: {message}", worker=worker_name())
+    seconds["total"] = round(time.perf_counter() - started, 4)
+    return RunResult(spec.key, "done", digest, seconds, metrics, worker=worker_name())
+
+
+def build_run(spec: RunSpec, inputs: dict[str, Any], digest: str) -> tuple[dict[str, float], dict[str, Any]]:
+    """Fit and score into a temporary folder, then publish it; (seconds of fit and evaluate, metrics)."""
+    device = pick_device(spec.device)
+    tmp = spec.folder.with_name(f"{TMP_PREFIX}{spec.folder.name}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        fitted = fit_head(spec.encode, spec.shots, spec.seed, spec.head, spec.head_params, device)
+        save_fitted(fitted, tmp)
+        started = time.perf_counter()
+        meta = head_record(fitted.head, fitted.provenance)
+        record = score_head(fitted.head, meta, test_split(spec.encode, meta))
+        write_evaluation(record, tmp)
+        seconds = {"fit": fitted.metrics["fit_seconds"], "evaluate": round(time.perf_counter() - started, 4)}
+        write_json_atomic(tmp / RUN_RECORD, {
+            "key": spec.key, "fingerprint": digest, "inputs": inputs, "dataset": spec.encode.dataset.name,
+            "model": spec.encode.model.name, "pretrained": spec.encode.model.pretrained, "head": spec.head,
+            "shots": spec.shots, "seed": spec.seed, "seconds": seconds, "worker": worker_name(),
+            "device": str(device), "code_version": code_version(),
+            "finished_at": datetime.now(timezone.utc).isoformat()})
+        publish(tmp, spec.folder, digest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    metrics = {k: v for k, v in record["metrics"].items() if k != "confusion"}
+    return seconds, metrics
+
+
+def publish(tmp: Path, folder: Path, digest: str) -> None:
+    """Rename `tmp` to `folder`, moving an older run aside first; if another writer published the same run, keep it."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(5):
+        current = read_run_record(folder)
+        if current is not None and current.get("fingerprint") == digest:
+            return  # the same run, published by another worker meanwhile
+        if folder.exists():
+            aside = folder.with_name(f"{OLD_PREFIX}{folder.name}-{uuid.uuid4().hex[:8]}")
+            try:
+                os.replace(folder, aside)
+            except FileNotFoundError:
+                continue
+            shutil.rmtree(aside, ignore_errors=True)
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another writer put a folder there in between: look again
+            continue
+        fsync_dir(folder.parent)
+        return
+    raise ClipCacheError(f"run folder {str(folder)!r} keeps changing under this run: is another sweep writing it?")
+
+
+def stale_entries(folder: Path) -> list[Path]:
+    """Temporaries and set-aside folders that killed runs left beside `folder`."""
+    if not folder.parent.is_dir():
+        return []
+    return [p for p in folder.parent.iterdir()
+            if p.name.startswith((f"{TMP_PREFIX}{folder.name}-", f"{OLD_PREFIX}{folder.name}-"))]

@@ -1,0 +1,41 @@
+"""What a run depends on, hashed: the cache files' fingerprints, the head and its full params, shots, seed, code.
+
+Two runs with the same fingerprint compute the same thing, so a sweep skips a run whose folder already holds it.
+Runtime settings (device, engine, workers) are not part of it: they change where a run executes, not its result.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipeline.heads.registry import MODULES, create_head
+from pipeline.params import as_dict
+from pipeline.runs.code import code_fingerprint
+from pipeline.store import FeatureSplit, TextFeatures
+from pipeline.store.provenance import fingerprint
+
+RUN_MODULE = "pipeline.runs.execute"  # the code that fits, scores and writes a run
+
+
+def file_fingerprint(path: Path, cache: dict[Path, str] | None = None) -> str:
+    """The stored fingerprint of a complete cache file (checked on open); memoised in `cache` when given."""
+    if cache is not None and path in cache:
+        return cache[path]
+    opened = TextFeatures(path) if path.name == "text.h5" else FeatureSplit(path)
+    value = fingerprint(opened.provenance)
+    if cache is not None:
+        cache[path] = value
+    return value
+
+
+def run_inputs(head: str, head_params: dict[str, Any], shots: int, seed: int, files: dict[str, str]) -> dict[str, Any]:
+    """The canonical inputs of a run: head params with every default filled in, and the code they run."""
+    params = as_dict(create_head(head, head_params).params)
+    return {"head": head, "params": params, "shots": shots, "seed": seed, "cache": dict(sorted(files.items())),
+            "code": code_fingerprint(MODULES.get(head, head), RUN_MODULE)}
+
+
+def run_fingerprint(inputs: dict[str, Any]) -> str:
+    """sha256 of the canonical inputs."""
+    return fingerprint(inputs)

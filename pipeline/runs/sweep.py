@@ -1,0 +1,123 @@
+"""A sweep: every run of the grid (pairs x heads x shots x seeds) not done yet, on an engine, with progress and ETA.
+
+The driver plans the runs, reads the cache fingerprints once, skips every run whose folder already holds the same
+fingerprint, removes what killed runs left behind, and hands the rest to the engine. Killing a sweep loses at most
+the runs in flight; the next sweep picks up from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.encode.config import EncodeParams
+from pipeline.engine import ClusterParams, open_engine
+from pipeline.errors import ClipCacheError
+from pipeline.heads import head_class
+from pipeline.runs.execute import RunResult, RunSpec, execute_run, stale_entries
+from pipeline.runs.fingerprint import run_fingerprint
+from pipeline.runs.record import read_run_record
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepReport:
+    """What a sweep did."""
+
+    total: int  # runs in the grid
+    results: list[RunResult] = field(default_factory=list)  # one per run, skipped ones included
+    seconds: float = 0.0  # wall time of the sweep
+    engine: str = ""
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def run_seconds(self) -> float:
+        """The runs' own time (fit + evaluate + publish, measured inside each run)."""
+        return sum(r.seconds.get("total", 0.0) for r in self.results if r.status == "done")
+
+    @property
+    def overhead_per_run(self) -> float:
+        """(wall time - the runs' own time) / runs executed: what the engine and the driver cost per run."""
+        executed = self.count("done") + self.count("failed")
+        return (self.seconds - self.run_seconds) / executed if executed else 0.0
+
+
+def plan_runs(pairs: Sequence[EncodeParams], heads: Sequence[str], head_params: dict[str, dict[str, Any]],
+              results_dir: str, device: str = "auto") -> list[RunSpec]:
+    """Every (pair, head, shots, seed) of the grid, in a stable order."""
+    for name in heads:
+        head_class(name)  # an unknown head is named before anything runs
+    return [RunSpec(pair, name, dict(head_params.get(name) or {}), shots, seed, results_dir, device)
+            for pair in pairs for name in heads for shots in pair.protocol.shots for seed in pair.protocol.seeds]
+
+
+def split_done(specs: Sequence[RunSpec]) -> tuple[list[RunResult], list[RunSpec]]:
+    """(results of the runs already on disk with the same fingerprint, the specs still to run)."""
+    fingerprints: dict[Path, str] = {}
+    done, pending = [], []
+    for spec in specs:
+        try:
+            digest = run_fingerprint(spec.inputs(fingerprints))
+        except ClipCacheError:
+            pending.append(spec)  # the run itself reports what is missing
+            continue
+        if (read_run_record(spec.folder) or {}).get("fingerprint") == digest:
+            done.append(RunResult(spec.key, "skipped", digest))
+        else:
+            pending.append(spec)
+    return done, pending
+
+
+def needs_gpu(head: str) -> bool:
+    """Heads that run encoder blocks or attend over spatial maps go to GPU workers where there are some."""
+    cls = head_class(head)
+    return bool(cls.runs) or "spatial" in cls.requires
+
+
+def run_sweep(specs: Sequence[RunSpec], cluster: ClusterParams) -> SweepReport:
+    """Execute every pending run of `specs` on the engine `cluster` names; return what happened."""
+    started = time.perf_counter()
+    skipped, pending = split_done(specs)
+    report = SweepReport(len(specs), list(skipped))
+    log.info("sweep: %d runs in the grid, %d already done, %d to run", len(specs), len(skipped), len(pending))
+    for spec in pending:
+        for stale in stale_entries(spec.folder):
+            shutil.rmtree(stale, ignore_errors=True)
+    if pending:
+        with open_engine(cluster) as engine:
+            report.engine = engine.name
+            results = engine.map_unordered(execute_run, pending, [needs_gpu(s.head) for s in pending])
+            follow(results, report, len(skipped), started)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def follow(results: Iterable[tuple[int, RunResult]], report: SweepReport, skipped: int, started: float) -> None:
+    """Collect results as they arrive, logging runs done / total and an ETA."""
+    executed = 0
+    to_run = report.total - skipped
+    for _, result in results:
+        report.results.append(result)
+        executed += 1
+        elapsed = time.perf_counter() - started
+        eta = elapsed / executed * (to_run - executed)
+        outcome = (f"top-1 {result.metrics.get('top1', 0.0):.4f}, {result.seconds.get('total', 0.0):.2f} s"
+                   if result.status == "done" else result.status + (f": {result.error}" if result.error else ""))
+        log.info("[%d/%d] %s %s (%s); ETA %s", skipped + executed, report.total, result.key, outcome,
+                 result.worker, format_seconds(eta))
+
+
+def format_seconds(seconds: float) -> str:
+    """1h02m03s / 4m05s / 6s."""
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
