@@ -47,13 +47,15 @@ def datasets() -> None:
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:1, mps (not tracked: re-encodes nothing).")
 @click.option("--workers", type=int, default=None, help="Image-decoding processes.")
 @click.option("--batch-size", type=int, default=None, help="Images (views counted) per forward pass.")
+@click.option("--dataset", default=None, help="Only this data set of the grid.")
+@click.option("--model", default=None, help="Only this model of the grid (ViT-B-32 or ViT-B-32__openai).")
 def encode(params_path: str, overrides: tuple[str, ...], skip_bad_images: bool | None, device: str | None,
-           workers: int | None, batch_size: int | None) -> None:
-    """Stage 1: encode the data set of params.yaml into cache/ (resumes an interrupted run)."""
+           workers: int | None, batch_size: int | None, dataset: str | None, model: str | None) -> None:
+    """Stage 1: encode every (data set, model) pair of the grid into cache/ (resumes an interrupted run)."""
     from pipeline.encode.entry import encode_from_params
 
     encode_from_params(params_path, list(overrides), {"skip_bad_images": skip_bad_images, "device": device,
-                                                      "workers": workers, "batch_size": batch_size})
+                                                      "workers": workers, "batch_size": batch_size}, dataset, model)
 
 
 @cli.command()
@@ -61,11 +63,14 @@ def encode(params_path: str, overrides: tuple[str, ...], skip_bad_images: bool |
 @click.option("--head", default=None, help="Head to fit (default: train.head); see `clipcache heads`.")
 @click.option("--set", "overrides", multiple=True, help="Override: heads.vt_clip.n_heads=2, train.shots=4 (repeatable).")
 @click.option("--device", default=None, help="auto, cpu, cuda, mps (not tracked).")
-def train(params_path: str, head: str | None, overrides: tuple[str, ...], device: str | None) -> None:
+@click.option("--dataset", default=None, help="Only this data set of the grid.")
+@click.option("--model", default=None, help="Only this model of the grid (ViT-B-32 or ViT-B-32__openai).")
+def train(params_path: str, head: str | None, overrides: tuple[str, ...], device: str | None, dataset: str | None,
+          model: str | None) -> None:
     """Stage 2: fit one head on the cached train/val tensors; never opens an image or the test split."""
     from pipeline.train.entry import train_from_params
 
-    result = train_from_params(params_path, list(overrides), head, {"device": device})
+    result = train_from_params(params_path, list(overrides), head, {"device": device}, dataset, model)
     click.echo(json.dumps({k: v for k, v in result.metrics.items() if k != "history"}, default=str))
 
 
@@ -73,11 +78,14 @@ def train(params_path: str, head: str | None, overrides: tuple[str, ...], device
 @click.option("--params", "params_path", default="params.yaml", show_default=True, help="Parameters file.")
 @click.option("--head", default=None, help="Head to score (default: train.head).")
 @click.option("--set", "overrides", multiple=True, help="Override: train.shots=4, train.seed=2 (repeatable).")
-def evaluate(params_path: str, head: str | None, overrides: tuple[str, ...]) -> None:
+@click.option("--dataset", default=None, help="Only this data set of the grid.")
+@click.option("--model", default=None, help="Only this model of the grid (ViT-B-32 or ViT-B-32__openai).")
+def evaluate(params_path: str, head: str | None, overrides: tuple[str, ...], dataset: str | None,
+             model: str | None) -> None:
     """Stage 3: score a fitted head on the test split (the only stage that opens it)."""
     from pipeline.evaluate.entry import evaluate_from_params
 
-    record = evaluate_from_params(params_path, list(overrides), head)
+    record = evaluate_from_params(params_path, list(overrides), head, dataset, model)
     metrics = {k: v for k, v in record["metrics"].items() if k != "confusion"}
     click.echo(json.dumps({"head": record["head"], "shots": record["shots"], "seed": record["seed"], **metrics,
                            "random_weights": record["random_weights"]}))
@@ -85,17 +93,35 @@ def evaluate(params_path: str, head: str | None, overrides: tuple[str, ...]) -> 
 
 @cli.command()
 @click.option("--params", "params_path", default="params.yaml", show_default=True, help="Parameters file.")
+@click.option("--head", "heads", multiple=True, help="Sweep only this head (repeatable; default: train.heads).")
+@click.option("--set", "overrides", multiple=True, help="Override: heads.gda.alpha_grid=[-2,2,9] (repeatable).")
+@click.option("--cluster", default=None, help="none, local:N, cuda, slurm, jobqueue-local:N or tcp://host:8786 (not tracked).")
+@click.option("--device", default=None, help="auto, cpu, cuda, mps (not tracked).")
+@click.option("--dataset", default=None, help="Only this data set of the grid.")
+@click.option("--model", default=None, help="Only this model of the grid (ViT-B-32 or ViT-B-32__openai).")
+@click.option("--prune", is_flag=True, help="Remove run folders of these heads that the grid no longer holds.")
+def sweep(params_path: str, heads: tuple[str, ...], overrides: tuple[str, ...], cluster: str | None,
+          device: str | None, dataset: str | None, model: str | None, prune: bool) -> None:
+    """Fit and evaluate every run of the grid (data sets x models x heads x shots x seeds) not done yet."""
+    from pipeline.runs.entry import sweep_from_params
+
+    report = sweep_from_params(params_path, list(overrides), list(heads) or None,
+                               {"cluster": cluster, "device": device}, dataset, model, prune)
+    click.echo(json.dumps({"runs": report.total, "done_now": report.count("done"), "already_done":
+                           report.count("skipped"), "failed": report.count("failed"),
+                           "seconds": round(report.seconds, 2), "engine": report.engine,
+                           "overhead_per_run_s": round(report.overhead_per_run, 4)}))
+
+
+@cli.command()
+@click.option("--params", "params_path", default="params.yaml", show_default=True, help="Parameters file.")
 @click.option("--results", default=None, help="Folder of evaluation JSONs (default: evaluate.results_dir).")
 @click.option("--out", default=None, help="Where tables and figures go (default: evaluate.report_dir).")
 def report(params_path: str, results: str | None, out: str | None) -> None:
-    """Rebuild the results tables (Markdown, CSV) and figures from the evaluation JSON files alone."""
-    from pathlib import Path
+    """Rebuild the tables (Markdown, CSV), figures and index.html from the evaluation JSON files alone (no torch)."""
+    from pipeline.report import build_report, report_settings
 
-    from pipeline.evaluate.entry import evaluate_params
-    from pipeline.evaluate.report import build_report
-    from pipeline.params import load_params
-
-    settings = evaluate_params(load_params(params_path).get("evaluate") if Path(params_path).exists() else None)
+    settings = report_settings(params_path)
     written = build_report(results or settings.results_dir, out or settings.report_dir)
     click.echo(written[0].read_text())
     click.echo("wrote " + ", ".join(str(p) for p in written))

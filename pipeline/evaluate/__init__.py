@@ -1,1 +1,1 @@
-"""Stage 3 in the library: score fitted heads on the test split, aggregate runs, draw the report."""
+"""Stage 3 in the library: score a fitted head on the test split (metrics, evaluation records)."""

@@ -1,0 +1,118 @@
+"""Find and read evaluation JSONs: one `Run` per file, its fields checked; confusion matrices re-read on demand.
+
+The folder layout is not relied upon: every `evaluation.json` under the results folder is a run, described by its
+own fields. Confusion matrices ([C][C], up to 1000 classes) are not kept in memory with the runs: a figure reads the
+few it needs again from the file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import ClipCacheError
+
+NUMBER = (int, float)
+REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "head": str, "shots": int, "seed": int, "dataset": str, "model": str, "pretrained": str, "random_weights": bool,
+    "head_params": dict, "selected": dict, "classnames": list, "metrics": dict}
+REQUIRED_METRICS: dict[str, type | tuple[type, ...]] = {
+    "top1": NUMBER, "mean_per_class_accuracy": NUMBER, "ece": NUMBER, "n_test": int, "confusion": list}
+ATTENTION_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "image": str, "true": int, "predicted": int, "attention_true": list, "attention_predicted": list}
+
+
+@dataclass(frozen=True)
+class Run:
+    """The scalars and provenance of one evaluation.json (fit + evaluation of one head, shots, seed)."""
+
+    source: Path  # the evaluation.json it was read from
+    head: str
+    shots: int
+    seed: int
+    dataset: str
+    model: str
+    pretrained: str
+    random_weights: bool
+    head_params: dict[str, Any]
+    selected: dict[str, Any]
+    classnames: list[str]
+    metrics: dict[str, float]  # top1, mean_per_class_accuracy, ece: fractions in [0, 1]
+    n_test: int
+    attention: list[dict[str, Any]] | None  # test images with the attention grids of their true/predicted class
+
+
+def find_results(results_dir: str | Path) -> list[Path]:
+    """Every evaluation.json under `results_dir`, sorted; an error when there is none."""
+    paths = sorted(Path(results_dir).rglob("evaluation.json"))
+    if not paths:
+        raise ClipCacheError(f"no evaluation.json under {str(results_dir)!r}; run `clipcache evaluate` first")
+    return paths
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """The JSON object of one file, or an error naming the file."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ClipCacheError(f"{path}: not a readable JSON file ({exc})") from exc
+    if not isinstance(record, dict):
+        raise ClipCacheError(f"{path}: an evaluation record must be a JSON object")
+    return record
+
+
+def check_fields(record: dict[str, Any], fields: dict[str, type | tuple[type, ...]], path: Path, where: str) -> None:
+    """Raise an error naming the file and the field when a field is missing or of the wrong type."""
+    for name, kind in fields.items():
+        if name not in record:
+            raise ClipCacheError(f"{path}: missing field {where}{name}")
+        value = record[name]
+        wrong_bool = isinstance(value, bool) and kind is not bool
+        if wrong_bool or not isinstance(value, kind):
+            raise ClipCacheError(f"{path}: field {where}{name} has an unexpected value {str(value)[:40]!r}")
+
+
+def parse_run(record: dict[str, Any], path: Path) -> Run:
+    """A checked `Run` from one record (the confusion matrix is checked for presence, not kept)."""
+    check_fields(record, REQUIRED, path, "")
+    check_fields(record["metrics"], REQUIRED_METRICS, path, "metrics.")
+    attention = record.get("attention")
+    if attention is not None:
+        if not isinstance(attention, list):
+            raise ClipCacheError(f"{path}: field attention must be a list")
+        for i, example in enumerate(attention):
+            check_fields(example if isinstance(example, dict) else {}, ATTENTION_FIELDS, path, f"attention[{i}].")
+    metrics = record["metrics"]
+    return Run(source=path, head=record["head"], shots=record["shots"], seed=record["seed"],
+               dataset=record["dataset"], model=record["model"], pretrained=record["pretrained"],
+               random_weights=record["random_weights"], head_params=record["head_params"],
+               selected=record["selected"], classnames=[str(c) for c in record["classnames"]],
+               metrics={k: float(metrics[k]) for k in ("top1", "mean_per_class_accuracy", "ece")},
+               n_test=metrics["n_test"], attention=attention or None)
+
+
+def load_runs(results_dir: str | Path) -> list[Run]:
+    """Every run under `results_dir`, sorted by (dataset, model, pretrained, head, shots, seed)."""
+    runs = [parse_run(read_record(path), path) for path in find_results(results_dir)]
+    seen: dict[tuple[str, str, str, str, int, int], Path] = {}
+    for run in runs:
+        key = (run.dataset, run.model, run.pretrained, run.head, run.shots, run.seed)
+        if key in seen:
+            raise ClipCacheError(f"{run.source} and {seen[key]} both hold {run.head}, {run.shots} shots, seed "
+                                 f"{run.seed} on {run.dataset} / {run.model} / {run.pretrained}: keep one")
+        seen[key] = run.source
+    return sorted(runs, key=lambda r: (r.dataset, r.model, r.pretrained, r.head, r.shots, r.seed))
+
+
+def read_confusion(run: Run) -> np.ndarray:
+    """The [C, C] confusion counts of a run (row = true class), read again from its file and checked."""
+    matrix = np.asarray(read_record(run.source)["metrics"]["confusion"])
+    n_classes = len(run.classnames)
+    if matrix.shape != (n_classes, n_classes) or not np.issubdtype(matrix.dtype, np.integer):
+        raise ClipCacheError(f"{run.source}: metrics.confusion must be {n_classes} x {n_classes} integer counts "
+                             f"(one row per class name), got shape {matrix.shape}")
+    return matrix

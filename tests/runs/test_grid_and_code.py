@@ -1,0 +1,81 @@
+"""The grid of params.yaml, and the code closure that a run's fingerprint hashes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import ClipCacheError
+from pipeline.grid import grid_pairs, one_pair
+from pipeline.runs.code import closure, imported_modules
+
+DATASETS = [{"name": "textile", "options": {"max_per_class": 20}}, {"name": "dtd", "root": "/data/dtd"}]
+MODELS = [{"name": "ViT-B-32", "pretrained": "openai"}, {"name": "RN50", "pretrained": "none"}]
+
+
+def test_grid_is_data_sets_times_models_sharing_the_protocol() -> None:
+    params = {"grid": {"datasets": DATASETS, "models": MODELS}, "encode": {"protocol": {"shots": [1, 2], "seeds": [3]}}}
+    pairs = grid_pairs(params)
+    assert [(p.dataset.name, p.model.name, p.model.pretrained) for p in pairs] == [
+        ("textile", "ViT-B-32", "openai"), ("textile", "RN50", "none"), ("dtd", "ViT-B-32", "openai"),
+        ("dtd", "RN50", "none")]
+    assert all(p.protocol.shots == (1, 2) and p.protocol.seeds == (3,) for p in pairs)
+    assert pairs[2].dataset.root == "/data/dtd" and pairs[0].dataset.options == {"max_per_class": 20}
+    assert [p.model.name for p in grid_pairs(params, dataset="dtd", model="RN50__none")] == ["RN50"]
+    assert [p.dataset.name for p in grid_pairs(params, model="ViT-B-32")] == ["textile", "dtd"]
+    with pytest.raises(ClipCacheError, match="2 .*pairs.*--dataset and --model"):
+        one_pair(params, dataset="dtd")
+    with pytest.raises(ClipCacheError, match=r"dataset='food101'.*the grid has: dtd / RN50__none"):
+        grid_pairs(params, dataset="food101")
+
+
+def test_without_a_grid_the_encode_section_is_the_one_pair() -> None:
+    pair = one_pair({"encode": {"dataset": DATASETS[1], "model": MODELS[1]}})
+    assert (pair.dataset.name, pair.model.name) == ("dtd", "RN50")
+
+
+@pytest.mark.parametrize(("grid", "culprit"), [
+    ({"datasets": DATASETS, "models": []}, "grid.models must be a non-empty list"),
+    ({"datasets": [DATASETS[0], DATASETS[0]], "models": MODELS}, "names 'textile' twice"),
+    ({"datasets": DATASETS, "models": MODELS, "heads": []}, "keys datasets and models"),
+    ({"datasets": [{"name": "textile", "colour": 1}], "models": MODELS}, r"unknown key encode\.dataset\.colour"),
+])
+def test_bad_grids_are_named(grid: dict, culprit: str) -> None:
+    with pytest.raises(ClipCacheError, match=culprit):
+        grid_pairs({"grid": grid, "encode": {}})
+    with pytest.raises(ClipCacheError, match="encode.dataset and grid"):
+        grid_pairs({"grid": {"datasets": DATASETS, "models": MODELS}, "encode": {"dataset": DATASETS[0]}})
+
+
+def names(paths: tuple[Path, ...]) -> set[str]:
+    return {str(p).split("pipeline/", 1)[1] for p in paths}
+
+
+def test_a_heads_code_closure_holds_its_own_imports_and_no_other_heads() -> None:
+    zero_shot, coop = names(closure("pipeline.heads.zero_shot")), names(closure("pipeline.heads.coop"))
+    assert {"heads/zero_shot.py", "heads/base.py", "store/reader.py"} <= zero_shot
+    assert not {"heads/gda.py", "heads/coop.py", "prompts/text.py", "train/loop.py"} & zero_shot
+    assert {"heads/coop.py", "prompts/text.py", "encoders/frozen.py", "encoders/model.py", "train/loop.py"} <= coop
+    assert "heads/tip_adapter.py" in names(closure("pipeline.heads.tip_adapter_f"))  # it subclasses Tip-Adapter
+    # a name imported from a lazy package counts as the module its _EXPORTS table names
+    assert {"encoders/image.py", "encoders/text.py"} <= names(closure("pipeline.encode.run"))
+
+
+def test_relative_and_lazy_imports_are_resolved(tmp_path: Path) -> None:
+    source = tmp_path / "mod.py"
+    source.write_text("from . import maths\nfrom .data import FitData\nfrom pipeline.encoders import encode_classes\n"
+                      "def f():\n    import pipeline.store.atomic\n")
+    found = imported_modules(source, "pipeline.heads.mod")
+    assert {"pipeline.heads.maths", "pipeline.heads.data", "pipeline.encoders.text", "pipeline.store.atomic",
+            "pipeline.store", "pipeline"} <= found
+    assert not any(m.startswith(("torch", "numpy")) for m in found)
+
+
+def test_a_head_imports_only_its_own_dependencies() -> None:
+    code = ("import sys\nfrom pipeline.heads import create_head\ncreate_head('zero_shot')\n"
+            "print(sorted(m for m in ('open_clip', 'transformers', 'timm', 'pipeline.heads.gda') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

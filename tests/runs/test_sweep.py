@@ -1,0 +1,117 @@
+"""The in-process sweep on a real tiny cache: keys, fingerprints, resumption, atomic folders, failures, pruning."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import ClipCacheError
+from pipeline.runs.entry import sweep_from_params
+from tests.runs.conftest import grid_params, write
+
+PAIR = "image_folder/tiny-ViT__none"
+
+
+def stamps(results: Path) -> dict[str, int]:
+    return {str(p.relative_to(results)): p.stat().st_mtime_ns for p in sorted(results.rglob("run.json"))}
+
+
+def sweep(params: dict, tmp_path: Path, **kwargs) -> object:
+    return sweep_from_params(write(params, tmp_path / "params.yaml"), [], None, {}, **kwargs)
+
+
+def test_runs_are_keyed_and_complete(two_seed_cache, tmp_path: Path) -> None:
+    params = grid_params(two_seed_cache, tmp_path)
+    report = sweep(params, tmp_path)
+    assert (report.total, report.count("done"), report.count("skipped")) == (3 * 2 * 2, 12, 0)
+    folder = tmp_path / "results" / "gda" / "image_folder" / "tiny-ViT__none" / "k2-s1"
+    assert sorted(p.name for p in folder.iterdir()) == ["evaluation.json", "fit.json", "head.json",
+                                                       "head.safetensors", "metrics.json", "run.json"]
+    record = json.loads((folder / "evaluation.json").read_text())
+    assert (record["dataset"], record["model"], record["head"], record["shots"], record["seed"]) == (
+        "image_folder", "tiny-ViT", "gda", 2, 1)
+    run = json.loads((folder / "run.json").read_text())
+    assert run["key"] == f"{PAIR}/gda/k2-s1" and run["inputs"]["params"]["alpha_grid"] == [-4.0, 4.0, 81]
+    assert set(run["inputs"]["cache"]) == {"train", "val", "text", "test"} and len(run["fingerprint"]) == 64
+    metrics = json.loads((tmp_path / "results" / "metrics" / "gda.json").read_text())
+    assert set(metrics["image_folder"]["tiny-ViT__none"]) == {"k1-s1", "k1-s2", "k2-s1", "k2-s2"}
+    assert metrics["image_folder"]["tiny-ViT__none"]["k2-s1"]["top1"] == record["metrics"]["top1"]
+
+
+def test_a_second_sweep_skips_everything_and_a_new_seed_fits_only_its_runs(two_seed_cache, tmp_path: Path) -> None:
+    params = grid_params(two_seed_cache, tmp_path)
+    params["encode"]["protocol"]["seeds"] = [1]
+    assert sweep(params, tmp_path).count("done") == 6
+    before = stamps(tmp_path / "results")
+    again = sweep(params, tmp_path)
+    assert (again.count("done"), again.count("skipped")) == (0, 6) and stamps(tmp_path / "results") == before
+    params["encode"]["protocol"]["seeds"] = [1, 2]
+    grown = sweep(params, tmp_path)
+    assert (grown.count("done"), grown.count("skipped")) == (6, 6)
+    after = stamps(tmp_path / "results")
+    assert {k: after[k] for k in before} == before and len(after) == 12
+    assert sorted(r.key for r in grown.results if r.status == "done") == sorted(
+        f"{PAIR}/{h}/k{k}-s2" for h in ("zero_shot", "gda", "tip_adapter") for k in (1, 2))
+
+
+def test_changing_one_heads_parameter_refits_only_that_head(two_seed_cache, tmp_path: Path) -> None:
+    params = grid_params(two_seed_cache, tmp_path)
+    sweep(params, tmp_path)
+    before = stamps(tmp_path / "results")
+    params["heads"]["tip_adapter"]["alpha_grid"] = [0.5, 2.0, 4]
+    report = sweep(params, tmp_path)
+    assert {r.key.split("/")[2] for r in report.results if r.status == "done"} == {"tip_adapter"}
+    assert report.count("done") == 4
+    after = stamps(tmp_path / "results")
+    assert {k: v for k, v in after.items() if not k.startswith("tip_adapter")} == {
+        k: v for k, v in before.items() if not k.startswith("tip_adapter")}
+    saved = json.loads(next((tmp_path / "results" / "tip_adapter").rglob("head.json")).read_text())
+    assert saved["params"]["alpha_grid"] == [0.5, 2.0, 4]
+
+
+def test_same_seed_same_metrics_and_a_refit_replaces_the_folder(two_seed_cache, tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    params = grid_params(two_seed_cache, tmp_path / "a", heads=["tip_adapter"])
+    first = {r.key: r.metrics for r in sweep(params, tmp_path / "a").results}
+    params_b = grid_params(two_seed_cache, tmp_path / "b", heads=["tip_adapter"])
+    second = {r.key: r.metrics for r in sweep(params_b, tmp_path / "b").results}
+    assert first == second and len(first) == 4
+    folder = tmp_path / "b" / "results" / "tip_adapter" / "image_folder" / "tiny-ViT__none" / "k1-s1"
+    (folder / "run.json").write_text(json.dumps({"fingerprint": "stale"}))  # as if its inputs had changed
+    (folder.parent / ".tmp-k1-s1-host-1-dead").mkdir()  # what a killed run leaves behind
+    (folder.parent / ".old-k1-s1-dead").mkdir()
+    report = sweep(params_b, tmp_path / "b")
+    assert [r.key for r in report.results if r.status == "done"] == [f"{PAIR}/tip_adapter/k1-s1"]
+    assert json.loads((folder / "run.json").read_text())["fingerprint"] != "stale"
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["k1-s1", "k1-s2", "k2-s1", "k2-s2"]
+
+
+def test_a_failed_run_is_named_and_the_others_complete(two_seed_cache, tmp_path: Path) -> None:
+    params = grid_params(two_seed_cache, tmp_path, heads=["zero_shot"])
+    params["encode"]["protocol"]["shots"] = [1, 4]  # k4 was never encoded
+    with pytest.raises(ClipCacheError, match=r"2 of 4 runs failed; first: image_folder/tiny-ViT__none/zero_shot/k4-s1"
+                                             r".*k4-s1/train\.h5' does not exist"):
+        sweep(params, tmp_path)
+    done = sorted(p.parent.name for p in (tmp_path / "results").rglob("run.json"))
+    assert done == ["k1-s1", "k1-s2"]
+
+
+def test_prune_removes_runs_the_grid_no_longer_holds(two_seed_cache, tmp_path: Path) -> None:
+    params = grid_params(two_seed_cache, tmp_path, heads=["zero_shot", "gda"])
+    sweep(params, tmp_path)
+    params["encode"]["protocol"]["seeds"] = [2]
+    params["train"]["heads"] = ["zero_shot"]
+    sweep(params, tmp_path, prune=True)
+    kept = sorted(str(p.parent.relative_to(tmp_path / "results")) for p in (tmp_path / "results").rglob("run.json"))
+    assert kept == [f"gda/{PAIR}/k{k}-s{s}" for k in (1, 2) for s in (1, 2)] + [
+        f"zero_shot/{PAIR}/k{k}-s2" for k in (1, 2)]
+
+
+def test_unknown_head_is_named_before_anything_runs(two_seed_cache, tmp_path: Path) -> None:
+    params = grid_params(two_seed_cache, tmp_path, heads=["zero_shot", "tip_adaptor"])
+    with pytest.raises(ClipCacheError, match="unknown head 'tip_adaptor'"):
+        sweep(params, tmp_path)
+    assert not (tmp_path / "results").exists()
