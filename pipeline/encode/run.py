@@ -18,6 +18,7 @@ from pipeline.data.views import ViewSpec
 from pipeline.encode.buffer import ShardBuffer
 from pipeline.encode.config import EncodeParams, RuntimeParams
 from pipeline.encode.forward import forward_batch, probe_shapes
+from pipeline.encode.progress import ProgressLines
 from pipeline.encode.plan import SplitJob, cache_folder, plan_jobs, split_provenance, text_provenance
 from pipeline.encoders import Encoder, encode_classes, load_encoder, pick_device, require_late_tokens, require_spatial
 from pipeline.encoders.model import resolve_architecture, resolve_pretrained
@@ -102,7 +103,9 @@ def encode_split(params: EncodeParams, runtime: RuntimeParams, encoder: Encoder,
     shards = iter(pending)
     shard, buffer = next(shards, None), ShardBuffer(job, shapes, str(dataset.root))
     total = sum(s.stop - s.start for s in pending)
-    with tqdm(total=total, unit="img", desc=f"{job.path.parent.name}/{job.path.stem}", disable=None) as bar:
+    name = f"{job.path.parent.name}/{job.path.stem}"
+    lines = ProgressLines(name, total)
+    with tqdm(total=total, unit="img", desc=name, disable=None) as bar:
         for batch in loader:
             take_errors(batch["errors"], job, runtime, buffer)
             if batch["pixels"] is not None:
@@ -110,6 +113,7 @@ def encode_split(params: EncodeParams, runtime: RuntimeParams, encoder: Encoder,
                 report.images += len(batch["pos"])
                 report.forwards += len(batch["pos"]) * per_image
             bar.update(len(batch["positions"]))
+            lines.update(len(batch["positions"]))
             if max(batch["positions"]) == shard.stop - 1:
                 writer.write_shard(shard, buffer.arrays(), buffer.skipped)
                 shard, buffer = next(shards, None), ShardBuffer(job, shapes, str(dataset.root))

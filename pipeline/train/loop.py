@@ -8,6 +8,7 @@ validation split; the epoch kept is the best on validation (never on test), its 
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from pipeline.heads.base import Head, val_accuracy
 from pipeline.heads.data import FitData
 from pipeline.heads.maths import normalize
 from pipeline.store import FeatureSplit
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,8 @@ def train(head: Head, data: FitData, schedule: Schedule, names: tuple[str, ...] 
             losses.append(loss.item())
         acc = val_accuracy(head, data.val)
         head.history.append({"epoch": epoch + 1, "val_acc": acc, "train_loss": float(np.mean(losses))})
+        log.info("%s epoch %d/%d: loss %.4f, val acc %.4f, lr %.2e", head.name, epoch + 1, schedule.epochs,
+                 head.history[-1]["train_loss"], acc, optimizer.param_groups[0]["lr"])
         if acc > best_acc:
             best_acc, best_epoch, best_state = acc, epoch + 1, copy.deepcopy(head.state_dict())
     head.load_state_dict(best_state)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,15 @@ def test_unknown_head_is_named_before_anything_runs(two_seed_cache, tmp_path: Pa
     with pytest.raises(ClipCacheError, match="unknown head 'tip_adaptor'"):
         sweep(params, tmp_path)
     assert not (tmp_path / "results").exists()
+
+
+def test_progress_lines_of_the_sweep_and_of_each_epoch(two_seed_cache, tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="pipeline")
+    params = grid_params(two_seed_cache, tmp_path, heads=["tip_adapter_f"])
+    params["encode"]["protocol"].update(shots=[1], seeds=[1, 2])
+    sweep(params, tmp_path)
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum(m.startswith("tip_adapter_f epoch ") for m in messages) == 2 * 2  # 2 epochs x 2 runs
+    assert any(m.startswith("tip_adapter_f epoch 2/2: loss ") and ", val acc " in m and ", lr " in m for m in messages)
+    progress = [m for m in messages if m.startswith("[")]
+    assert [m.split("]")[0] for m in progress] == ["[1/2", "[2/2"] and all("ETA" in m for m in progress)
