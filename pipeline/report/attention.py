@@ -8,6 +8,7 @@ grids are then drawn alone and the panel titles say that the image was not found
 from __future__ import annotations
 
 import logging
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,6 @@ def attention_figure(examples: list[dict[str, Any]], classnames: list[str], titl
     axes = fig.subplots(len(examples), 3, squeeze=False)
     for row, example in zip(axes, examples):
         draw_row(list(row), example, classnames, source)
-    fig.suptitle(title, fontsize=8)
+    fig.suptitle(textwrap.fill(title, 100), fontsize=8)
     fig.savefig(path, dpi=DPI)
     return path

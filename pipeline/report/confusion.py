@@ -7,6 +7,7 @@ beside it in the tables. The figure is at most `MAX_INCHES` x `MAX_INCHES` at `D
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,7 @@ def confusion_figure(matrix: np.ndarray, classnames: list[str], title: str, path
         fig.colorbar(image, ax=ax, shrink=0.8, label="fraction of the true class")
     ax.set_xlabel("predicted class" + ("" if n_classes <= LABELLED_CLASSES else " (index)"))
     ax.set_ylabel("true class" + ("" if n_classes <= LABELLED_CLASSES else " (index)"))
-    ax.set_title(title, fontsize=7)
+    ax.set_title(textwrap.fill(title, int(inches * 15)), fontsize=7)
     fig.savefig(path, dpi=DPI)
     return path
 

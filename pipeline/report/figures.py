@@ -8,6 +8,7 @@ present); the band is ± one sample std over seeds (absent for cells with a sing
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,9 @@ from pipeline.report.stats import Summary
 from pipeline.report.styles import LineStyle
 
 PANEL_INCHES = (3.4, 2.7)  # one data set's plot
+MIN_WIDTH = 7.0  # inches: room for the title and a legend of 13+ heads under a single panel
+TITLE_CHARS_PER_INCH = 13  # at fontsize 9: a longer title is wrapped, not cut at the figure's edges
+LEGEND_ENTRY_INCHES = 1.35  # width of one legend entry (marker, line, a head's name)
 DPI = 110
 
 
@@ -59,7 +63,8 @@ def add_legend(fig: Figure, heads: set[str], styles: dict[str, LineStyle]) -> No
         return
     handles = [Line2D([], [], color=styles[h].colour, marker=styles[h].marker, linestyle=styles[h].dash) for h in
                sorted(heads)]
-    fig.legend(handles, sorted(heads), loc="outside lower center", ncol=min(5, len(heads)), fontsize=7, frameon=False)
+    columns = max(1, min(len(heads), int(fig.get_figwidth() / LEGEND_ENTRY_INCHES)))
+    fig.legend(handles, sorted(heads), loc="outside lower center", ncol=columns, fontsize=7, frameon=False)
 
 
 def accuracy_grid(per_dataset: dict[str, dict[Cell, Summary]], title: str, styles: dict[str, LineStyle],
@@ -74,7 +79,9 @@ def accuracy_grid(per_dataset: dict[str, dict[Cell, Summary]], title: str, style
     """
     ncols = min(4, len(per_dataset))
     nrows = math.ceil(len(per_dataset) / ncols)
-    fig = Figure(figsize=(PANEL_INCHES[0] * ncols, PANEL_INCHES[1] * nrows + 0.9), layout="constrained")
+    width = max(PANEL_INCHES[0] * ncols, MIN_WIDTH)
+    legend_rows = math.ceil(len({h for s in per_dataset.values() for h, _ in s}) / int(width / LEGEND_ENTRY_INCHES))
+    fig = Figure(figsize=(width, PANEL_INCHES[1] * nrows + 0.6 + 0.2 * legend_rows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     heads: set[str] = set()
     for ax, (dataset, summaries) in zip(axes, per_dataset.items()):
@@ -86,7 +93,7 @@ def accuracy_grid(per_dataset: dict[str, dict[Cell, Summary]], title: str, style
     for ax in axes[len(per_dataset):]:
         ax.set_visible(False)
     add_legend(fig, heads, styles)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(textwrap.fill(title, int(fig.get_figwidth() * TITLE_CHARS_PER_INCH)), fontsize=9)
     fig.savefig(path, dpi=DPI)
     return path
 
@@ -104,6 +111,6 @@ def average_curves(average: Average, title: str, styles: dict[str, LineStyle], p
     ax.set_xlabel("shots per class")
     ax.set_ylabel(f"top-1 (%), mean over {len(average.datasets)} data set(s)")
     add_legend(fig, set(heads), styles)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(textwrap.fill(title, int(fig.get_figwidth() * TITLE_CHARS_PER_INCH)), fontsize=9)
     fig.savefig(path, dpi=DPI)
     return path

@@ -96,8 +96,18 @@ def run_sweep(specs: Sequence[RunSpec], cluster: ClusterParams) -> SweepReport:
             report.engine = engine.name
             results = engine.map_unordered(execute_run, pending, [needs_gpu(s.head) for s in pending])
             follow(results, report, len(skipped), started)
+    remove_leftovers(specs)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def remove_leftovers(specs: Sequence[RunSpec]) -> None:
+    """Temporaries of killed workers beside runs that are complete now (their run was redone elsewhere)."""
+    for spec in specs:
+        leftovers = stale_entries(spec.folder)
+        if leftovers and read_run_record(spec.folder) is not None:
+            for stale in leftovers:
+                shutil.rmtree(stale, ignore_errors=True)
 
 
 def follow(results: Iterable[tuple[int, RunResult]], report: SweepReport, skipped: int, started: float) -> None:
