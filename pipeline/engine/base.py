@@ -1,0 +1,45 @@
+"""The contract every engine keeps, and the in-process engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Engine(Protocol):
+    """Executes `fn(item)` for many items somewhere; never changes what `fn` computes."""
+
+    name: str  # 'in-process', 'local:2', 'cuda', 'slurm', 'jobqueue-local:1', 'tcp://host:port'
+    has_gpu_workers: bool  # some worker advertises the dask resource GPU
+
+    def map_unordered(self, fn: Callable[[T], R], items: Sequence[T], gpu: Sequence[bool]) -> Iterator[tuple[int, R]]:
+        """Yield (index of item, fn(item)) as each finishes.
+
+        Args:
+            fn: a picklable top-level function.
+            items: picklable arguments, one call each.
+            gpu: gpu[i] True: item i should run on a worker with a GPU (dask resources {'GPU': 1}) when the
+                engine has GPU workers; otherwise anywhere.
+        """
+        ...
+
+
+def check_flags(items: Sequence[object], gpu: Sequence[bool]) -> None:
+    """Refuse a `gpu` sequence that does not pair up with `items` (a programming error, not a user's)."""
+    if len(gpu) != len(items):
+        raise ValueError(f"map_unordered got {len(items)} items but {len(gpu)} gpu flags")
+
+
+class InProcessEngine:
+    """`runtime.cluster: none`: each item runs here, one after another, in order. Imports no dask."""
+
+    name = "in-process"
+    has_gpu_workers = False  # no workers: a run picks its own device (runtime.device)
+
+    def map_unordered(self, fn: Callable[[T], R], items: Sequence[T], gpu: Sequence[bool]) -> Iterator[tuple[int, R]]:
+        """Yield (index, fn(item)) in the items' order; an exception from `fn` propagates as is."""
+        check_flags(items, gpu)
+        return ((index, fn(item)) for index, item in enumerate(items))
