@@ -18,8 +18,7 @@ import torch
 
 from pipeline.encode import encode_params, run_encode, runtime_params
 from pipeline.heads import list_heads
-from pipeline.train.config import TrainParams
-from pipeline.train.run import train_head
+from pipeline.train.run import fit_head, save_fitted
 
 
 def main() -> None:
@@ -41,8 +40,8 @@ def main() -> None:
         rows = []
         for name in list_heads():
             started = time.perf_counter()
-            result = train_head(params, TrainParams(shots=args.shots, seed=1, out_dir=str(Path(tmp) / "models")),
-                                name, {}, torch.device("cpu"))
+            result = fit_head(params, args.shots, 1, name, {}, torch.device("cpu"))
+            save_fitted(result, Path(tmp) / "runs" / name)
             seconds = time.perf_counter() - started
             rows.append({"head": name, "retrain_s": round(seconds, 2), "fit_s": result.metrics["fit_seconds"],
                          "encode_s": round(encode_seconds, 1), "ratio": round(encode_seconds / seconds, 1)})

@@ -24,10 +24,14 @@ def test_two_commands_and_ci_runs_the_test_one() -> None:
     assert tests in (REPO / ".ci" / "run").read_text()
 
 
-def test_dvc_stage_tracks_only_the_encode_section() -> None:
-    stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["encode"]
-    assert stage["params"] == ["encode"]
-    out = stage["outs"][0]
-    assert next(iter(out.values()))["persist"] is True
+def test_dvc_stages_track_their_sections_and_never_runtime() -> None:
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    encode, sweep = stages["encode"], stages["sweep"]
+    assert encode["foreach"] == "${grid.datasets}" and sorted(encode["do"]["params"]) == ["encode", "grid"]
+    assert sweep["foreach"] == "${train.heads}" and sorted(sweep["do"]["params"]) == ["encode", "grid", "heads.${item}"]
+    for stage in (encode["do"], sweep["do"]):
+        assert next(iter(stage["outs"][0].values()))["persist"] is True
+    assert not [s for s in (encode["do"], sweep["do"], stages["report"]) if any("runtime" in p for p in s["params"])]
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    assert {"encode", "runtime"} <= set(params)
+    assert {"grid", "encode", "runtime", "heads", "train"} <= set(params)
+    assert set(params["train"]["heads"]) == set(params["heads"])  # every head of the demo has its parameters

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import subprocess
@@ -31,8 +32,9 @@ def fingerprint(provenance: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(provenance).encode()).hexdigest()
 
 
+@functools.cache
 def code_version() -> str:
-    """Package version plus the git commit of the checkout it runs from, when there is one."""
+    """Package version plus the git commit of the checkout it runs from, when there is one (once per process)."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=Path(pipeline.__file__).parent,
