@@ -10,17 +10,23 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
-import importlib.util
 from pathlib import Path
 
 PACKAGE = "pipeline"
+ROOT = Path(__file__).resolve().parents[1]  # the pipeline package's folder
 LAZY_EXPORTS = "_EXPORTS"  # a package's {name: module} table of exports resolved on first access
 
 
 def module_file(name: str) -> Path | None:
-    """The source file of a `pipeline.*` module or package, or None when there is none."""
-    spec = importlib.util.find_spec(name)
-    return Path(spec.origin) if spec is not None and spec.origin and spec.origin.endswith(".py") else None
+    """The source file of a `pipeline.*` module or package, found on disk without importing anything."""
+    parts = name.split(".")
+    if parts[0] != PACKAGE:
+        return None
+    base = ROOT.joinpath(*parts[1:])
+    for candidate in (base.with_suffix(".py") if len(parts) > 1 else None, base / "__init__.py"):
+        if candidate is not None and candidate.is_file():
+            return candidate
+    return None
 
 
 def imported_modules(path: Path, name: str) -> set[str]:
@@ -50,10 +56,7 @@ def imported_modules(path: Path, name: str) -> set[str]:
 @functools.cache
 def lazy_exports(package: str) -> dict[str, str]:
     """A lazy package's `_EXPORTS` table {name: module}; empty for any other module."""
-    try:
-        path = module_file(package)
-    except (ImportError, ValueError):
-        return {}
+    path = module_file(package)
     if path is None or path.name != "__init__.py":
         return {}
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
@@ -72,10 +75,7 @@ def closure(name: str) -> tuple[Path, ...]:
         module = todo.pop()
         if module in seen:
             continue
-        try:
-            path = module_file(module)
-        except (ImportError, ValueError):
-            path = None  # `from pkg import name` where name is not a module
+        path = module_file(module)  # None for `from pkg import name` where name is not a module
         if path is None:
             continue
         seen[module] = path
@@ -83,9 +83,11 @@ def closure(name: str) -> tuple[Path, ...]:
     return tuple(sorted(set(seen.values())))
 
 
+@functools.cache
 def code_fingerprint(*modules: str) -> str:
-    """sha256 over the relative paths and contents of the closure of `modules`."""
-    root = Path(module_file(PACKAGE) or ".").parent
+    """sha256 over the relative paths and contents of the closure of `modules` (once per process: the code that
+    runs is the code that was imported)."""
+    root = ROOT.parent
     digest = hashlib.sha256()
     for path in sorted({p for m in modules for p in closure(m)}):
         digest.update(str(path.relative_to(root.parent)).encode() + b"\0" + path.read_bytes() + b"\0")

@@ -18,15 +18,28 @@ from pipeline.store.provenance import fingerprint
 RUN_MODULE = "pipeline.runs.execute"  # the code that fits, scores and writes a run
 
 
+_SEEN: dict[tuple[str, int, int, int], str] = {}  # (path, inode, size, mtime) -> fingerprint, for this process
+
+
 def file_fingerprint(path: Path, cache: dict[Path, str] | None = None) -> str:
-    """The stored fingerprint of a complete cache file (checked on open); memoised in `cache` when given."""
+    """The stored fingerprint of a complete cache file (checked on open); memoised in `cache` when given, and for
+    the life of the process while the file is the same (inode, size and modification time)."""
     if cache is not None and path in cache:
         return cache[path]
-    opened = TextFeatures(path) if path.name == "text.h5" else FeatureSplit(path)
-    value = fingerprint(opened.provenance)
+    try:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        key = None  # opening it below names the problem
+    if key is None or key not in _SEEN:
+        opened = TextFeatures(path) if path.name == "text.h5" else FeatureSplit(path)
+        value = fingerprint(opened.provenance)
+        if key is None:
+            return value
+        _SEEN[key] = value
     if cache is not None:
-        cache[path] = value
-    return value
+        cache[path] = _SEEN[key]
+    return _SEEN[key]
 
 
 def run_inputs(head: str, head_params: dict[str, Any], shots: int, seed: int, files: dict[str, str]) -> dict[str, Any]:
