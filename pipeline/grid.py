@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.encode.config import EncodeParams, encode_params
-from pipeline.errors import ClipCacheError
 from pipeline.encoders.naming import model_label
+from pipeline.errors import ClipCacheError
 from pipeline.layout import pair_label
 
 

@@ -35,3 +35,11 @@ def test_dvc_stages_track_their_sections_and_never_runtime() -> None:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     assert {"grid", "encode", "runtime", "heads", "train"} <= set(params)
     assert set(params["train"]["heads"]) == set(params["heads"])  # every head of the demo has its parameters
+
+
+def test_dvc_plots_draw_every_registered_head() -> None:
+    from pipeline.heads import list_heads
+
+    plot = yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"][0]["accuracy_vs_shots"]
+    assert sorted(plot["y"]) == [f"${{evaluate.report_dir}}/curves/{h}.csv" for h in list_heads()]
+    assert set(plot["y"].values()) == {"top1"} and plot["x"] == "shots"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pipeline.evaluate.run import score_head, test_split, write_evaluation
 from pipeline.evaluate.config import results_dir
+from pipeline.evaluate.run import score_head, test_split, write_evaluation
 from pipeline.grid import one_pair
 from pipeline.heads.io import load_head
 from pipeline.layout import pair_label, run_folder

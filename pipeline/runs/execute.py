@@ -16,7 +16,7 @@ import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +25,18 @@ from pipeline.encoders.device import pick_device
 from pipeline.errors import ClipCacheError
 from pipeline.evaluate.run import score_head, test_split, write_evaluation
 from pipeline.heads.io import head_record
-from pipeline.layout import RUN_RECORD, cache_folder, few_shot_folder, pair_label, run_folder
+from pipeline.layout import (
+    RUN_RECORD,
+    cache_folder,
+    few_shot_folder,
+    pair_label,
+    run_folder,
+)
 from pipeline.runs.fingerprint import file_fingerprint, run_fingerprint, run_inputs
+from pipeline.runs.record import read_run_record
 from pipeline.store.atomic import fsync_dir, write_json_atomic
 from pipeline.store.provenance import code_version
 from pipeline.train.run import fit_head, save_fitted
-from pipeline.runs.record import read_run_record
 
 log = logging.getLogger(__name__)
 TMP_PREFIX, OLD_PREFIX = ".tmp-", ".old-"
@@ -126,7 +132,7 @@ def build_run(spec: RunSpec, inputs: dict[str, Any], digest: str) -> tuple[dict[
             "model": spec.encode.model.name, "pretrained": spec.encode.model.pretrained, "head": spec.head,
             "shots": spec.shots, "seed": spec.seed, "seconds": seconds, "worker": worker_name(),
             "device": str(device), "code_version": code_version(),
-            "finished_at": datetime.now(timezone.utc).isoformat()})
+            "finished_at": datetime.now(UTC).isoformat()})
         publish(tmp, spec.folder, digest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -112,11 +112,9 @@ def remove_leftovers(specs: Sequence[RunSpec]) -> None:
 
 def follow(results: Iterable[tuple[int, RunResult]], report: SweepReport, skipped: int, started: float) -> None:
     """Collect results as they arrive, logging runs done / total and an ETA."""
-    executed = 0
     to_run = report.total - skipped
-    for _, result in results:
+    for executed, (_, result) in enumerate(results, start=1):
         report.results.append(result)
-        executed += 1
         elapsed = time.perf_counter() - started
         eta = elapsed / executed * (to_run - executed)
         outcome = (f"top-1 {result.metrics.get('top1', 0.0):.4f}, {result.seconds.get('total', 0.0):.2f} s"
@@ -127,7 +125,7 @@ def follow(results: Iterable[tuple[int, RunResult]], report: SweepReport, skippe
 
 def format_seconds(seconds: float) -> str:
     """1h02m03s / 4m05s / 6s."""
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
