@@ -14,6 +14,10 @@ class ClipCacheError(Exception):
     """
 
 
+class NotApplicable(ClipCacheError):
+    """A run that cannot exist by design (late visual prompts on a ResNet): a sweep reports it, not as a failure."""
+
+
 def exit_code(action: Callable[[], object]) -> int:
     """Run an entry point's action: 0, or 1 with the ClipCacheError printed on one line of stderr."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

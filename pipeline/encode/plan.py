@@ -58,8 +58,10 @@ def dataset_provenance(dataset: DataSet) -> dict[str, Any]:
             "split_sizes": {k: len(v) for k, v in dataset.splits.items()}}
 
 
-def split_provenance(params: EncodeParams, encoder_prov: dict[str, Any], dataset: DataSet, job: SplitJob) -> dict[str, Any]:
-    """Everything that determines a split file's tensors (fingerprinted)."""
+def split_provenance(params: EncodeParams, encoder_prov: dict[str, Any], dataset: DataSet, job: SplitJob,
+                     feature_notes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything that determines a split file's tensors (fingerprinted); `feature_notes` joins the features record
+    (e.g. late_tokens_skipped: the image tower that has no late tokens)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "encoder": encoder_prov,
@@ -67,7 +69,7 @@ def split_provenance(params: EncodeParams, encoder_prov: dict[str, Any], dataset
         "split": {"name": job.split, "source": job.source, "shots": job.shots, "seed": job.seed,
                   "n_items": len(job.items),
                   "item_index_sha256": hashlib.sha256(np.ascontiguousarray(job.item_index, np.int64)).hexdigest()},
-        "features": {**as_dict(params.features), "normalised": False},
+        "features": {**as_dict(params.features), "normalised": False, **(feature_notes or {})},
         "views": ({**as_dict(params.views), "ratio": [3 / 4, 4 / 3], "flip": 0.5, "interpolation": "bicubic",
                    "view_seed": "numpy default_rng([views.seed, item_index, view])"} if job.with_views else None),
     }

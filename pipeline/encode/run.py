@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import time
@@ -18,9 +19,23 @@ from pipeline.data.views import ViewSpec
 from pipeline.encode.buffer import ShardBuffer
 from pipeline.encode.config import EncodeParams, RuntimeParams
 from pipeline.encode.forward import forward_batch, probe_shapes
+from pipeline.encode.plan import (
+    SplitJob,
+    cache_folder,
+    plan_jobs,
+    split_provenance,
+    text_provenance,
+)
 from pipeline.encode.progress import ProgressLines
-from pipeline.encode.plan import SplitJob, cache_folder, plan_jobs, split_provenance, text_provenance
-from pipeline.encoders import Encoder, encode_classes, load_encoder, pick_device, require_late_tokens, require_spatial
+from pipeline.encoders import (
+    Encoder,
+    encode_classes,
+    load_encoder,
+    pick_device,
+    require_late_tokens,
+    require_spatial,
+    tower_kind,
+)
 from pipeline.encoders.model import resolve_architecture, resolve_pretrained
 from pipeline.errors import ClipCacheError
 from pipeline.params import as_dict
@@ -53,15 +68,29 @@ def run_encode(params: EncodeParams, runtime: RuntimeParams) -> EncodeReport:
     encoder = load_encoder(params.model.name, params.model.pretrained, pick_device(runtime.device))
     if params.features.spatial or params.features.spatial_raw:
         require_spatial(encoder.model.visual, arch)
-    if params.features.late_tokens:
-        require_late_tokens(encoder.model.visual, arch, params.features.late_tokens)
+    params, notes = late_tokens_for(params, encoder, arch)
     report = EncodeReport(folder)
     build = build_info({**as_dict(runtime), "device": str(encoder.device)}) | {"dataset_root": str(dataset.root)}
     encode_text(params, encoder, dataset, folder / "text.h5", build, report)
     for job in jobs:
-        encode_split(params, runtime, encoder, dataset, job, build, report)
+        encode_split(params, runtime, encoder, dataset, job, build, report, notes)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def late_tokens_for(params: EncodeParams, encoder: Encoder, arch: str) -> tuple[EncodeParams, dict[str, str]]:
+    """Late tokens are a ViT's: a grid may ask for them and hold ResNets too, which then keep none (logged, and noted
+    in the files' provenance, so that vpt_late and cavpt runs on them are 'not applicable' rather than failures)."""
+    if not params.features.late_tokens:
+        return params, {}
+    tower = type(encoder.model.visual).__name__
+    if tower_kind(encoder.model.visual) == "vit":
+        require_late_tokens(encoder.model.visual, arch, params.features.late_tokens)  # k within the blocks
+        return params, {}
+    log.warning("model %s has a %s image tower: no late tokens are kept (encode.features.late_tokens applies to "
+                "ViTs); vpt_late and cavpt do not apply to it", arch, tower)
+    features = dataclasses.replace(params.features, late_tokens=0)
+    return dataclasses.replace(params, features=features), {"late_tokens_skipped": tower}
 
 
 def encode_text(params: EncodeParams, encoder: Encoder, dataset: DataSet, path: Path, build: dict, report: EncodeReport) -> None:
@@ -80,9 +109,9 @@ def encode_text(params: EncodeParams, encoder: Encoder, dataset: DataSet, path: 
 
 
 def encode_split(params: EncodeParams, runtime: RuntimeParams, encoder: Encoder, dataset: DataSet,
-                 job: SplitJob, build: dict, report: EncodeReport) -> None:
+                 job: SplitJob, build: dict, report: EncodeReport, notes: dict[str, str] | None = None) -> None:
     """One split file: encode the pending shards in fixed batches, then consolidate."""
-    writer = SplitWriter(job.path, split_provenance(params, encoder.provenance, dataset, job), build,
+    writer = SplitWriter(job.path, split_provenance(params, encoder.provenance, dataset, job, notes), build,
                          len(job.items), runtime.shard_images)
     if writer.up_to_date():
         report.files[str(job.path)] = "up to date"

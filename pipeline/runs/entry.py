@@ -42,8 +42,9 @@ def sweep_from_params(params_path: str | Path, overrides: list[str], heads: list
         prune_runs(specs, names, root, whole=dataset is None and model is None)
     for name in names:
         write_head_metrics([s for s in specs if s.head == name], head_metrics_file(root, name))
-    log.info("sweep: %d runs, %d done now, %d already done, %d failed in %s on %s (overhead %.3f s per run)",
-             report.total, report.count("done"), report.count("skipped"), report.count("failed"),
+    log.info("sweep: %d runs, %d done now, %d already done, %d not applicable, %d failed in %s on %s "
+             "(overhead %.3f s per run)", report.total, report.count("done"), report.count("skipped"),
+             report.count("n/a"), report.count("failed"),
              format_seconds(report.seconds), report.engine or "nothing to run", report.overhead_per_run)
     failed = [r for r in report.results if r.status == "failed"]
     if failed:

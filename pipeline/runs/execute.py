@@ -22,7 +22,7 @@ from typing import Any
 
 from pipeline.encode.config import EncodeParams
 from pipeline.encoders.device import pick_device
-from pipeline.errors import ClipCacheError
+from pipeline.errors import ClipCacheError, NotApplicable
 from pipeline.evaluate.run import score_head, test_split, write_evaluation
 from pipeline.heads.io import head_record
 from pipeline.layout import (
@@ -85,7 +85,7 @@ class RunResult:
     """What a run reports back to the sweep."""
 
     key: str
-    status: str  # 'done' (fitted and scored now), 'skipped' (already on disk), 'failed'
+    status: str  # 'done' (fitted and scored now), 'skipped' (already on disk), 'n/a' (cannot exist), 'failed'
     fingerprint: str = ""
     seconds: dict[str, float] = field(default_factory=dict)  # fit, evaluate, total (the run's own time)
     metrics: dict[str, Any] = field(default_factory=dict)  # top1, mean_per_class_accuracy, ece, n_test
@@ -106,6 +106,8 @@ def execute_run(spec: RunSpec) -> RunResult:
         if (read_run_record(spec.folder) or {}).get("fingerprint") == digest:
             return RunResult(spec.key, "skipped", digest, worker=worker_name())
         seconds, metrics = build_run(spec, inputs, digest)
+    except NotApplicable as exc:
+        return RunResult(spec.key, "n/a", error=str(exc), worker=worker_name())
     except Exception as exc:  # noqa: BLE001 - one failed run must not stop a sweep of thousands; it is reported
         if not isinstance(exc, ClipCacheError):
             log.error("run %s failed:\n%s", spec.key, traceback.format_exc())
@@ -118,7 +120,8 @@ def execute_run(spec: RunSpec) -> RunResult:
 def build_run(spec: RunSpec, inputs: dict[str, Any], digest: str) -> tuple[dict[str, float], dict[str, Any]]:
     """Fit and score into a temporary folder, then publish it; (seconds of fit and evaluate, metrics)."""
     device = pick_device(spec.device)
-    tmp = spec.folder.with_name(f"{TMP_PREFIX}{spec.folder.name}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    unique = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"  # never shared by two writers
+    tmp = spec.folder.with_name(f"{TMP_PREFIX}{spec.folder.name}-{unique}")
     try:
         fitted = fit_head(spec.encode, spec.shots, spec.seed, spec.head, spec.head_params, device)
         save_fitted(fitted, tmp)

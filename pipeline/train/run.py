@@ -16,7 +16,7 @@ import torch
 
 from pipeline.encode.config import EncodeParams
 from pipeline.encoders.naming import model_label
-from pipeline.errors import ClipCacheError
+from pipeline.errors import ClipCacheError, NotApplicable
 from pipeline.heads import REQUIREMENTS, FitData, Head, create_head
 from pipeline.heads.base import val_accuracy
 from pipeline.heads.io import save_head
@@ -44,8 +44,20 @@ class TrainResult:
     metrics: dict[str, Any]
 
 
+LATE = frozenset({"late_tokens", "late_token_views"})
+
+
 def check_requires(head: Head, train: FeatureSplit, val: FeatureSplit) -> None:
-    """Fail before fitting when the cache lacks what the head needs, naming the encode setting that adds it."""
+    """Fail before fitting when the cache lacks what the head needs, naming the encode setting that adds it.
+
+    Raises:
+        NotApplicable: the head prompts ViT blocks and the cache's model has another image tower.
+        ClipCacheError: anything else the cache lacks.
+    """
+    tower = train.provenance.get("features", {}).get("late_tokens_skipped")
+    if head.requires & LATE and tower:
+        raise NotApplicable(f"head {head.name!r} prompts ViT blocks; model {train.provenance['encoder']['model']!r} "
+                            f"has a {tower} image tower")
     names = sorted({name for need in head.requires for name in REQUIREMENTS[need]}, key=lambda n: (n.startswith("views/"), n))
     for name in names:  # row datasets first: their error names the setting most directly
         for split in (train,) if name.startswith("views/") else (train, val):

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.encode.entry import encode_from_params
 from pipeline.errors import ClipCacheError
 from pipeline.runs.entry import sweep_from_params
+from pipeline.store import FeatureSplit
+from tests.helpers import encode_section
 from tests.runs.conftest import grid_params, write
 
 PAIR = "image_folder/tiny-ViT__none"
@@ -128,3 +131,22 @@ def test_progress_lines_of_the_sweep_and_of_each_epoch(two_seed_cache, tmp_path:
     assert any(m.startswith("tip_adapter_f epoch 2/2: loss ") and ", val acc " in m and ", lr " in m for m in messages)
     progress = [m for m in messages if m.startswith("[")]
     assert [m.split("]")[0] for m in progress] == ["[1/2", "[2/2"] and all("ETA" in m for m in progress)
+
+
+def test_a_grid_of_a_resnet_and_late_tokens_keeps_none_and_late_prompts_do_not_apply(image_root: Path, tmp_path: Path,
+                                                                                   caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="pipeline")
+    section = encode_section(image_root, "resnet", tmp_path / "cache", features__late_tokens=1)
+    reports = encode_from_params(write({"encode": section, "runtime": {"workers": 0, "batch_size": 8}},
+                                       tmp_path / "encode.yaml"), [], {})
+    assert any("ModifiedResNet image tower: no late tokens" in r.getMessage() for r in caplog.records)
+    train = FeatureSplit(reports[0].folder / "k2-s1" / "train.h5")
+    assert train.provenance["features"]["late_tokens"] == 0
+    assert train.provenance["features"]["late_tokens_skipped"] == "ModifiedResNet"
+    with pytest.raises(ClipCacheError, match="late_tokens"):
+        train.array("late_tokens")
+    params = grid_params(section, tmp_path, heads=["zero_shot", "vpt_late", "cavpt"])
+    report = sweep(params, tmp_path)  # no exception: nothing failed
+    assert {r.key.split("/")[2]: r.status for r in report.results} == {"zero_shot": "done", "vpt_late": "n/a",
+                                                                        "cavpt": "n/a"}
+    assert "prompts ViT blocks; model 'tiny-RN' has a ModifiedResNet image tower" in report.results[-1].error
