@@ -61,7 +61,14 @@ def test_every_head_trains_from_the_cache_alone(name: str, encoded, image_root: 
     if "late_tokens" in head_class(name).requires and kind == "resnet":
         with pytest.raises(ClipCacheError, match=r"needs 'late_tokens'.*late_tokens: k > 0 \(ViT models\)"):
             train_from_params(params, [], name, {"device": "cpu"})
-        return
+    else:
+        check_trains_from_the_cache_alone(name, kind, params, report, image_root, opened_h5)
+
+
+def check_trains_from_the_cache_alone(name: str, kind: str, params: Path, report, image_root: Path,
+                                      opened_h5: list[str]) -> None:
+    """Fit through the stage-2 entry point while recording every file opened; check what was touched and written."""
+    tmp_path = params.parent
     OPENED.clear()
     RECORDING[0] = True
     try:
