@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import threading
 from pathlib import Path
 
 PACKAGE = "pipeline"
@@ -83,10 +84,20 @@ def closure(name: str) -> tuple[Path, ...]:
     return tuple(sorted(set(seen.values())))
 
 
-@functools.cache
+# A dask worker runs several runs at once in threads, and CPython 3.11's ast.parse failed under that with
+# "SystemError: AST constructor recursion depth mismatch" (seen once in the jobqueue-local sweep test, 4 threads).
+_PARSING = threading.Lock()
+
+
 def code_fingerprint(*modules: str) -> str:
     """sha256 over the relative paths and contents of the closure of `modules` (once per process: the code that
-    runs is the code that was imported)."""
+    runs is the code that was imported); safe to call from several threads."""
+    with _PARSING:
+        return _code_fingerprint(*modules)
+
+
+@functools.cache
+def _code_fingerprint(*modules: str) -> str:
     root = ROOT.parent
     digest = hashlib.sha256()
     for path in sorted({p for m in modules for p in closure(m)}):
