@@ -68,10 +68,6 @@ class RuntimeParams:
     workers: int = 1  # DataLoader processes decoding images
     shard_images: int = 256  # images per resumable shard; keep it fixed between a kill and its resume
     skip_bad_images: bool = False  # skip undecodable images (listed in the file) instead of stopping
-    cluster: str = "none"  # where sweep runs execute: none | local:N | cuda | slurm | a scheduler address
-    threads_per_worker: int = 1  # runs at once in one dask worker process
-    worker_timeout: float = 60.0  # seconds to wait for the first worker of a scheduler address
-    slurm: dict[str, Any] = field(default_factory=dict)  # SLURM job settings for cluster: slurm (pipeline.engine)
 
 
 def encode_params(section: dict[str, Any] | None) -> EncodeParams:
@@ -90,9 +86,19 @@ def encode_params(section: dict[str, Any] | None) -> EncodeParams:
     return params
 
 
+# runtime keys that belong to the engine (pipeline.engine.config.ClusterParams checks them when a sweep starts)
+ENGINE_KEYS = frozenset({"cluster", "threads_per_worker", "worker_timeout", "slurm"})
+
+
+def runtime_section(params: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """params.yaml's `runtime` section with the command line's values (those given, i.e. not None) on top."""
+    return {**(params.get("runtime") or {}), **{k: v for k, v in given.items() if v is not None}}
+
+
 def runtime_params(section: dict[str, Any] | None) -> RuntimeParams:
-    """The checked `runtime` section."""
-    params = build(RuntimeParams, section, "runtime")
+    """The checked `runtime` section, less the engine's keys."""
+    own = {k: v for k, v in (section or {}).items() if k not in ENGINE_KEYS}
+    params = build(RuntimeParams, own, "runtime")
     if params.batch_size < 1 or params.workers < 0 or params.shard_images < 1:
         raise ClipCacheError("runtime.batch_size and runtime.shard_images must be >= 1, runtime.workers >= 0")
     return params

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from pipeline.encode.config import runtime_params
+from pipeline.encode.config import runtime_params, runtime_section
 from pipeline.encode.run import EncodeReport, run_encode
 from pipeline.grid import grid_pairs
 from pipeline.params import apply_overrides, load_params
@@ -18,7 +18,7 @@ def encode_from_params(params_path: str | Path, overrides: list[str], runtime: d
                        dataset: str | None = None, model: str | None = None) -> list[EncodeReport]:
     """Encode every (data set, model) pair of the grid (or those chosen); complete files are kept as they are."""
     params = apply_overrides(load_params(params_path), overrides)
-    settings = runtime_params({**(params.get("runtime") or {}), **{k: v for k, v in runtime.items() if v is not None}})
+    settings = runtime_params(runtime_section(params, runtime))
     reports = []
     for pair in grid_pairs(params, dataset, model):
         log.info("encoding %s with %s (%s)", pair.dataset.name, pair.model.name, pair.model.pretrained)

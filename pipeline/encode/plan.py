@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import layout
 from pipeline.data import DataSet, ImageItem, sample_few_shot
 from pipeline.encode.config import EncodeParams
-from pipeline import layout
 from pipeline.layout import few_shot_folder
 from pipeline.params import as_dict
 from pipeline.store.provenance import SCHEMA_VERSION

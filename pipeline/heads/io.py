@@ -18,19 +18,16 @@ from pipeline.store.atomic import write_json_atomic
 WEIGHTS, META = "head.safetensors", "head.json"
 
 
-def save_head(head: Head, folder: Path, provenance: dict[str, Any]) -> None:
-    """Write folder/head.safetensors and folder/head.json (each replaced atomically)."""
+def save_head(head: Head, folder: Path, provenance: dict[str, Any]) -> dict[str, Any]:
+    """Write folder/head.safetensors and folder/head.json (each replaced atomically); return head.json's record."""
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
     tmp = folder / f"{WEIGHTS}.tmp"
     save_file(tensors, str(tmp))
     tmp.replace(folder / WEIGHTS)
-    write_json_atomic(folder / META, head_record(head, provenance))
-
-
-def head_record(head: Head, provenance: dict[str, Any]) -> dict[str, Any]:
-    """What head.json holds: name, params, selection, shapes and the provenance of the fit."""
-    return {"head": head.name, "params": as_dict(head.params), **head.extra_state(), "provenance": provenance}
+    record = {"head": head.name, "params": as_dict(head.params), **head.extra_state(), "provenance": provenance}
+    write_json_atomic(folder / META, record)
+    return record
 
 
 def load_head(folder: str | Path, device: str | torch.device = "cpu") -> tuple[Head, dict[str, Any]]:

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pipeline.encode.config import runtime_params
+from pipeline.encode.config import runtime_params, runtime_section
 from pipeline.engine import CLUSTER_KEYS, cluster_params
 from pipeline.errors import ClipCacheError
 from pipeline.evaluate.config import results_dir
@@ -32,7 +32,7 @@ def sweep_from_params(params_path: str | Path, overrides: list[str], heads: list
     names = list(heads or train_params(params.get("train")).heads)
     if not names:
         raise ClipCacheError("no heads to sweep: give --head NAME or list them in train.heads of params.yaml")
-    settings = {**(params.get("runtime") or {}), **{k: v for k, v in runtime.items() if v is not None}}
+    settings = runtime_section(params, runtime)
     device = runtime_params(settings).device
     root = results_dir(params)
     specs = plan_runs(grid_pairs(params, dataset, model), names, {n: head_section(params, n) for n in names},

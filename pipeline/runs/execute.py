@@ -24,7 +24,6 @@ from pipeline.encode.config import EncodeParams
 from pipeline.encoders.device import pick_device
 from pipeline.errors import ClipCacheError, NotApplicable
 from pipeline.evaluate.run import score_head, test_split, write_evaluation
-from pipeline.heads.io import head_record
 from pipeline.layout import (
     RUN_RECORD,
     cache_folder,
@@ -32,10 +31,10 @@ from pipeline.layout import (
     pair_label,
     run_folder,
 )
-from pipeline.runs.fingerprint import file_fingerprint, run_fingerprint, run_inputs
+from pipeline.runs.fingerprint import file_fingerprint, run_inputs
 from pipeline.runs.record import read_run_record
 from pipeline.store.atomic import fsync_dir, write_json_atomic
-from pipeline.store.provenance import code_version
+from pipeline.store.provenance import code_version, fingerprint
 from pipeline.train.run import fit_head, save_fitted
 
 log = logging.getLogger(__name__)
@@ -74,9 +73,9 @@ class RunSpec:
         sub = few_shot_folder(root, self.shots, self.seed)
         return {"train": sub / "train.h5", "val": sub / "val.h5", "text": root / "text.h5", "test": root / "test.h5"}
 
-    def inputs(self, fingerprints: dict[Path, str] | None = None) -> dict[str, Any]:
-        """The run's canonical inputs (cache fingerprints read from the files, memoised in `fingerprints`)."""
-        files = {name: file_fingerprint(path, fingerprints) for name, path in self.cache_files().items()}
+    def inputs(self) -> dict[str, Any]:
+        """The run's canonical inputs (the cache files' fingerprints read from the files)."""
+        files = {name: file_fingerprint(path) for name, path in self.cache_files().items()}
         return run_inputs(self.head, self.head_params, self.shots, self.seed, files)
 
 
@@ -102,7 +101,7 @@ def execute_run(spec: RunSpec) -> RunResult:
     started = time.perf_counter()
     try:
         inputs = spec.inputs()
-        digest = run_fingerprint(inputs)
+        digest = fingerprint(inputs)
         if (read_run_record(spec.folder) or {}).get("fingerprint") == digest:
             return RunResult(spec.key, "skipped", digest, worker=worker_name())
         seconds, metrics = build_run(spec, inputs, digest)
@@ -124,9 +123,8 @@ def build_run(spec: RunSpec, inputs: dict[str, Any], digest: str) -> tuple[dict[
     tmp = spec.folder.with_name(f"{TMP_PREFIX}{spec.folder.name}-{unique}")
     try:
         fitted = fit_head(spec.encode, spec.shots, spec.seed, spec.head, spec.head_params, device)
-        save_fitted(fitted, tmp)
+        meta = save_fitted(fitted, tmp)
         started = time.perf_counter()
-        meta = head_record(fitted.head, fitted.provenance)
         record = score_head(fitted.head, meta, test_split(spec.encode, meta))
         write_evaluation(record, tmp)
         seconds = {"fit": fitted.metrics["fit_seconds"], "evaluate": round(time.perf_counter() - started, 4)}
@@ -166,9 +164,11 @@ def publish(tmp: Path, folder: Path, digest: str) -> None:
     raise ClipCacheError(f"run folder {str(folder)!r} keeps changing under this run: is another sweep writing it?")
 
 
-def stale_entries(folder: Path) -> list[Path]:
-    """Temporaries and set-aside folders that killed runs left beside `folder`."""
-    if not folder.parent.is_dir():
-        return []
-    return [p for p in folder.parent.iterdir()
-            if p.name.startswith((f"{TMP_PREFIX}{folder.name}-", f"{OLD_PREFIX}{folder.name}-"))]
+def remove_leftovers(folders: set[Path]) -> None:
+    """Delete the temporaries and set-aside folders that killed runs left in these run folders' parents; call it
+    only when no run of this sweep is in flight."""
+    for parent in {folder.parent for folder in folders}:
+        if parent.is_dir():
+            for stray in parent.iterdir():
+                if stray.name.startswith((TMP_PREFIX, OLD_PREFIX)):
+                    shutil.rmtree(stray, ignore_errors=True)

@@ -21,24 +21,19 @@ RUN_MODULE = "pipeline.runs.execute"  # the code that fits, scores and writes a 
 _SEEN: dict[tuple[str, int, int, int], str] = {}  # (path, inode, size, mtime) -> fingerprint, for this process
 
 
-def file_fingerprint(path: Path, cache: dict[Path, str] | None = None) -> str:
-    """The stored fingerprint of a complete cache file (checked on open); memoised in `cache` when given, and for
-    the life of the process while the file is the same (inode, size and modification time)."""
-    if cache is not None and path in cache:
-        return cache[path]
+def file_fingerprint(path: Path) -> str:
+    """The stored fingerprint of a complete cache file (checked on open), read once per process while the file is
+    the same (inode, size and modification time): a sweep plans hundreds of runs over a few dozen files."""
     try:
         stat = path.stat()
-        key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
     except OSError:
-        key = None  # opening it below names the problem
+        stat = None  # opening it below names the problem
+    key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns) if stat else None
     if key is None or key not in _SEEN:
         opened = TextFeatures(path) if path.name == "text.h5" else FeatureSplit(path)
-        value = fingerprint(opened.provenance)
         if key is None:
-            return value
-        _SEEN[key] = value
-    if cache is not None:
-        cache[path] = _SEEN[key]
+            return fingerprint(opened.provenance)
+        _SEEN[key] = fingerprint(opened.provenance)
     return _SEEN[key]
 
 
@@ -47,8 +42,3 @@ def run_inputs(head: str, head_params: dict[str, Any], shots: int, seed: int, fi
     params = as_dict(create_head(head, head_params).params)
     return {"head": head, "params": params, "shots": shots, "seed": seed, "cache": dict(sorted(files.items())),
             "code": code_fingerprint(MODULES.get(head, head), RUN_MODULE)}
-
-
-def run_fingerprint(inputs: dict[str, Any]) -> str:
-    """sha256 of the canonical inputs."""
-    return fingerprint(inputs)

@@ -8,20 +8,18 @@ the runs in flight; the next sweep picks up from there.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pipeline.encode.config import EncodeParams
 from pipeline.engine import ClusterParams, open_engine
 from pipeline.errors import ClipCacheError
 from pipeline.heads import head_class
-from pipeline.runs.execute import RunResult, RunSpec, execute_run, stale_entries
-from pipeline.runs.fingerprint import run_fingerprint
+from pipeline.runs.execute import RunResult, RunSpec, execute_run, remove_leftovers
 from pipeline.runs.record import read_run_record
+from pipeline.store.provenance import fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +59,10 @@ def plan_runs(pairs: Sequence[EncodeParams], heads: Sequence[str], head_params: 
 
 def split_done(specs: Sequence[RunSpec]) -> tuple[list[RunResult], list[RunSpec]]:
     """(results of the runs already on disk with the same fingerprint, the specs still to run)."""
-    fingerprints: dict[Path, str] = {}
     done, pending = [], []
     for spec in specs:
         try:
-            digest = run_fingerprint(spec.inputs(fingerprints))
+            digest = fingerprint(spec.inputs())
         except ClipCacheError:
             pending.append(spec)  # the run itself reports what is missing
             continue
@@ -88,26 +85,14 @@ def run_sweep(specs: Sequence[RunSpec], cluster: ClusterParams) -> SweepReport:
     skipped, pending = split_done(specs)
     report = SweepReport(len(specs), list(skipped))
     log.info("sweep: %d runs in the grid, %d already done, %d to run", len(specs), len(skipped), len(pending))
-    for spec in pending:
-        for stale in stale_entries(spec.folder):
-            shutil.rmtree(stale, ignore_errors=True)
     if pending:
         with open_engine(cluster) as engine:
             report.engine = engine.name
             results = engine.map_unordered(execute_run, pending, [needs_gpu(s.head) for s in pending])
             follow(results, report, len(skipped), started)
-    remove_leftovers(specs)
+    remove_leftovers({spec.folder for spec in specs})  # nothing of this sweep is in flight any more
     report.seconds = time.perf_counter() - started
     return report
-
-
-def remove_leftovers(specs: Sequence[RunSpec]) -> None:
-    """Temporaries of killed workers beside runs that are complete now (their run was redone elsewhere)."""
-    for spec in specs:
-        leftovers = stale_entries(spec.folder)
-        if leftovers and read_run_record(spec.folder) is not None:
-            for stale in leftovers:
-                shutil.rmtree(stale, ignore_errors=True)
 
 
 def follow(results: Iterable[tuple[int, RunResult]], report: SweepReport, skipped: int, started: float) -> None:

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from pipeline.encode.config import runtime_params
+from pipeline.encode.config import runtime_params, runtime_section
 from pipeline.encoders.device import pick_device
 from pipeline.errors import ClipCacheError
 from pipeline.evaluate.config import results_dir
@@ -37,8 +37,7 @@ def train_from_params(params_path: str | Path, overrides: list[str], head: str |
     train = train_params(params.get("train"))
     encode = one_pair(params, dataset, model)
     name = head or train.head
-    settings = {**(params.get("runtime") or {}), **{k: v for k, v in runtime.items() if v is not None}}
-    device = pick_device(runtime_params(settings).device)
+    device = pick_device(runtime_params(runtime_section(params, runtime)).device)
     fitted = fit_head(encode, train.shots, train.seed, name, head_section(params, name), device)
     out = run_folder(results_dir(params), name, encode.dataset.name,
                      pair_label(encode.model.name, encode.model.pretrained), train.shots, train.seed)

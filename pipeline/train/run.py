@@ -110,7 +110,8 @@ def fit_head(encode: EncodeParams, shots: int, seed: int, name: str, head_params
     return Fitted(head, provenance, metrics)
 
 
-def save_fitted(fitted: Fitted, folder: Path) -> None:
-    """head.safetensors, head.json and fit.json into `folder`."""
-    save_head(fitted.head, folder, fitted.provenance)
+def save_fitted(fitted: Fitted, folder: Path) -> dict[str, Any]:
+    """head.safetensors, head.json and fit.json into `folder`; return head.json's record."""
+    record = save_head(fitted.head, folder, fitted.provenance)
     write_json_atomic(folder / FIT_RECORD, fitted.metrics)
+    return record

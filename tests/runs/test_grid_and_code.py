@@ -79,3 +79,18 @@ def test_a_head_imports_only_its_own_dependencies() -> None:
             "print(sorted(m for m in ('open_clip', 'transformers', 'timm', 'pipeline.heads.gda') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_runtime_section_has_one_reader_per_key() -> None:
+    from pipeline.encode.config import ENGINE_KEYS, runtime_params, runtime_section
+    from pipeline.engine import CLUSTER_KEYS, cluster_params
+
+    assert ENGINE_KEYS == CLUSTER_KEYS
+    section = runtime_section({"runtime": {"device": "cpu", "cluster": "local:2", "batch_size": 8}},
+                              {"device": None, "cluster": "none", "workers": 3})
+    assert section == {"device": "cpu", "cluster": "none", "batch_size": 8, "workers": 3}
+    assert (runtime_params(section).device, runtime_params(section).workers) == ("cpu", 3)
+    assert cluster_params({k: v for k, v in section.items() if k in CLUSTER_KEYS}).cluster == "none"
+    with pytest.raises(ClipCacheError, match=r"unknown key runtime\.clustr"):
+        runtime_params({"clustr": "local:2"})
+
