@@ -16,7 +16,9 @@ from pathlib import Path
 
 from pipeline.encoders.naming import model_label, pretrained_label
 
-RUN_RECORD = "run.json"
+FIT_RECORD = "fit.json"  # validation accuracy, selection, per-epoch history and fit time of a fitted head
+EVALUATION, METRICS = "evaluation.json", "metrics.json"  # the test-split record; its scalars
+RUN_RECORD = "run.json"  # the run's fingerprint, written last
 
 
 def pair_label(model: str, pretrained: str) -> str:

@@ -17,14 +17,13 @@ import numpy as np
 from pipeline.encode.config import EncodeParams
 from pipeline.evaluate.metrics import classification_metrics
 from pipeline.heads import Head
-from pipeline.layout import cache_folder
+from pipeline.layout import EVALUATION, METRICS, cache_folder
 from pipeline.store import FeatureSplit
 from pipeline.store.atomic import write_json_atomic
 from pipeline.store.provenance import fingerprint
 
 log = logging.getLogger(__name__)
 ATTENTION_IMAGES = 4  # test images whose attention maps are kept
-EVALUATION, METRICS = "evaluation.json", "metrics.json"
 
 
 def attention_examples(head: Any, test: FeatureSplit, predictions: np.ndarray, root: str) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from pipeline.engine import CLUSTER_KEYS, cluster_params
 from pipeline.errors import ClipCacheError
 from pipeline.evaluate.config import results_dir
 from pipeline.grid import grid_pairs
-from pipeline.layout import head_metrics_file
+from pipeline.layout import METRICS, head_metrics_file
 from pipeline.params import apply_overrides, load_params
 from pipeline.runs.execute import RunSpec
 from pipeline.runs.record import read_run_record
@@ -73,7 +73,7 @@ def write_head_metrics(specs: list[RunSpec], path: Path) -> None:
     tree: dict[str, Any] = {}
     for spec in specs:
         record = read_run_record(spec.folder)
-        metrics_file = spec.folder / "metrics.json"
+        metrics_file = spec.folder / METRICS
         if record is None or not metrics_file.is_file():
             continue
         scalars = json.loads(metrics_file.read_text())

@@ -20,13 +20,12 @@ from pipeline.errors import ClipCacheError, NotApplicable
 from pipeline.heads import REQUIREMENTS, FitData, Head, create_head
 from pipeline.heads.base import val_accuracy
 from pipeline.heads.io import save_head
-from pipeline.layout import cache_folder, few_shot_folder
+from pipeline.layout import FIT_RECORD, cache_folder, few_shot_folder
 from pipeline.store import FeatureSplit, TextFeatures
 from pipeline.store.atomic import write_json_atomic
 from pipeline.store.provenance import fingerprint
 
 log = logging.getLogger(__name__)
-FIT_RECORD = "fit.json"  # validation accuracy, selection, per-epoch history and fit time of a fitted head
 
 
 @dataclass
