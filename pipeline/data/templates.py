@@ -1,4 +1,9 @@
-"""Prompt templates as data: CLIP's 80, the 7-template ensemble, and CoOp's per-data-set template."""
+"""Prompt templates as data: CLIP's 80, the 7-template ensemble, and CoOp's per-data-set template.
+
+'reference' is not a set of its own but the rule the references follow (Tip-Adapter, GDA, ProKeR, LP++): CoOp's
+single per-data-set template everywhere except ImageNet, where the 7-template ensemble ('tip7') is used. Heads
+resolve it against the data set a cache was built from (`resolve_template_set`); nothing extra is encoded.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,15 @@ from pipeline.data.registry import DataSet, load_resource
 from pipeline.errors import ClipCacheError
 
 TEMPLATE_SETS = ("imagenet80", "tip7", "coop")
+REFERENCE = "reference"
+ENSEMBLE_DATASETS = ("imagenet",)  # where the references use the 7-template ensemble instead of CoOp's template
+
+
+def resolve_template_set(set_name: str, dataset_name: str) -> str:
+    """The cached set a head's `template_set` names: 'reference' becomes 'tip7' on ImageNet, 'coop' elsewhere."""
+    if set_name != REFERENCE:
+        return set_name
+    return "tip7" if dataset_name in ENSEMBLE_DATASETS else "coop"
 
 
 def templates_for(set_name: str, dataset: DataSet) -> list[str]:

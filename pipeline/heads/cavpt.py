@@ -39,7 +39,7 @@ from pipeline.prompts.vision import PromptFn
 
 @dataclass(frozen=True)
 class CAVPTParams(VPTLateParams):
-    top_k: int = 5  # K_N classes whose text features become class-aware prompts (capped at the class count)
+    top_k: int = 5  # K_N classes whose text features become class-aware prompts (capped; 0: every class, "FULL")
     cavpt_layers: int = 1  # how many of the last k blocks get class-aware prompts
     keys: str = "class_token"  # 'class_token' (+ the layer's prompts) or 'all_tokens'
     aux_weight: float = 1.0  # weight of the auxiliary K-way loss (eq. 10)
@@ -76,16 +76,19 @@ class CAVPT(VPTLate):
 
     def fit(self, data: FitData) -> CAVPT:
         p = self.params
-        if not 1 <= p.cavpt_layers <= p.k or p.top_k < 1 or p.keys not in ("class_token", "all_tokens"):
-            raise ClipCacheError(f"heads.cavpt: need 1 <= cavpt_layers <= k ({p.cavpt_layers}, {p.k}), top_k >= 1 "
-                                 f"({p.top_k}) and keys 'class_token' or 'all_tokens' ({p.keys!r})")
+        if p.cavpt_layers < 1 or (p.k and p.cavpt_layers > p.k) or p.top_k < 0 or p.depth != "deep" \
+                or p.keys not in ("class_token", "all_tokens"):
+            raise ClipCacheError(f"heads.cavpt: need 1 <= cavpt_layers <= k ({p.cavpt_layers}, {p.k}), top_k >= 0 "
+                                 f"({p.top_k}; 0: every class), depth 'deep' ({p.depth!r}) and keys 'class_token' or "
+                                 f"'all_tokens' ({p.keys!r})")
         super().fit(data)
         return self
 
     def top_classes(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
         """[B, K_N] classes ranked by zero-shot score of the cached (view's) global feature."""
         zero_shot = block["global"] @ self.class_weights.T  # [B, D] x [D, C] -> [B, C]
-        return zero_shot.topk(min(self.params.top_k, zero_shot.shape[1]), dim=-1).indices
+        top_k = self.params.top_k or zero_shot.shape[1]  # 0: every class (the paper's FULL)
+        return zero_shot.topk(min(top_k, zero_shot.shape[1]), dim=-1).indices
 
     def block_prompts(self, block: dict[str, torch.Tensor]) -> PromptFn:
         """Visual prompts, and class-aware prompts in the last `cavpt_layers` blocks; aux logits kept on the block."""
@@ -94,7 +97,7 @@ class CAVPT(VPTLate):
         text = self.class_weights[top]  # [B, K_N, D]
         batch = top.shape[0]
         block["aux"], block["top"] = [], top
-        first = p.k - p.cavpt_layers
+        first = self.shapes["blocks"] - p.cavpt_layers
 
         def prompts(i: int, x: torch.Tensor) -> torch.Tensor:
             visual = self.prompts[i].unsqueeze(0).expand(batch, -1, -1)  # [B, P, W]

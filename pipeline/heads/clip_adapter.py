@@ -4,7 +4,8 @@ Paper: Gao et al., "CLIP-Adapter: Better Vision-Language Models with Feature Ada
 A(x) = ReLU(W2 ReLU(W1 x)) with hidden size D / reduction (4); x' = ratio * A(x) + (1 - ratio) * x (ratio 0.2);
 logits = scale * cos(x', t) with t the text classifier (or t' from the text adapter). Trained with cross-entropy on a
 random augmented view per image per step, with CoOp's schedule that the paper builds on (SGD lr 2e-3, batch 32,
-cosine, one warm-up epoch at 1e-5; 200 epochs), the epoch kept chosen on validation.
+cosine, one warm-up epoch at 1e-5; 200 epochs); the last epoch is kept, as in the authors' code (`keep: best_val`
+keeps the epoch best on validation instead).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pipeline.train.loop import Schedule, train
 
 @dataclass(frozen=True)
 class CLIPAdapterParams:
-    template_set: str = "tip7"  # text classifier
+    template_set: str = "coop"  # text classifier: CoOp's per-data-set template, as the authors' code
     reduction: int = 4  # bottleneck: hidden = D / reduction
     ratio: float = 0.2  # residual ratio of the adapted feature
     text_adapter: bool = False  # adapt the text features too
@@ -31,6 +32,8 @@ class CLIPAdapterParams:
     epochs: int = 200
     batch_size: int = 32
     weight_decay: float = 5e-4
+    keep: str = "last"  # epoch shipped: the last (the authors' rule) or "best_val" (best on validation)
+    min_steps: int = 0  # at least this many optimiser steps (0: the authors' epochs x minibatches)
 
 
 def bottleneck(dim: int, reduction: int) -> nn.Sequential:
@@ -53,7 +56,8 @@ class CLIPAdapter(Head):
     def fit(self, data: FitData) -> CLIPAdapter:
         p = self.params
         self.prepare(data, p.template_set, dim=data.train.array("global").shape[1], classes=data.n_classes)
-        train(self, data, Schedule("sgd", p.lr, p.weight_decay, p.epochs, p.batch_size, warmup_epochs=1))
+        train(self, data, Schedule("sgd", p.lr, p.weight_decay, p.epochs, p.batch_size, warmup_epochs=1, keep=p.keep,
+                                   min_steps=p.min_steps))
         return self
 
     def residual(self, x: torch.Tensor, adapter: nn.Module) -> torch.Tensor:

@@ -8,7 +8,7 @@ Each step runs the frozen text tower forward and backward once for all C prompts
 a random cached augmented view per image (`views/global`). No image encoder is built.
 Defaults from the paper: SGD lr 0.002 (momentum 0.9, weight decay 5e-4), batch 32, cosine schedule after one warm-up
 epoch at a constant 1e-5, epochs by shots (50 for 1 shot, 100 for 2-4, 200 for 8-16; `epochs` > 0 overrides), the
-model's logit scale; the epoch kept is the best on validation.
+model's logit scale; the last epoch is kept (Dassl's default, which CoOp's scripts use).
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ class CoOpParams:
     epochs: int = 0  # 0: by shots (50 / 100 / 200)
     warmup_epochs: int = 1
     warmup_lr: float = 1e-5
+    keep: str = "last"  # epoch shipped: the last (the authors' rule) or "best_val" (best on validation)
+    min_steps: int = 0  # at least this many optimiser steps (0: the authors' epochs x minibatches)
 
 
 @register_head("coop")
@@ -70,7 +72,8 @@ class CoOp(EncoderHead):
                      p.init_std)
         self.logit_scale.fill_(data.text.logit_scale)
         epochs = p.epochs or epochs_by_shots(data.train.provenance["split"]["shots"])
-        train(self, data, Schedule("sgd", p.lr, p.weight_decay, epochs, p.batch_size, p.warmup_epochs, p.warmup_lr))
+        train(self, data, Schedule("sgd", p.lr, p.weight_decay, epochs, p.batch_size, p.warmup_epochs, p.warmup_lr,
+                                   keep=p.keep, min_steps=p.min_steps))
         return self
 
     def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from pipeline.data.templates import resolve_template_set
 from pipeline.heads.maths import normalize
 from pipeline.store import FeatureSplit, TextFeatures
 
@@ -33,8 +34,9 @@ class FitData:
         return len(self.text.classnames)
 
     def class_weights(self, template_set: str) -> torch.Tensor:
-        """[C, D] normalised zero-shot classifier of a template set."""
-        return torch.from_numpy(self.text.mean(template_set)).float().to(self.device)
+        """[C, D] normalised zero-shot classifier of a template set ('reference': the references' rule)."""
+        name = resolve_template_set(template_set, self.text.provenance["dataset"]["name"])
+        return torch.from_numpy(self.text.mean(name)).float().to(self.device)
 
     def labels(self, split: FeatureSplit) -> torch.Tensor:
         return torch.from_numpy(split.labels).long().to(self.device)

@@ -4,7 +4,10 @@ Paper: Wang et al., "A Hard-to-Beat Baseline for Training-free CLIP-based Adapta
 Class means mu_k and one shared covariance from every normalised view feature of the training images, streamed view
 by view (sums and scatter in float64, never all views in memory). The precision is the paper's shrinkage estimator
 D * pinv((n - 1) S + tr(S) I), S the within-class covariance; W = mu P, b = log(1/C) - diag(mu P mu^T) / 2.
-Logits = zero-shot + alpha * (f W^T + b), alpha searched on validation (the paper's grid: 10^-4 ... 10^4).
+Logits = zero-shot (the model's scale: 100 f T^T for trained CLIP) + alpha * (f W^T + b), alpha searched on validation
+over the authors' 7 values 10^-4, 10^-3, ..., 10^2 (github mrflogs/ICLR24 at 560fe21, `main_few_shots.py`; ties to the
+smallest). As there: every augmented view is a sample, the classifier is CoOp's template (7 templates on ImageNet).
+Where we depart: the authors tune alpha on ImageNet's test set (their val = test there); we never read test.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from pipeline.heads.registry import register_head
 
 @dataclass(frozen=True)
 class GDAParams:
-    template_set: str = "tip7"  # zero-shot classifier of the ensemble (the paper's CLIP prompts)
-    alpha_grid: tuple[float, float, int] = (-4.0, 4.0, 81)  # log10 (start, stop, steps) of the ensemble weight
+    template_set: str = "reference"  # the authors' rule: CoOp's template, the 7-template ensemble on ImageNet
+    alpha_grid: tuple[float, float, int] = (-4.0, 2.0, 7)  # log10 (start, stop, steps) of the ensemble weight
 
 
 def class_statistics(data: FitData, n_classes: int) -> tuple[torch.Tensor, torch.Tensor, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -12,9 +13,9 @@ def linspace_grid(spec: tuple[float, float, int]) -> list[float]:
 
 
 def logspace_grid(spec: tuple[float, float, int]) -> list[float]:
-    """(log10 start, log10 stop, steps) -> values."""
+    """(log10 start, log10 stop, steps) -> values in float64 (so that (-4, 2, 7) is exactly 1e-4 ... 100)."""
     start, stop, steps = spec
-    return torch.logspace(float(start), float(stop), int(steps)).tolist()
+    return [float(10.0 ** round(float(e), 12)) for e in np.linspace(float(start), float(stop), int(steps))]
 
 
 def best_of(scores: dict[tuple[float, ...], float]) -> tuple[float, ...]:

@@ -3,7 +3,7 @@
 Paper: Radford et al., "Learning Transferable Visual Models From Natural Language Supervision", arXiv 2103.00020
 (the linear-probe protocol: logistic regression fit with L-BFGS, the L2 strength swept on validation over
 10^-6 ... 10^6). We sweep a coarse log grid, then refine between the best value's neighbours (CLIP's code does a
-similar parametric search instead of all 96 steps). Loss: mean cross-entropy + lambda/2 ||W||^2 on normalised
+similar parametric search instead of all 96 steps). Ties on validation go to the weaker regularisation. Loss: mean cross-entropy + lambda/2 ||W||^2 on normalised
 features; the un-augmented image features are used by default, as in CLIP (`use_views` adds every view).
 """
 
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from pipeline.heads.base import Head
 from pipeline.heads.data import FitData, global_feats, view_blocks
-from pipeline.heads.grid import best_of, logspace_grid
+from pipeline.heads.grid import logspace_grid
 from pipeline.heads.maths import accuracy
 from pipeline.heads.registry import register_head
 
@@ -44,6 +44,13 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, classes: int, lam: float, max
 
     optimizer.step(closure)
     return weight.detach(), bias.detach()
+
+
+def weakest_best(scores: dict[tuple[float], float]) -> float:
+    """The lambda of the best validation accuracy; ties go to the weakest regularisation (the smallest lambda), as
+    the CLIP protocol's sweep does (at strong lambda the predictions hang on the solver's tolerance)."""
+    top = max(scores.values())
+    return min(lam for (lam,), score in scores.items() if score == top)
 
 
 @register_head("linear_probe")
@@ -78,14 +85,14 @@ class LinearProbe(Head):
         coarse = logspace_grid(self.params.lambda_grid)
         for lam in reversed(coarse):  # strong to weak regularisation, each fit warm-starting the next
             trial(lam)
-        (best,) = best_of(scores)  # ties go to the stronger regularisation (tried first)
+        best = weakest_best(scores)
         i = coarse.index(best)
         low, high = coarse[max(i - 1, 0)], coarse[min(i + 1, len(coarse) - 1)]
         for lam in torch.logspace(torch.log10(torch.tensor(low)), torch.log10(torch.tensor(high)),
                                   self.params.refine_steps).tolist():
             if (lam,) not in scores:
                 trial(lam)
-        (lam,) = best_of(scores)
+        lam = weakest_best(scores)
         self.weight.copy_(fits[(lam,)][0])
         self.bias.copy_(fits[(lam,)][1])
         self.selected.update({"lambda": lam, "val_acc": scores[(lam,)]})

@@ -1,31 +1,111 @@
 """LP++: a linear probe blended with the text classifier through class-wise weights.
 
-Paper: Huang et al., "LP++: A Surprisingly Strong Linear Probe for Few-Shot CLIP", arXiv 2404.02285.
-Logits = scale * (f W^T + alpha (.) f T^T): W [C, D] initialised at the class centroids of the normalised view
-features, alpha [C] the class-wise blending weights of the text logits (initialised at 1). Where we depart: the
-paper optimises W and alpha by block-coordinate majorise-minimise steps with data-driven step sizes; we use
-full-batch Adam on a random augmented view per image per epoch, keeping the epoch best on validation (documented
-parameters lr and epochs).
+Paper: Huang et al., "LP++: A Surprisingly Strong Linear Probe for Few-Shot CLIP", arXiv 2404.02285. As the authors'
+code does (github FereshteShakeri/FewShot-CLIP-Strong-Baseline at f81054f, `methods/linear_probe_p2.py`):
+- logits = f W^T + b + alpha (.) f T^T on normalised features, alpha [C] one weight per class, no logit scale;
+- W starts at the per-class *sums* of the training features, b at nn.Linear's default U(+-1/sqrt(D)), alpha at
+  250 * mean_i f_i . t_(y_i) for every class;
+- step sizes from the data: lr_W = 4 N / lambda_max(F^T F), lr_alpha = N / (4 max_c sum_i (f_i . t_c)^2);
+- 300 full-batch iterations: heavy-ball SGD (momentum 0.9) on W and b every iteration, a plain gradient step on alpha
+  every 10th iteration with alpha's gradient accumulated since the start (the authors never zero it);
+- the iteration kept is the last whose validation accuracy is >= the best so far ("last best").
+Training features: one augmented view per image (the authors extract one random crop per image), here a seeded
+random cached view per image. Where we depart: float32 instead of the authors' float16. `solver: adam` is our
+earlier variant (centroid init, alpha 1, logits scaled by the model's logit scale, full-batch AdamW on a random view
+per image per epoch with the shared training loop).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
+from pipeline.errors import ClipCacheError
 from pipeline.heads.base import Head
-from pipeline.heads.data import FitData, view_blocks
+from pipeline.heads.data import FitData, global_feats, view_blocks
 from pipeline.heads.registry import register_head
 from pipeline.train.loop import Schedule, train
+
+SOLVERS = ("authors", "adam")
 
 
 @dataclass(frozen=True)
 class LPPlusPlusParams:
-    template_set: str = "tip7"  # text classifier blended in
-    lr: float = 1e-3
-    epochs: int = 300
-    weight_decay: float = 0.0
+    template_set: str = "reference"  # CoOp's per-data-set template; the 7-template set on ImageNet
+    solver: str = "authors"  # 'authors' (data-driven step sizes, alternating alpha steps) or 'adam'
+    epochs: int = 300  # full-batch iterations
+    alpha_every: int = 10  # alpha steps every this many iterations (authors)
+    lr: float = 1e-3  # adam only
+    weight_decay: float = 0.0  # adam only
+
+
+@dataclass
+class LPState:
+    """W [C, D], b [C], alpha [C] of LP++ and the iteration they come from."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    alpha: torch.Tensor
+    iteration: int
+    val_acc: float
+
+
+def lp_logits(feats: torch.Tensor, text: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+              alpha: torch.Tensor) -> torch.Tensor:
+    """f W^T + b + alpha (.) f T^T -> [N, C]."""
+    return feats @ weight.T + bias + alpha * (feats @ text.T)  # [N, D] @ [D, C]
+
+
+def step_sizes(feats: torch.Tensor, text: torch.Tensor) -> tuple[float, float]:
+    """(lr_W, lr_alpha) of the authors: 4N / lambda_max(F^T F) and N / (4 max_c sum_i (f_i . t_c)^2)."""
+    n = feats.shape[0]
+    gram = (feats.T @ feats).double()  # [D, N] @ [N, D]
+    lr_w = 4 * n / float(torch.linalg.eigvalsh(gram)[-1])
+    lr_alpha = n / (4 * float(((feats @ text.T) ** 2).sum(0).max()))  # [N, C] -> [C] -> max
+    return lr_w, lr_alpha
+
+
+def fit_lp_pp(feats: torch.Tensor, labels: torch.Tensor, text: torch.Tensor, val: torch.Tensor,
+              val_labels: torch.Tensor, bias: torch.Tensor, iterations: int, alpha_every: int) -> LPState:
+    """The authors' procedure from normalised features [N, D], text [C, D] and the initial bias [C]."""
+    classes = text.shape[0]
+    weight = torch.zeros(classes, feats.shape[1], device=feats.device).index_add_(0, labels, feats)  # class sums
+    alpha = torch.full((classes,), 250 * float((feats * text[labels]).sum(-1).mean()), device=feats.device)
+    lr_w, lr_alpha = step_sizes(feats, text)
+    weight, bias, alpha = (t.clone().requires_grad_(True) for t in (weight, bias, alpha))
+    optimizer = torch.optim.SGD([weight, bias], lr=lr_w, momentum=0.9)
+    best: LPState | None = None
+    for it in range(iterations):
+        loss = F.cross_entropy(lp_logits(feats, text, weight, bias, alpha), labels)
+        optimizer.zero_grad()  # W and b only: alpha's gradient accumulates, as in the authors' code
+        loss.backward()
+        optimizer.step()
+        if (it + 1) % alpha_every == 0:
+            with torch.no_grad():
+                alpha -= lr_alpha * alpha.grad
+        with torch.no_grad():
+            acc = float((lp_logits(val, text, weight, bias, alpha).argmax(-1) == val_labels).float().mean())
+            if best is None or acc >= best.val_acc:
+                best = LPState(weight.detach().clone(), bias.detach().clone(), alpha.detach().clone(), it + 1, acc)
+    if best is None:
+        raise ClipCacheError(f"heads.lp_pp.epochs must be at least 1, got {iterations}")
+    return best
+
+
+def one_view_per_image(data: FitData, seed: int) -> torch.Tensor:
+    """Normalised features [N, D] of one seeded random cached view per image (the un-augmented ones without views)."""
+    if not data.train.n_views:
+        return global_feats(data.train, data.device)
+    chosen = np.random.default_rng(seed).integers(0, data.train.n_views, size=data.train.n)
+    feats = None
+    for view, block in enumerate(view_blocks(data.train, data.device)):  # [N, D] each
+        feats = torch.zeros_like(block) if feats is None else feats
+        rows = torch.from_numpy(np.flatnonzero(chosen == view)).to(data.device)
+        feats[rows] = block[rows]
+    return feats
 
 
 @register_head("lp_pp")
@@ -37,22 +117,47 @@ class LPPlusPlus(Head):
         super().setup(dim=dim, classes=classes)
         self.text_buffers(classes, dim)
         self.weight = torch.nn.Parameter(torch.zeros(classes, dim))  # [C, D]
+        self.bias = torch.nn.Parameter(torch.zeros(classes))  # [C]
         self.alpha = torch.nn.Parameter(torch.ones(classes))  # [C]
 
     def fit(self, data: FitData) -> LPPlusPlus:
+        p = self.params
+        if p.solver not in SOLVERS:
+            raise ClipCacheError(f"heads.lp_pp.solver must be one of {', '.join(SOLVERS)}, got {p.solver!r}")
+        if p.alpha_every < 1:
+            raise ClipCacheError(f"heads.lp_pp.alpha_every must be at least 1, got {p.alpha_every}")
+        self.prepare(data, p.template_set, dim=data.train.array("global").shape[1], classes=data.n_classes)
+        if p.solver == "adam":
+            return self.fit_adam(data)
+        feats, labels = one_view_per_image(data, data.seed), data.labels(data.train)
+        bound = 1 / feats.shape[1] ** 0.5
+        bias = torch.empty(data.n_classes, device=data.device).uniform_(-bound, bound)  # nn.Linear's default
+        state = fit_lp_pp(feats, labels, self.class_weights, global_feats(data.val, data.device),
+                          data.labels(data.val), bias, p.epochs, p.alpha_every)
+        with torch.no_grad():
+            self.weight.copy_(state.weight)
+            self.bias.copy_(state.bias)
+            self.alpha.copy_(state.alpha)
+        self.logit_scale.fill_(1.0)  # the authors' logits carry no scale
+        self.selected.update({"epoch": state.iteration, "val_acc": state.val_acc, "keep": "last_best"})
+        return self
+
+    def fit_adam(self, data: FitData) -> LPPlusPlus:
+        """Our earlier variant: centroid init, alpha 1, AdamW through the shared loop (best epoch on validation)."""
         labels, classes = data.labels(data.train), data.n_classes
-        sums = torch.zeros(classes, data.train.array("global").shape[1], device=data.device)  # [C, D]
+        sums = torch.zeros(classes, self.weight.shape[1], device=data.device)  # [C, D]
         for block in view_blocks(data.train, data.device):  # streamed: one view [N, D] at a time
             sums.index_add_(0, labels, block)
-        self.prepare(data, self.params.template_set, dim=sums.shape[1], classes=classes)
-        counts = torch.bincount(labels, minlength=classes).clamp(min=1) * data.train.n_views
+        counts = torch.bincount(labels, minlength=classes).clamp(min=1) * max(data.train.n_views, 1)
         with torch.no_grad():
             self.weight.copy_(sums / counts[:, None])  # class centroids of the view features
+            self.bias.zero_()
+        self.bias.requires_grad_(False)
         p = self.params
-        train(self, data, Schedule("adamw", p.lr, p.weight_decay, p.epochs, batch_size=max(data.train.n, 1)))
+        train(self, data, Schedule("adamw", p.lr, p.weight_decay, p.epochs, batch_size=max(data.train.n, 1),
+                                   keep="best_val"))
         return self
 
     def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
         feats = block["global"]
-        text = feats @ self.class_weights.T  # [N, D] @ [D, C]
-        return self.logit_scale * (feats @ self.weight.T + self.alpha * text)
+        return self.logit_scale * lp_logits(feats, self.class_weights, self.weight, self.bias, self.alpha)

@@ -1,14 +1,20 @@
 """ProKeR: proximal kernel ridge regression around the zero-shot classifier.
 
 Paper: Bendou et al., "ProKeR: A Kernel Perspective on Few-Shot Adaptation of Large Vision-Language Models",
-arXiv 2501.11175. With the exponential cosine kernel k(x, y) = exp(-beta (1 - x.y)) on normalised features, the
-minimiser of sum_i ||f(x_i) - y_i||^2 + lambda ||f - f_zs||_H^2 is, in closed form,
-    f(x) = f_zs(x) + k(x, X) (K + lambda I)^-1 (Y - f_zs(X)).
-X: the view-averaged training features (Tip-Adapter's keys); Y: one-hot labels. Our choice where the paper leaves it
-open: f_zs is the zero-shot *probability* softmax(scale * cos), so that prior and targets live on the same scale; the
-returned logits are f(x) (scores in probability units). beta and lambda are searched on validation; the system is
-solved by Cholesky once per (beta, lambda), in float64 by default (`solve_dtype`). Cost: O(M^3) per grid point to
-fit and 2 N M (D + C) flops to score N queries, because the dual [M, C] is dense; see benchmarks/RESULTS.md.
+arXiv 2501.11175. As the authors' code does (Y. Bendou's ProKeR, github omarnust/BReg-Adapter at f2ecb3d,
+`trainers/proker.py` and `main.py`):
+- the prior is the raw cosine logits f_zs(x) = x . T^T (normalised image and class features; no logit scale, no
+  softmax), and the returned scores are f(x) itself, unscaled;
+- the support set is every augmented view of every training image, each normalised (not averaged), with one-hot
+  targets;
+- with k(x, y) = exp(-beta (1 - x . y)): A = (K / lambda + I)^-1 (Y - f_zs(X)) and f(x) = f_zs(x) + k(x, X) A,
+  i.e. lambda k(x, X) (K + lambda I)^-1 (Y - f_zs(X)) (the authors' scaling, with the extra factor lambda);
+- beta and lambda searched on validation over linear grids (torch.linspace(start, stop, steps)), beta outer,
+  lambda inner, ties to the first; `grids: reference` uses the authors' per-data-set grids (resources/grids.json)
+  on the 11 benchmarks and `beta_grid`/`lambda_grid` elsewhere (their Caltech101 grid by default).
+Where we depart: nothing in the maths. The search diagonalises K once per beta (K = Q diag(s) Q^T) so that each
+lambda costs one [N, S] x [S, C] product instead of a fresh solve; the chosen (beta, lambda) is then solved directly.
+Solves run in float64 by default (`solve_dtype`; the authors use float32). Cost: O(S^3) per beta for S support views.
 """
 
 from __future__ import annotations
@@ -19,25 +25,36 @@ import torch
 
 from pipeline.errors import ClipCacheError
 from pipeline.heads.base import Head
-from pipeline.heads.data import FitData, global_feats, view_mean_keys
-from pipeline.heads.grid import best_of, linspace_grid, logspace_grid
+from pipeline.heads.data import FitData, global_feats, view_blocks
+from pipeline.heads.grid import best_of, linspace_grid
 from pipeline.heads.maths import accuracy, cache_kernel, kernel_of, one_hot
+from pipeline.heads.reference import search_grids
 from pipeline.heads.registry import register_head
 
 
 @dataclass(frozen=True)
 class ProKeRParams:
-    template_set: str = "tip7"  # zero-shot prior's text classifier
-    beta_grid: tuple[float, float, int] = (1.0, 10.0, 4)  # (start, stop, steps) of the kernel sharpness
-    lambda_grid: tuple[float, float, int] = (-2.0, 1.0, 4)  # log10 (start, stop, steps) of the ridge strength
-    solve_dtype: str = "float64"  # dtype of the M x M solve; float32 halves memory for large caches (M > ~8000)
+    template_set: str = "reference"  # the authors' rule: CoOp's template, the 7-template ensemble on ImageNet
+    grids: str = "reference"  # 'reference': the authors' per-data-set grids where they have one; 'params': ours
+    beta_grid: tuple[float, float, int] = (0.5, 3.0, 20)  # linspace (start, stop, steps) of the kernel sharpness
+    lambda_grid: tuple[float, float, int] = (0.001, 1.0, 10)  # linspace (start, stop, steps) of the proximal weight
+    solve_dtype: str = "float64"  # dtype of the S x S algebra; float32 halves memory for large support sets
 
 
-def solve_dual(keys: torch.Tensor, residual: torch.Tensor, beta: float, lam: float) -> torch.Tensor:
-    """(K + lambda I)^-1 R -> [M, C], K = exp(beta (X X^T - 1)) built and Cholesky-factorised in one [M, M] buffer."""
-    system = kernel_of(keys @ keys.T, beta, inplace=True)  # [M, D] @ [D, M]
-    system.diagonal().add_(lam)
-    factor = torch.linalg.cholesky(system, out=system)  # in place: no second M x M matrix
+def support_set(data: FitData) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every normalised view of every training image [V N, D] and its labels [V N] (the un-augmented features
+    when the cache holds no views)."""
+    labels = data.labels(data.train)
+    if not data.train.n_views:
+        return global_feats(data.train, data.device), labels
+    views = list(view_blocks(data.train, data.device))  # V x [N, D]
+    return torch.cat(views), labels.repeat(len(views))
+
+
+def solve_proker(kernel: torch.Tensor, residual: torch.Tensor, lam: float) -> torch.Tensor:
+    """A = (K / lambda + I)^-1 R -> [S, C] by Cholesky (K is consumed: scaled and shifted in place)."""
+    kernel.div_(lam).diagonal().add_(1.0)
+    factor = torch.linalg.cholesky(kernel, out=kernel)
     return torch.cholesky_solve(residual, factor)
 
 
@@ -45,44 +62,57 @@ def solve_dual(keys: torch.Tensor, residual: torch.Tensor, beta: float, lam: flo
 class ProKeR(Head):
     Params = ProKeRParams
     requires = frozenset({"global", "views"})
-    scores = "probabilities"
+    scores = "probabilities"  # a regression onto one-hot targets: for calibration, scores are read in one-hot units
 
     def setup(self, dim: int, classes: int, keys: int) -> None:
         super().setup(dim=dim, classes=classes, keys=keys)
         self.text_buffers(classes, dim)
-        self.register_buffer("keys", torch.zeros(keys, dim))  # [M, D]
-        self.register_buffer("dual", torch.zeros(keys, classes))  # [M, C] = (K + lambda I)^-1 (Y - f_zs(X))
+        self.register_buffer("keys", torch.zeros(keys, dim))  # [S, D] every normalised training view
+        self.register_buffer("dual", torch.zeros(keys, classes))  # [S, C] = (K / lambda + I)^-1 (Y - f_zs(X))
         self.register_buffer("beta", torch.ones(()))
 
     def prior(self, feats: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.zero_shot(feats), dim=-1)  # [N, C]
+        return feats @ self.class_weights.T  # [N, D] @ [D, C]: raw cosines
 
     def fit(self, data: FitData) -> ProKeR:
         dtype = {"float64": torch.float64, "float32": torch.float32}.get(self.params.solve_dtype)
         if dtype is None:
             raise ClipCacheError(f"heads.proker.solve_dtype must be float64 or float32, got {self.params.solve_dtype!r}")
-        keys = view_mean_keys(data.train, data.device).to(dtype)  # [M, D]
+        keys, key_labels = support_set(data)  # [S, D], [S]
         self.prepare(data, self.params.template_set, dim=keys.shape[1], classes=data.n_classes, keys=keys.shape[0])
-        self.keys.copy_(keys.float())
-        residual = (one_hot(data.labels(data.train), data.n_classes) - self.prior(keys.float())).to(dtype)  # [M, C]
-        val, labels = global_feats(data.val, data.device), data.labels(data.val)
-        val_prior = self.prior(val)
-        scores, best = {}, None
-        val_affinity = val.to(dtype) @ keys.T  # [N, M], once for the grid
-        with torch.no_grad():
-            for beta in linspace_grid(self.params.beta_grid):
-                cross = kernel_of(val_affinity, beta)  # [N, M]
-                for lam in logspace_grid(self.params.lambda_grid):
-                    dual = solve_dual(keys, residual, beta, lam)  # the kernel is rebuilt per point: memory over time
-                    scores[(beta, lam)] = accuracy(val_prior + (cross @ dual).float(), labels)  # [N, M] @ [M, C]
-                    if best is None or scores[(beta, lam)] > scores[best[0]]:
-                        best = ((beta, lam), dual)  # only the best dual is kept (each is [M, C])
+        self.keys.copy_(keys)
+        keys = keys.to(dtype)
+        residual = (one_hot(key_labels, data.n_classes) - self.prior(self.keys)).to(dtype)  # [S, C]
+        grids = search_grids("proker", self.params, data.text.provenance["dataset"]["name"], ("beta_grid", "lambda_grid"))
+        scores = self.search(data, keys, residual, grids)
         beta, lam = best_of(scores)
-        self.dual.copy_(best[1].float())
+        with torch.no_grad():
+            self.dual.copy_(solve_proker(kernel_of(keys @ keys.T, beta, inplace=True), residual, lam).float())  # [S, S]
         self.beta.fill_(beta)
-        self.selected.update({"beta": beta, "lambda": lam, "val_acc": scores[(beta, lam)]})
+        self.selected.update({"beta": beta, "lambda": lam, "val_acc": scores[(beta, lam)],
+                              "beta_grid": list(grids["beta_grid"]), "lambda_grid": list(grids["lambda_grid"])})
         return self
+
+    @torch.no_grad()
+    def search(self, data: FitData, keys: torch.Tensor, residual: torch.Tensor,
+               grids: dict[str, tuple[float, float, int]]) -> dict[tuple[float, float], float]:
+        """Validation accuracy of every (beta, lambda): one eigendecomposition of K per beta.
+
+        With K = Q diag(s) Q^T, (K / lambda + I)^-1 R = Q diag(lambda / (s + lambda)) Q^T R.
+        """
+        val, labels = global_feats(data.val, data.device), data.labels(data.val)
+        val_prior = self.prior(val)  # [N, C]
+        val_affinity = val.to(keys.dtype) @ keys.T  # [N, D] @ [D, S], once for the grid
+        scores = {}
+        for beta in linspace_grid(grids["beta_grid"]):
+            eigvals, basis = torch.linalg.eigh(kernel_of(keys @ keys.T, beta, inplace=True))  # [S], [S, S]
+            cross = kernel_of(val_affinity, beta) @ basis  # [N, S] @ [S, S]
+            projected = basis.T @ residual  # [S, S] @ [S, C]
+            for lam in linspace_grid(grids["lambda_grid"]):
+                weights = lam / (eigvals.clamp(min=0) + lam)  # [S]
+                scores[(beta, lam)] = accuracy(val_prior + ((cross * weights) @ projected).float(), labels)  # [N, C]
+        return scores
 
     def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
         feats = block["global"]
-        return self.prior(feats) + cache_kernel(feats, self.keys, self.beta) @ self.dual  # [N, M] @ [M, C]
+        return self.prior(feats) + cache_kernel(feats, self.keys, self.beta) @ self.dual  # [N, S] @ [S, C]

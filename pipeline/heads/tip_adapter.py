@@ -24,7 +24,7 @@ from pipeline.heads.registry import register_head
 
 @dataclass(frozen=True)
 class TipAdapterParams:
-    template_set: str = "tip7"  # text classifier: the 7-template ensemble the paper uses
+    template_set: str = "reference"  # the authors' rule: CoOp's template, the 7-template ensemble on ImageNet
     beta_grid: tuple[float, float, int] = (0.1, 7.0, 200)  # (start, stop, steps) of the kernel sharpness search
     alpha_grid: tuple[float, float, int] = (0.1, 3.0, 20)  # (start, stop, steps) of the cache weight search
 

@@ -3,7 +3,8 @@
 Paper: Zhang et al., "Tip-Adapter: Training-free Adaption of CLIP for Few-shot Classification", arXiv 2111.03930.
 The keys become a trainable [M, D] tensor initialised from the view-averaged cache; trained with cross-entropy on
 zero-shot + alpha0 * cache(beta0) logits (AdamW lr 1e-3, eps 1e-4, cosine, batch 256, 20 epochs: the paper's
-ImageNet recipe) on a random augmented view per image per step. The epoch kept is the best on validation; then beta
+ImageNet recipe) on a random augmented view per image per step. The epoch kept is the best on validation among the trained epochs (the authors' code keeps the best on
+the test set, which we never read); then beta
 and alpha are searched on validation as in Tip-Adapter. The paper trains the keys as the weight of a linear layer
 over features (no re-normalisation of keys); we do the same.
 """
@@ -30,6 +31,8 @@ class TipAdapterFParams(TipAdapterParams):
     weight_decay: float = 0.01  # AdamW's default
     epochs: int = 20
     batch_size: int = 256
+    keep: str = "best_val"  # the authors keep the epoch best on test; we keep the best on validation (or "last")
+    min_steps: int = 0  # at least this many optimiser steps (0: the authors' epochs x minibatches)
 
 
 @register_head("tip_adapter_f")
@@ -51,7 +54,8 @@ class TipAdapterF(TipAdapter):
             self.alpha.fill_(self.params.init_alpha)
             self.beta.fill_(self.params.init_beta)
         p = self.params
-        train(self, data, Schedule("adamw", p.lr, p.weight_decay, p.epochs, p.batch_size, eps=p.eps))
+        train(self, data, Schedule("adamw", p.lr, p.weight_decay, p.epochs, p.batch_size, eps=p.eps, keep=p.keep,
+                                     min_steps=p.min_steps))
         epoch = self.selected.pop("epoch")
         self.search(data)
         self.selected["epoch"] = epoch

@@ -1,16 +1,20 @@
-"""VPT-deep restricted to the last k blocks of the ViT, trained on cached late tokens (VPT-CLIP-Deep made cacheable).
+"""VPT on a frozen CLIP ViT trained on cached tokens (VPT-CLIP-Deep, and VPT-CLIP-Shallow, made cacheable).
 
 Paper: Xing et al., "Dual Modality Prompt Tuning for Vision-Language Pre-Trained Model" (../shared/papers/cavpt.txt),
 eq. 6: P learnable prompt tokens enter every block after the class token, [s, P_l, E] -> block -> drop the prompt
-outputs. The paper prompts all 12 blocks of ViT-B/32 and so must run the whole image encoder at every step; here stage
-1 caches the sequence entering block L-K (`encode.features.late_tokens: K`) for every view, val and test image, and
-stage 2 runs only the last k <= K blocks, the final norm and the projection. k = 1 by default: the paper puts its
-class-aware module in the last layer only ("VPT-CLIP-CAVPT ... into the last layer"), the cheapest cacheable choice;
-raise it (with K >= k) for deeper prompting.
-Defaults from the paper and its released configs: P = 10 prompts per block, N(0, 0.02) init, SGD lr 0.01, batch 32,
-cosine schedule with a 10-epoch warm-up at 1e-5; epochs by shots as in CoOp (the paper's 200 at 16 shots). The
-classifier is the frozen hand-crafted one (`template_set`), or, with `text_prompts: true`, CoOp's learned context
-trained jointly (the paper's VLP-CLIP; the text context's rate is lr x text_lr_scale = CoOp's 0.002).
+outputs (VPT-deep); eqs. 4-5: prompts enter the first block only and their outputs flow through (VPT-shallow,
+`depth: shallow`). Stage 1 caches the sequence entering block L-K (`encode.features.late_tokens: K`) for every view,
+val and test image, and stage 2 runs only the last k <= K blocks, the final norm and the projection.
+Default k = 0: every block, the paper's VPT-deep and the authors' code (github fanrena/DPT at 11fef90, `VPT.py`:
+prompts in blocks 1..12 after ln_pre); it needs `late_tokens` = L (12 for ViT-B), the tokens right after the patch
+embedding, and runs the whole tower per step. k = 1..L prompts the last k blocks only (cheaper, not a paper variant).
+Defaults from the paper and the authors' configs: P = 10 prompts per block, N(0, 0.02) init, SGD lr 0.01 (momentum
+0.9, weight decay 5e-4), batch 32, cosine schedule with a 10-epoch warm-up at 1e-5; epochs by shots as in CoOp (the
+paper's 200 at 16 shots); the last epoch is kept (Dassl's default, which the authors' scripts use). The classifier is
+the frozen hand-crafted one (`template_set`), or, with `text_prompts: true`, CoOp's learned context trained jointly
+(the paper's VLP-CLIP; the text context's rate is lr x text_lr_scale = CoOp's 0.002).
+Where we depart: the authors append the prompts after the patch tokens; we insert them after the class token as the
+paper writes it (without position embeddings the two orders give the same class token).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.encoders.blocks import n_blocks
+from pipeline.errors import ClipCacheError
 from pipeline.heads.base import val_accuracy
 from pipeline.heads.data import FitData
 from pipeline.heads.maths import normalize
@@ -39,9 +45,13 @@ from pipeline.prompts.vision import LateViT, PromptFn
 from pipeline.train.loop import Schedule, train
 
 
+DEPTHS = ("deep", "shallow")
+
+
 @dataclass(frozen=True)
 class VPTLateParams:
-    k: int = 1  # prompted last blocks; the cache must hold late tokens of at least this depth
+    k: int = 0  # prompted last blocks; 0: every block (the paper's VPT-deep); the cache must hold late tokens as deep
+    depth: str = "deep"  # 'deep': fresh prompts in each prompted block; 'shallow': prompts enter the first one only
     n_prompts: int = 10  # P prompt tokens per prompted block
     init_std: float = 0.02
     template_set: str = "coop"  # the frozen classifier's prompt (when text_prompts is false)
@@ -56,6 +66,15 @@ class VPTLateParams:
     epochs: int = 0  # 0: by shots (50 / 100 / 200)
     warmup_epochs: int = 10
     warmup_lr: float = 1e-5
+    keep: str = "last"  # epoch shipped: the last (the authors' rule) or "best_val" (best on validation)
+    min_steps: int = 0  # at least this many optimiser steps (0: the authors' epochs x minibatches)
+
+def prompted_blocks(visual: nn.Module, k: int) -> int:
+    """The number of prompted blocks a head's k names: k itself, or every block of the tower for k = 0."""
+    if k < 0:
+        raise ClipCacheError(f"heads.vpt_late/cavpt k must be >= 0 (0: every block), got {k}")
+    transformer = getattr(visual, "transformer", None)
+    return k or (n_blocks(transformer) if transformer is not None else 1)
 
 
 @register_head("vpt_late")
@@ -66,37 +85,44 @@ class VPTLate(EncoderHead):
     block_rows = 256  # token sequences are large: score 256 images at a time
 
     def setup(self, dim: int, classes: int, width: int, stored: int, n_ctx: int = 0, text_width: int = 0,
-              length: int = 0) -> None:
+              length: int = 0, blocks: int = 0) -> None:
+        blocks = blocks or self.params.k  # the resolved k of fit (k = 0 -> every block)
         super().setup(dim=dim, classes=classes, width=width, stored=stored, n_ctx=n_ctx, text_width=text_width,
-                      length=length)
+                      length=length, blocks=blocks)
         self.text_buffers(classes, dim)
-        self.prompts = nn.Parameter(torch.zeros(self.params.k, self.params.n_prompts, width))  # [k, P, W]
+        rows = 1 if self.params.depth == "shallow" else blocks
+        self.prompts = nn.Parameter(torch.zeros(rows, self.params.n_prompts, width))  # [k or 1, P, W]
         if self.params.text_prompts:
             self.context = TextContext(classes, n_ctx, text_width, length, csc=False)
 
     def late(self) -> LateViT:
-        return LateViT(self.encoder(self.device()).visual, self.shapes["stored"], self.params.k)
+        return LateViT(self.encoder(self.device()).visual, self.shapes["stored"], self.shapes["blocks"],
+                       self.params.depth == "shallow")
 
     def fit(self, data: FitData) -> VPTLate:
         p = self.params
         self.bind(data.train.provenance["encoder"])
         model, tokenizer = self.encoder(data.device), self.tokenizer(data.device)
         stored = stored_late_tokens(data.train)
-        LateViT(model.visual, stored, p.k)  # checks the tower and k against the cache before anything is built
+        if p.depth not in DEPTHS:
+            raise ClipCacheError(f"heads.{self.name}.depth must be one of {', '.join(DEPTHS)}, got {p.depth!r}")
+        blocks = prompted_blocks(model.visual, p.k)
+        LateViT(model.visual, stored, blocks)  # checks the tower and k against the cache before anything is built
         dim = data.train.array("global").shape[1]
         text: dict[str, int] = {}
         if p.text_prompts:
             shapes = context_shapes(TextTower(model), tokenizer, p.n_ctx, p.ctx_init)
             text = {"n_ctx": shapes["n_ctx"], "text_width": shapes["width"], "length": shapes["length"]}
         self.prepare(data, p.template_set, dim=dim, classes=data.n_classes, width=int(model.visual.transformer.width),
-                     stored=stored, **text)
+                     stored=stored, blocks=blocks, **text)
         with torch.no_grad():
             nn.init.normal_(self.prompts, std=p.init_std)
         if p.text_prompts:
             init_context(self.context, TextTower(model), tokenizer, list(data.text.classnames),
                          p.class_token_position, p.ctx_init, 0.02)
         epochs = p.epochs or epochs_by_shots(data.train.provenance["split"]["shots"])
-        schedule = Schedule("sgd", p.lr, p.weight_decay, epochs, p.batch_size, p.warmup_epochs, p.warmup_lr)
+        schedule = Schedule("sgd", p.lr, p.weight_decay, epochs, p.batch_size, p.warmup_epochs, p.warmup_lr,
+                            keep=p.keep, min_steps=p.min_steps)
         if any(p.numel() for group in self.param_groups() for p in group["params"]):
             train(self, data, schedule, ("global", "late_tokens"), self.loss)
         else:  # n_prompts 0 and no text context: nothing to learn (the cached-token path of zero-shot CLIP)
@@ -118,6 +144,7 @@ class VPTLate(EncoderHead):
         """The prompt function LateViT calls at each prompted block: the block's P prompts for every image."""
         batch = block["late_tokens"].shape[0]
         return lambda i, _x: self.prompts[i].unsqueeze(0).expand(batch, -1, -1)  # [P, W] -> [B, P, W]
+
 
     def image_features(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
         return normalize(self.late()(block["late_tokens"], self.block_prompts(block)))  # [B, D]

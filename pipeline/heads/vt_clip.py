@@ -39,6 +39,8 @@ class VTCLIPParams:
     epochs: int = 50
     batch_size: int = 32
     weight_decay: float = 1e-4
+    keep: str = "last"  # epoch shipped: the last, or "best_val" (best on validation among trained epochs)
+    min_steps: int = 0  # at least this many optimiser steps in all
 
 
 class VisualGuidedBlock(nn.Module):
@@ -83,7 +85,8 @@ class VTCLIP(Head):
             raise ClipCacheError(f"heads.vt_clip.n_heads={self.params.n_heads} must divide the feature size {dim}")
         p = self.params
         self.prepare(data, p.template_set, dim=dim, classes=data.n_classes, hw=hw)
-        train(self, data, Schedule("adamw", p.lr, p.weight_decay, p.epochs, p.batch_size), ("global", "spatial"))
+        train(self, data, Schedule("adamw", p.lr, p.weight_decay, p.epochs, p.batch_size, keep=p.keep,
+                                     min_steps=p.min_steps), ("global", "spatial"))
         return self
 
     def adapted_text(self, spatial: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,6 +2,8 @@
 
 Paper: Radford et al., "Learning Transferable Visual Models From Natural Language Supervision", arXiv 2103.00020.
 Logits = exp(logit_scale) * cos(image, class weights); the scale is the model's own (100 for trained CLIP).
+The default classifier is CoOp's hand-crafted template per data set, the zero-shot baseline of CoOp, CLIP-Adapter,
+VT-CLIP and CAVPT; Tip-Adapter, GDA and ProKeR report theirs with `reference` (the 7 templates on ImageNet).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from pipeline.heads.registry import register_head
 
 @dataclass(frozen=True)
 class ZeroShotParams:
-    template_set: str = "imagenet80"  # CLIP's 80-template ensemble; 'tip7' or 'coop' also cached
+    template_set: str = "coop"  # CoOp's single template (the papers' zero-shot baseline); also 'reference',
+    # 'tip7' or CLIP's 80-template 'imagenet80'
 
 
 @register_head("zero_shot")

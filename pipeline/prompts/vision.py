@@ -2,8 +2,9 @@
 
 Stage 1 stored x_{L-K}, the sequence [class, patches] entering block L-K (features.late_tokens = K). For a head with
 k <= K, blocks L-K .. L-k-1 run unprompted, then each of the last k blocks l gets its prompts P_l inserted after the
-class token (VPT-deep: [s, P_l, E] -> block -> drop the prompt outputs); the tower's own pool (ln_post on the class
-token) and projection give the image feature. With no prompts this is exactly the rest of `encode_image`, which the
+class token (VPT-deep: [s, P_l, E] -> block -> drop the prompt outputs), or (VPT-shallow) the first of them gets P
+and its outputs flow through the remaining blocks (eqs. 4-5); the tower's own pool (ln_post on the class token) and
+projection give the image feature. With no prompts this is exactly the rest of `encode_image`, which the
 equivalence test checks against the cached global feature.
 """
 
@@ -25,7 +26,7 @@ PromptFn = Callable[[int, torch.Tensor], torch.Tensor | None]
 class LateViT:
     """The frozen tail of a ViT (not an nn.Module: its weights are the model's, never saved with a head)."""
 
-    def __init__(self, visual: torch.nn.Module, stored: int, k: int) -> None:
+    def __init__(self, visual: torch.nn.Module, stored: int, k: int, shallow: bool = False) -> None:
         if tower_kind(visual) != "vit":
             raise ClipCacheError(f"late visual prompts need a CLIP ViT image tower, not {type(visual).__name__}")
         if not 1 <= k <= stored:
@@ -35,6 +36,7 @@ class LateViT:
         self.first = n_blocks(visual.transformer) - stored  # index of the block the cached tokens enter
         self.prompted = n_blocks(visual.transformer) - k  # index of the first prompted block
         self.width = int(visual.transformer.width)
+        self.shallow = shallow  # VPT-shallow: prompts enter the first prompted block only and flow through the rest
 
     def __call__(self, tokens: torch.Tensor, prompts: PromptFn | None = None) -> torch.Tensor:
         """Cached tokens [B, 1+HW, W] -> image features [B, D] (not normalised)."""
@@ -42,14 +44,20 @@ class LateViT:
         if self.prompted > self.first:
             with torch.no_grad():
                 x = run_blocks(self.visual.transformer, x, self.first, self.prompted)  # unprompted: [B, 1+HW, W]
+        carried = 0  # prompt outputs still in the sequence (shallow)
         for i, index in enumerate(range(self.prompted, n_blocks(self.visual.transformer))):
-            extra = prompts(i, x) if prompts is not None else None
+            extra = prompts(i, x) if prompts is not None and not (self.shallow and i) else None
             if extra is None or extra.shape[1] == 0:
                 x = run_blocks(self.visual.transformer, x, index, index + 1)
                 continue
             p = extra.shape[1]
             x = torch.cat([x[:, :1], extra.to(x.dtype), x[:, 1:]], dim=1)  # [B, 1+P+HW, W]
             x = run_blocks(self.visual.transformer, x, index, index + 1)
-            x = torch.cat([x[:, :1], x[:, 1 + p :]], dim=1)  # prompt outputs dropped: [B, 1+HW, W]
+            if self.shallow:
+                carried = p
+            else:
+                x = torch.cat([x[:, :1], x[:, 1 + p :]], dim=1)  # prompt outputs dropped: [B, 1+HW, W]
+        if carried:
+            x = torch.cat([x[:, :1], x[:, 1 + carried :]], dim=1)  # shallow prompt outputs dropped at the end
         pooled, _ = self.visual._pool(x)  # [B, W]
         return pooled @ self.visual.proj  # [B, W] x [W, D] -> [B, D]

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pipeline.errors import ClipCacheError
 from pipeline.heads.base import Head, val_accuracy
 from pipeline.heads.data import FitData
 from pipeline.heads.maths import normalize
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 class Schedule:
     """Optimiser and schedule of a trained head (each head's Params carries one set of these numbers)."""
 
-    optimizer: str  # 'adamw' or 'sgd' (momentum 0.9)
+    optimizer: str  # 'adamw', 'adam' (L2 added to the gradient, as torch.optim.Adam) or 'sgd' (momentum 0.9)
     lr: float  # peak learning rate
     weight_decay: float
     epochs: int
@@ -37,15 +38,57 @@ class Schedule:
     warmup_epochs: int = 0  # constant warm-up at warmup_lr before the cosine schedule (CoOp's recipe)
     warmup_lr: float = 1e-5
     eps: float = 1e-8  # AdamW epsilon (Tip-Adapter-F uses 1e-4)
+    keep: str = "last"  # which epoch the head ships: 'last' or 'best_val' (never the untrained start)
+    min_steps: int = 0  # at least this many optimiser steps in all (more minibatches per epoch when needed)
+    lr_schedule: str = "cosine"  # 'cosine' (to 0 over the epochs after warm-up) or 'constant'
+    patience: int = 0  # best_val only: stop after this many epochs without a better validation accuracy (0: never)
+    views: bool = True  # a random augmented view per image per step; False: the un-augmented features
+
+
+KEEP_RULES = ("last", "best_val")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+LR_SCHEDULES = ("cosine", "constant")
+
+
+def check_schedule(head: str, schedule: Schedule) -> None:
+    """One line naming the head and value at fault for a schedule that cannot run."""
+    for name, known in (("keep", KEEP_RULES), ("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES)):
+        if getattr(schedule, name) not in known:
+            raise ClipCacheError(f"heads.{head}.{name} must be one of {', '.join(known)}, got {getattr(schedule, name)!r}")
+    for name in ("epochs", "batch_size"):
+        if int(getattr(schedule, name)) < 1:
+            raise ClipCacheError(f"heads.{head}.{name} must be at least 1, got {getattr(schedule, name)!r}")
+    for name in ("min_steps", "warmup_epochs", "patience"):
+        if int(getattr(schedule, name)) < 0:
+            raise ClipCacheError(f"heads.{head}.{name} must not be negative, got {getattr(schedule, name)!r}")
+
+
+def steps_per_epoch(n: int, schedule: Schedule) -> int:
+    """Minibatches per epoch: one pass over the n images, or more so that the schedule reaches min_steps."""
+    passes = max(1, math.ceil(n / schedule.batch_size))
+    return max(passes, math.ceil(schedule.min_steps / schedule.epochs))
+
+
+def epoch_rows(n: int, batch_size: int, steps: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """`steps` minibatches of sorted row indices: consecutive random permutations of the n rows, cut in batches."""
+    done = 0
+    while done < steps:
+        order = rng.permutation(n)
+        for start in range(0, n, batch_size):
+            if done == steps:
+                return
+            done += 1
+            yield np.sort(order[start : start + batch_size])
 
 
 def view_batches(split: FeatureSplit, names: tuple[str, ...], batch_size: int, rng: np.random.Generator,
-                 device: torch.device) -> Iterator[dict[str, torch.Tensor]]:
-    """One epoch of minibatches {'labels', 'global', 'spatial'?}: a random view per image, globals normalised."""
-    order = rng.permutation(split.n)
-    views = split.n_views
-    for start in range(0, split.n, batch_size):
-        rows = np.sort(order[start : start + batch_size])
+                 device: torch.device, steps: int | None = None, augment: bool = True) -> Iterator[dict[str, torch.Tensor]]:
+    """One epoch of minibatches {'labels', 'global', 'spatial'?}: a random view per image, globals normalised.
+
+    `steps` minibatches (default: one pass over the split); `augment` False reads the un-augmented features."""
+    views = split.n_views if augment else 0
+    steps = max(1, math.ceil(split.n / batch_size)) if steps is None else steps
+    for rows in epoch_rows(split.n, batch_size, steps, rng):
         chosen = rng.integers(0, views, size=len(rows)) if views else None
         batch = {"labels": torch.from_numpy(split.labels[rows]).long().to(device)}
         for name in names:
@@ -63,6 +106,8 @@ def make_optimizer(groups: list[dict], schedule: Schedule) -> torch.optim.Optimi
     groups = [{"lr_scale": 1.0, **group} for group in groups]
     if schedule.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=schedule.lr, momentum=0.9, weight_decay=schedule.weight_decay)
+    if schedule.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=schedule.lr, weight_decay=schedule.weight_decay, eps=schedule.eps)
     return torch.optim.AdamW(groups, lr=schedule.lr, weight_decay=schedule.weight_decay, eps=schedule.eps)
 
 
@@ -70,26 +115,30 @@ def lr_at(epoch_progress: float, schedule: Schedule) -> float:
     """Learning rate at a fractional epoch: warm-up, then cosine from lr to 0 over the remaining epochs."""
     if epoch_progress < schedule.warmup_epochs:
         return schedule.warmup_lr
+    if schedule.lr_schedule == "constant":
+        return schedule.lr
     span = max(schedule.epochs - schedule.warmup_epochs, 1e-9)
     return 0.5 * schedule.lr * (1 + math.cos(math.pi * (epoch_progress - schedule.warmup_epochs) / span))
 
 
 def train(head: Head, data: FitData, schedule: Schedule, names: tuple[str, ...] = ("global",),
           loss_fn: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None) -> None:
-    """Train the head's parameters; keep the epoch with the best validation accuracy (first best on ties).
+    """Train the head's parameters for `schedule.epochs` epochs; ship the epoch `schedule.keep` names.
 
     The loss defaults to cross-entropy on the head's own `block_logits` of each minibatch.
     """
+    check_schedule(head.name, schedule)
     loss_fn = loss_fn or (lambda batch: F.cross_entropy(head.block_logits(batch), batch["labels"]))
     optimizer = make_optimizer(head.param_groups(), schedule)
     rng = np.random.default_rng(data.seed)
-    steps = max(1, math.ceil(data.train.n / schedule.batch_size))
-    best_acc, best_epoch, best_state = val_accuracy(head, data.val), 0, copy.deepcopy(head.state_dict())
-    head.history = [{"epoch": 0, "val_acc": best_acc}]
+    steps = steps_per_epoch(data.train.n, schedule)
+    best_acc, best_epoch, best_state = -1.0, 0, None
+    head.history = []
     for epoch in range(schedule.epochs):
         head.train()
         losses = []
-        for step, batch in enumerate(view_batches(data.train, names, schedule.batch_size, rng, data.device)):
+        batches = view_batches(data.train, names, schedule.batch_size, rng, data.device, steps, schedule.views)
+        for step, batch in enumerate(batches):
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(epoch + step / steps, schedule) * group["lr_scale"]
             loss = loss_fn(batch)
@@ -97,11 +146,22 @@ def train(head: Head, data: FitData, schedule: Schedule, names: tuple[str, ...] 
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-        acc = val_accuracy(head, data.val)
-        head.history.append({"epoch": epoch + 1, "val_acc": acc, "train_loss": float(np.mean(losses))})
-        log.info("%s epoch %d/%d: loss %.4f, val acc %.4f, lr %.2e", head.name, epoch + 1, schedule.epochs,
-                 head.history[-1]["train_loss"], acc, optimizer.param_groups[0]["lr"])
-        if acc > best_acc:
-            best_acc, best_epoch, best_state = acc, epoch + 1, copy.deepcopy(head.state_dict())
-    head.load_state_dict(best_state)
-    head.selected.update({"epoch": best_epoch, "val_acc": best_acc})
+        last = epoch + 1 == schedule.epochs
+        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "steps": len(losses)}
+        if schedule.keep == "best_val" or last:
+            record["val_acc"] = val_accuracy(head, data.val)
+        head.history.append(record)
+        log.info("%s epoch %d/%d: loss %.4f, val acc %s, lr %.2e", head.name, epoch + 1, schedule.epochs,
+                 record["train_loss"], f"{record['val_acc']:.4f}" if "val_acc" in record else "-",
+                 optimizer.param_groups[0]["lr"])
+        if schedule.keep == "best_val" and record["val_acc"] > best_acc:
+            best_acc, best_epoch, best_state = record["val_acc"], epoch + 1, copy.deepcopy(head.state_dict())
+        elif schedule.keep == "best_val" and schedule.patience and epoch + 1 - best_epoch >= schedule.patience:
+            log.info("%s: no better validation accuracy for %d epochs, stopping", head.name, schedule.patience)
+            break
+    if schedule.keep == "last":
+        best_acc, best_epoch = head.history[-1]["val_acc"], schedule.epochs
+    else:
+        head.load_state_dict(best_state)
+    head.selected.update({"epoch": best_epoch, "val_acc": best_acc, "keep": schedule.keep,
+                          "steps": sum(record["steps"] for record in head.history)})

@@ -65,6 +65,34 @@ def test_prompts_change_the_feature_and_depth_is_checked(cache: Path) -> None:
         LateViT(visual, stored=2, k=3)
 
 
+def test_vpt_shallow_is_the_tower_run_on_the_sequence_with_its_prompts(cache: Path) -> None:
+    """VPT-shallow (eqs. 4-5): P enters the first block and flows through; the same as the unprompted tower run on
+    the sequence [class, P, patches] itself."""
+    visual = load_encoder(TINY["vit"], "none", torch.device("cpu")).model.visual
+    tokens = torch.from_numpy(FeatureSplit(cache / "test.h5").read("late_tokens")).float()  # [N, 1+HW, W]
+    prompts = torch.randn(tokens.shape[0], 3, tokens.shape[2])  # [N, P, W]
+    calls: list[int] = []
+
+    def fn(i: int, _x: torch.Tensor) -> torch.Tensor:
+        calls.append(i)
+        return prompts
+
+    with torch.no_grad():
+        shallow = LateViT(visual, stored=2, k=2, shallow=True)(tokens, fn)
+        expected = LateViT(visual, stored=2, k=2)(torch.cat([tokens[:, :1], prompts, tokens[:, 1:]], dim=1))
+        deep = LateViT(visual, stored=2, k=2)(tokens, fn)
+    assert calls == [0, 0, 1]  # shallow asks for prompts once; deep at both blocks
+    torch.testing.assert_close(shallow, expected)
+    assert not torch.allclose(shallow, deep, atol=1e-4)
+
+
+@pytest.mark.parametrize("depth", ["deep", "shallow"])
+def test_vpt_k0_prompts_every_block(cache: Path, depth: str) -> None:
+    head = create_head("vpt_late", {**QUICK["vpt_late"], "k": 0, "depth": depth}).fit(fit_data(cache))
+    assert head.shapes["blocks"] == 2 and head.late().prompted == 0  # the tiny ViT's 2 blocks, from the first
+    assert tuple(head.prompts.shape[:2]) == ((2 if depth == "deep" else 1), QUICK["vpt_late"]["n_prompts"])
+
+
 @pytest.mark.parametrize("position", ["end", "middle"])
 def test_prompt_layout_is_the_hand_written_prompt_and_the_tower_takes_embeddings(position: str) -> None:
     encoder = load_encoder(TINY["vit"], "none", torch.device("cpu"))
