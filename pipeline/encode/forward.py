@@ -22,7 +22,8 @@ def forward_batch(encoder: Encoder, pixels: torch.Tensor, features: FeatureParam
               "late_tokens": features.spatial_dtype}
     wanted = {"global": True, "spatial": features.spatial, "spatial_raw": features.spatial_raw,
               "late_tokens": features.late_tokens > 0}
-    viewed = {"global": True, "spatial": views is not None and views.spatial, "spatial_raw": False, "late_tokens": True}
+    spatial_views = views is not None and views.spatial
+    viewed = {"global": True, "spatial": spatial_views, "spatial_raw": spatial_views, "late_tokens": True}
     arrays: dict[str, np.ndarray] = {}
     for name, tensor in out.items():
         if not wanted[name]:

@@ -14,6 +14,7 @@ from torch import nn
 
 from pipeline.heads.data import ROW_BLOCK, FitData, split_blocks
 from pipeline.heads.maths import clip_logits
+from pipeline.heads.reference import for_dataset
 from pipeline.store import FeatureSplit
 
 # what a head may need from the cache -> the datasets that provide it in train and val files
@@ -22,6 +23,8 @@ REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "spatial": ("spatial",),
     "views": ("views/global",),
     "spatial_views": ("views/spatial",),
+    "spatial_raw": ("spatial_raw",),
+    "spatial_raw_views": ("views/spatial_raw",),
     "late_tokens": ("late_tokens",),
     "late_token_views": ("views/late_tokens",),
 }
@@ -55,6 +58,13 @@ class Head(nn.Module):
         self.to(data.device)
         if template_set is not None:
             self.load_text(data, template_set)
+
+    def use_dataset_values(self, data: FitData) -> None:
+        """Apply the authors' per-data-set values (when params.per_dataset) for the data set being fitted; head.json
+        then records the params the fit used, and `selected['per_dataset']` what was applied."""
+        self.params, applied = for_dataset(self.name, self.params, data.dataset_name)
+        if applied:
+            self.selected["per_dataset"] = {k: list(v) if isinstance(v, tuple) else v for k, v in applied.items()}
 
     def text_buffers(self, classes: int, dim: int) -> None:
         """Buffers of the zero-shot classifier: class_weights [C, D] and the model's logit scale."""

@@ -57,6 +57,7 @@ class CLIPAdapter(Head):
         p = self.params
         self.prepare(data, p.template_set, dim=data.train.array("global").shape[1], classes=data.n_classes)
         train(self, data, Schedule("sgd", p.lr, p.weight_decay, p.epochs, p.batch_size, warmup_epochs=1, keep=p.keep,
+                                   lr_schedule="dassl",
                                    min_steps=p.min_steps))
         return self
 

@@ -73,7 +73,7 @@ class CoOp(EncoderHead):
         self.logit_scale.fill_(data.text.logit_scale)
         epochs = p.epochs or epochs_by_shots(data.train.provenance["split"]["shots"])
         train(self, data, Schedule("sgd", p.lr, p.weight_decay, epochs, p.batch_size, p.warmup_epochs, p.warmup_lr,
-                                   keep=p.keep, min_steps=p.min_steps))
+                                   keep=p.keep, min_steps=p.min_steps, lr_schedule="dassl"))
         return self
 
     def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -30,12 +30,17 @@ class FitData:
     device: torch.device
 
     @property
+    def dataset_name(self) -> str:
+        """The registered name of the data set the cache was built from (e.g. 'imagenet', 'textile')."""
+        return str(self.text.provenance["dataset"]["name"])
+
+    @property
     def n_classes(self) -> int:
         return len(self.text.classnames)
 
     def class_weights(self, template_set: str) -> torch.Tensor:
         """[C, D] normalised zero-shot classifier of a template set ('reference': the references' rule)."""
-        name = resolve_template_set(template_set, self.text.provenance["dataset"]["name"])
+        name = resolve_template_set(template_set, self.dataset_name)
         return torch.from_numpy(self.text.mean(name)).float().to(self.device)
 
     def labels(self, split: FeatureSplit) -> torch.Tensor:
@@ -47,17 +52,19 @@ def global_feats(split: FeatureSplit, device: torch.device, rows: np.ndarray | N
     return normalize(torch.from_numpy(split.read("global", rows))).to(device)
 
 
-def view_blocks(split: FeatureSplit, device: torch.device) -> Iterator[torch.Tensor]:
-    """The normalised global features of one augmented view at a time: V blocks of [N, D]."""
+def view_blocks(split: FeatureSplit, device: torch.device, raw: bool = False) -> Iterator[torch.Tensor]:
+    """The global features of one augmented view at a time, normalised (or `raw`): V blocks of [N, D]."""
     array = split.array("views/global")
     for view in range(array.shape[0]):
-        yield normalize(torch.from_numpy(array[view])).to(device)  # [N, D]
+        block = torch.from_numpy(array[view]).float()  # [N, D]
+        yield (block if raw else normalize(block)).to(device)
 
 
 def view_mean_keys(split: FeatureSplit, device: torch.device) -> torch.Tensor:
-    """Tip-Adapter's keys: per image, the mean of its normalised view features, normalised again -> [N, D]."""
+    """Tip-Adapter's keys: per image, the mean of its raw view features, normalised once -> [N, D] (the authors'
+    build_cache_model averages the un-normalised features of its augmentation passes)."""
     total = None
-    for block in view_blocks(split, device):
+    for block in view_blocks(split, device, raw=True):
         total = block if total is None else total + block
     return normalize(total)
 

@@ -10,8 +10,8 @@ arXiv 2501.11175. As the authors' code does (Y. Bendou's ProKeR, github omarnust
 - with k(x, y) = exp(-beta (1 - x . y)): A = (K / lambda + I)^-1 (Y - f_zs(X)) and f(x) = f_zs(x) + k(x, X) A,
   i.e. lambda k(x, X) (K + lambda I)^-1 (Y - f_zs(X)) (the authors' scaling, with the extra factor lambda);
 - beta and lambda searched on validation over linear grids (torch.linspace(start, stop, steps)), beta outer,
-  lambda inner, ties to the first; `grids: reference` uses the authors' per-data-set grids (resources/grids.json)
-  on the 11 benchmarks and `beta_grid`/`lambda_grid` elsewhere (their Caltech101 grid by default).
+  lambda inner, ties to the first; `per_dataset: true` uses the authors' per-data-set grids
+  (resources/per_dataset.json) on the 11 benchmarks and `beta_grid`/`lambda_grid` elsewhere (their Caltech101 grid).
 Where we depart: nothing in the maths. The search diagonalises K once per beta (K = Q diag(s) Q^T) so that each
 lambda costs one [N, S] x [S, C] product instead of a fresh solve; the chosen (beta, lambda) is then solved directly.
 Solves run in float64 by default (`solve_dtype`; the authors use float32). Cost: O(S^3) per beta for S support views.
@@ -28,14 +28,13 @@ from pipeline.heads.base import Head
 from pipeline.heads.data import FitData, global_feats, view_blocks
 from pipeline.heads.grid import best_of, linspace_grid
 from pipeline.heads.maths import accuracy, cache_kernel, kernel_of, one_hot
-from pipeline.heads.reference import search_grids
 from pipeline.heads.registry import register_head
 
 
 @dataclass(frozen=True)
 class ProKeRParams:
     template_set: str = "reference"  # the authors' rule: CoOp's template, the 7-template ensemble on ImageNet
-    grids: str = "reference"  # 'reference': the authors' per-data-set grids where they have one; 'params': ours
+    per_dataset: bool = True  # the authors' per-data-set grids (resources/per_dataset.json) on the 11 benchmarks
     beta_grid: tuple[float, float, int] = (0.5, 3.0, 20)  # linspace (start, stop, steps) of the kernel sharpness
     lambda_grid: tuple[float, float, int] = (0.001, 1.0, 10)  # linspace (start, stop, steps) of the proximal weight
     solve_dtype: str = "float64"  # dtype of the S x S algebra; float32 halves memory for large support sets
@@ -78,24 +77,22 @@ class ProKeR(Head):
         dtype = {"float64": torch.float64, "float32": torch.float32}.get(self.params.solve_dtype)
         if dtype is None:
             raise ClipCacheError(f"heads.proker.solve_dtype must be float64 or float32, got {self.params.solve_dtype!r}")
+        self.use_dataset_values(data)
         keys, key_labels = support_set(data)  # [S, D], [S]
         self.prepare(data, self.params.template_set, dim=keys.shape[1], classes=data.n_classes, keys=keys.shape[0])
         self.keys.copy_(keys)
         keys = keys.to(dtype)
         residual = (one_hot(key_labels, data.n_classes) - self.prior(self.keys)).to(dtype)  # [S, C]
-        grids = search_grids("proker", self.params, data.text.provenance["dataset"]["name"], ("beta_grid", "lambda_grid"))
-        scores = self.search(data, keys, residual, grids)
+        scores = self.search(data, keys, residual)
         beta, lam = best_of(scores)
         with torch.no_grad():
             self.dual.copy_(solve_proker(kernel_of(keys @ keys.T, beta, inplace=True), residual, lam).float())  # [S, S]
         self.beta.fill_(beta)
-        self.selected.update({"beta": beta, "lambda": lam, "val_acc": scores[(beta, lam)],
-                              "beta_grid": list(grids["beta_grid"]), "lambda_grid": list(grids["lambda_grid"])})
+        self.selected.update({"beta": beta, "lambda": lam, "val_acc": scores[(beta, lam)]})
         return self
 
     @torch.no_grad()
-    def search(self, data: FitData, keys: torch.Tensor, residual: torch.Tensor,
-               grids: dict[str, tuple[float, float, int]]) -> dict[tuple[float, float], float]:
+    def search(self, data: FitData, keys: torch.Tensor, residual: torch.Tensor) -> dict[tuple[float, float], float]:
         """Validation accuracy of every (beta, lambda): one eigendecomposition of K per beta.
 
         With K = Q diag(s) Q^T, (K / lambda + I)^-1 R = Q diag(lambda / (s + lambda)) Q^T R.
@@ -104,11 +101,11 @@ class ProKeR(Head):
         val_prior = self.prior(val)  # [N, C]
         val_affinity = val.to(keys.dtype) @ keys.T  # [N, D] @ [D, S], once for the grid
         scores = {}
-        for beta in linspace_grid(grids["beta_grid"]):
+        for beta in linspace_grid(self.params.beta_grid):
             eigvals, basis = torch.linalg.eigh(kernel_of(keys @ keys.T, beta, inplace=True))  # [S], [S, S]
             cross = kernel_of(val_affinity, beta) @ basis  # [N, S] @ [S, S]
             projected = basis.T @ residual  # [S, S] @ [S, C]
-            for lam in linspace_grid(grids["lambda_grid"]):
+            for lam in linspace_grid(self.params.lambda_grid):
                 weights = lam / (eigvals.clamp(min=0) + lam)  # [S]
                 scores[(beta, lam)] = accuracy(val_prior + ((cross * weights) @ projected).float(), labels)  # [N, C]
         return scores

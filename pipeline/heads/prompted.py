@@ -18,12 +18,7 @@ from pipeline.heads.base import Head
 from pipeline.heads.maths import normalize
 from pipeline.prompts.text import phrase_embedding, prompt_layout
 from pipeline.store import FeatureSplit
-
-
-def epochs_by_shots(shots: int | None) -> int:
-    """CoOp's epochs: 50 for 1 shot, 100 for 2-4 shots, 200 for 8 shots and more."""
-    shots = shots or 16
-    return 50 if shots <= 1 else 100 if shots <= 4 else 200
+from pipeline.train.loop import epochs_by_shots  # noqa: F401  (the prompt learners' schedule, re-exported)
 
 
 class EncoderHead(Head):

@@ -1,33 +1,31 @@
-"""The authors' per-data-set search grids (resources/grids.json), looked up by head and data set."""
+"""The authors' per-data-set values (resources/per_dataset.json: search grids, initial values, epochs), as data."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
-from pipeline.errors import ClipCacheError
-
-GRID_MODES = ("reference", "params")
+P = TypeVar("P")
 
 
 @cache
-def _grids() -> dict[str, Any]:
-    return json.loads(resources.files("pipeline.heads").joinpath("resources/grids.json").read_text(encoding="utf-8"))
+def _table() -> dict[str, Any]:
+    text = resources.files("pipeline.heads").joinpath("resources/per_dataset.json").read_text(encoding="utf-8")
+    return json.loads(text)
 
 
-def reference_grids(head: str, dataset: str) -> dict[str, tuple[float, float, int]]:
-    """{param: (start, stop, steps)} the authors configured for this data set ({} when they configured none)."""
-    found = _grids().get(head, {}).get(dataset, {})
-    return {name: (float(spec[0]), float(spec[1]), int(spec[2])) for name, spec in found.items()}
+def per_dataset_values(head: str, dataset: str) -> dict[str, Any]:
+    """{param: value} the authors set for this head on this data set ({} where they set none)."""
+    found = _table().get(head, {}).get(dataset, {})
+    return {name: tuple(value) if isinstance(value, list) else value for name, value in found.items()}
 
 
-def search_grids(head: str, params: Any, dataset: str, names: tuple[str, ...]) -> dict[str, tuple[float, float, int]]:
-    """The grids a head searches: the authors' for this data set when `params.grids` is 'reference' and they have
-    one, else the params' own."""
-    mode = getattr(params, "grids", "params")
-    if mode not in GRID_MODES:
-        raise ClipCacheError(f"heads.{head}.grids must be one of {', '.join(GRID_MODES)}, got {mode!r}")
-    chosen = reference_grids(head, dataset) if mode == "reference" else {}
-    return {name: chosen.get(name, tuple(getattr(params, name))) for name in names}
+def for_dataset(head: str, params: P, dataset: str) -> tuple[P, dict[str, Any]]:
+    """(params with the authors' values for `dataset` applied when `params.per_dataset` is true, what was applied)."""
+    if not getattr(params, "per_dataset", False):
+        return params, {}
+    applied = per_dataset_values(head, dataset)
+    return dataclasses.replace(params, **applied), applied  # type: ignore[type-var]

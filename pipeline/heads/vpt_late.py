@@ -122,7 +122,7 @@ class VPTLate(EncoderHead):
                          p.class_token_position, p.ctx_init, 0.02)
         epochs = p.epochs or epochs_by_shots(data.train.provenance["split"]["shots"])
         schedule = Schedule("sgd", p.lr, p.weight_decay, epochs, p.batch_size, p.warmup_epochs, p.warmup_lr,
-                            keep=p.keep, min_steps=p.min_steps)
+                            keep=p.keep, min_steps=p.min_steps, lr_schedule="dassl")
         if any(p.numel() for group in self.param_groups() for p in group["params"]):
             train(self, data, schedule, ("global", "late_tokens"), self.loss)
         else:  # n_prompts 0 and no text context: nothing to learn (the cached-token path of zero-shot CLIP)

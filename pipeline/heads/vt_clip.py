@@ -5,9 +5,14 @@ A decoder block per layer: self-attention over the C class features, cross-atten
 the image's spatial map [HW, D] as keys and values, a feed-forward network; the result is added to the original
 text features (VT_c = CrossAttn(V_s, V_s, T_c) + T_c), and logits = scale * cos(global image feature, VT_c).
 Defaults: 8 heads and 1 layer (Tables 1-2: the best head count's row, 93.10 on Caltech101, is also the 1-layer
-value of Table 2; the prose says "two heads", which the table does not show), AdamW with the paper's lr 2e-3 and
-batch 32, 50 epochs (the paper gives none), CoOp's single hand-crafted prompt ("the same hand-crafted prompt as
-CLIP"). Trained on a random augmented view (its global feature and its spatial map) per image per step.
+value of Table 2; the prose says "two heads", which the table does not show), CoOp's single hand-crafted prompt
+("the same hand-crafted prompt as CLIP"). The paper trains "following CoOp" with batch 32 and lr 2e-3 and gives
+nothing else, so `schedule: coop` is CoOp's: SGD (momentum 0.9, weight decay 5e-4), cosine, one warm-up epoch at
+1e-5, epochs by shots (50 / 100 / 200), the last epoch kept; `schedule: adamw` is our earlier AdamW recipe. The paper
+(RN50) attends over the ResNet map before attention pooling: `keys: spatial_raw` uses that map ([HW, C_s], keys and
+values of width C_s; with views it needs encode.features.spatial_raw and encode.views.spatial); `keys: spatial`
+(the default, as every cache has it) uses the map in the joint space. Trained on a random augmented view (its global
+feature and its map) per image per step.
 Where the paper is silent we chose: pre-norm blocks whose output projections start at zero, so training starts
 exactly at zero-shot CLIP; `attention()` returns the last layer's cross-attention over the grid, averaged over heads.
 """
@@ -20,12 +25,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.errors import ClipCacheError
 from pipeline.heads.base import Head
 from pipeline.heads.data import ROW_BLOCK, FitData
 from pipeline.heads.maths import normalize
 from pipeline.heads.registry import register_head
 from pipeline.store import FeatureSplit
-from pipeline.train.loop import Schedule, train
+from pipeline.train.loop import Schedule, epochs_by_shots, train
+
+
+KEYS = ("spatial", "spatial_raw")
 
 
 @dataclass(frozen=True)
@@ -35,10 +44,12 @@ class VTCLIPParams:
     n_layers: int = 1  # stacked decoder blocks (Table 2 varies 1-4)
     ffn_mult: int = 4  # feed-forward hidden size = ffn_mult * D
     dropout: float = 0.0
+    keys: str = "spatial"  # the map attended over: 'spatial' (joint space, [HW, D]) or 'spatial_raw' ([HW, C_s])
+    schedule: str = "coop"  # 'coop' (SGD, cosine, 1 warm-up epoch, epochs by shots) or 'adamw'
     lr: float = 2e-3
-    epochs: int = 50
+    epochs: int = 0  # 0: by shots as CoOp (50 / 100 / 200)
     batch_size: int = 32
-    weight_decay: float = 1e-4
+    weight_decay: float = 5e-4
     keep: str = "last"  # epoch shipped: the last, or "best_val" (best on validation among trained epochs)
     min_steps: int = 0  # at least this many optimiser steps in all
 
@@ -46,11 +57,14 @@ class VTCLIPParams:
 class VisualGuidedBlock(nn.Module):
     """Self-attention over classes, cross-attention to the image, feed-forward; residual, pre-norm."""
 
-    def __init__(self, dim: int, heads: int, ffn_mult: int, dropout: float) -> None:
+    def __init__(self, dim: int, heads: int, ffn_mult: int, dropout: float, key_dim: int | None = None) -> None:
         super().__init__()
-        self.norm_self, self.norm_query, self.norm_image, self.norm_ffn = (nn.LayerNorm(dim) for _ in range(4))
+        key_dim = key_dim or dim
+        self.norm_self, self.norm_query, self.norm_ffn = (nn.LayerNorm(dim) for _ in range(3))
+        self.norm_image = nn.LayerNorm(key_dim)
         self.self_attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
-        self.cross_attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.cross_attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True, kdim=key_dim,
+                                                vdim=key_dim)
         self.ffn = nn.Sequential(nn.Linear(dim, ffn_mult * dim), nn.GELU(), nn.Linear(ffn_mult * dim, dim))
         for layer in (self.self_attn.out_proj, self.cross_attn.out_proj, self.ffn[-1]):
             nn.init.zeros_(layer.weight)
@@ -71,22 +85,38 @@ class VTCLIP(Head):
     Params = VTCLIPParams
     requires = frozenset({"global", "spatial", "views", "spatial_views"})
 
-    def setup(self, dim: int, classes: int, hw: int) -> None:
-        super().setup(dim=dim, classes=classes, hw=hw)
+    def __init__(self, params: VTCLIPParams) -> None:
+        super().__init__(params)
+        if params.keys not in KEYS:
+            raise ClipCacheError(f"heads.vt_clip.keys must be one of {', '.join(KEYS)}, got {params.keys!r}")
+        self.requires = frozenset({"global", "views", params.keys, f"{params.keys}_views"})
+
+    def setup(self, dim: int, classes: int, hw: int, key_dim: int = 0) -> None:
+        super().setup(dim=dim, classes=classes, hw=hw, key_dim=key_dim or dim)
         self.text_buffers(classes, dim)
         p = self.params
-        self.blocks = nn.ModuleList(VisualGuidedBlock(dim, p.n_heads, p.ffn_mult, p.dropout) for _ in range(p.n_layers))
+        self.blocks = nn.ModuleList(VisualGuidedBlock(dim, p.n_heads, p.ffn_mult, p.dropout, key_dim or dim)
+                                    for _ in range(p.n_layers))
+
+    def schedule(self, shots: int | None) -> Schedule:
+        p = self.params
+        if p.schedule == "coop":
+            return Schedule("sgd", p.lr, p.weight_decay, p.epochs or epochs_by_shots(shots), p.batch_size,
+                            warmup_epochs=1, keep=p.keep, min_steps=p.min_steps, lr_schedule="dassl")
+        if p.schedule == "adamw":
+            return Schedule("adamw", p.lr, p.weight_decay, p.epochs or 50, p.batch_size, keep=p.keep,
+                            min_steps=p.min_steps)
+        raise ClipCacheError(f"heads.vt_clip.schedule must be 'coop' or 'adamw', got {p.schedule!r}")
 
     def fit(self, data: FitData) -> VTCLIP:
-        _, hw, dim = data.train.array("spatial").shape
-        if dim % self.params.n_heads:
-            from pipeline.errors import ClipCacheError
-
-            raise ClipCacheError(f"heads.vt_clip.n_heads={self.params.n_heads} must divide the feature size {dim}")
         p = self.params
-        self.prepare(data, p.template_set, dim=dim, classes=data.n_classes, hw=hw)
-        train(self, data, Schedule("adamw", p.lr, p.weight_decay, p.epochs, p.batch_size, keep=p.keep,
-                                     min_steps=p.min_steps), ("global", "spatial"))
+        dim = data.train.array("global").shape[1]
+        _, hw, key_dim = data.train.array(p.keys).shape
+        if dim % p.n_heads:
+            raise ClipCacheError(f"heads.vt_clip.n_heads={p.n_heads} must divide the feature size {dim}")
+        schedule = self.schedule(data.train.provenance["split"].get("shots"))
+        self.prepare(data, p.template_set, dim=dim, classes=data.n_classes, hw=hw, key_dim=key_dim)
+        train(self, data, schedule, ("global", p.keys))
         return self
 
     def adapted_text(self, spatial: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,10 +128,10 @@ class VTCLIP(Head):
         return normalize(text), attention
 
     def block_names(self) -> tuple[str, ...]:
-        return ("global", "spatial")
+        return ("global", self.params.keys)
 
     def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
-        text, _ = self.adapted_text(block["spatial"])
+        text, _ = self.adapted_text(block[self.params.keys])
         return self.logit_scale * torch.einsum("bd,bcd->bc", block["global"], text)  # [B, D] x [B, C, D] -> [B, C]
 
     @torch.no_grad()
@@ -113,6 +143,6 @@ class VTCLIP(Head):
         self.eval()
         device = self.class_weights.device
         wanted = np.arange(split.n) if rows is None else np.unique(np.asarray(rows, dtype=np.int64))
-        out = [self.adapted_text(torch.from_numpy(split.read("spatial", wanted[i : i + ROW_BLOCK])).float().to(device))[1].cpu()
+        out = [self.adapted_text(torch.from_numpy(split.read(self.params.keys, wanted[i : i + ROW_BLOCK])).float().to(device))[1].cpu()
                for i in range(0, len(wanted), ROW_BLOCK)]  # each [b, C, HW]
         return torch.cat(out) if out else torch.zeros(0, self.shapes["classes"], self.shapes["hw"])

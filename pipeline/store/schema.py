@@ -19,6 +19,7 @@ ROW_DATASETS: dict[str, str] = {
 VIEW_DATASETS: dict[str, str] = {
     "views/global": "[V, N, D] global features of the augmented views",
     "views/spatial": "[V, N, HW, D] spatial maps of the augmented views",
+    "views/spatial_raw": "[V, N, HW, C_s] pre-projection maps of the augmented views",
     "views/late_tokens": "[V, N, 1+HW, width] late tokens of the augmented views",
     "views/box": "[V, N, 5] int32 crop (top, left, height, width, flipped) of each view",
 }
@@ -40,6 +41,7 @@ ENABLED_BY: dict[str, str] = {
     "spatial_raw": "encode.features.spatial_raw: true",
     "views/global": "encode.views.count > 0 (train files only)",
     "views/spatial": "encode.views.count > 0 and encode.views.spatial: true (train files only)",
+    "views/spatial_raw": "encode.views.count > 0, encode.views.spatial and encode.features.spatial_raw: true (train files only)",
     "views/box": "encode.views.count > 0 (train files only)",
     "late_tokens": "encode.features.late_tokens: k > 0 (ViT models)",
     "views/late_tokens": "encode.features.late_tokens: k > 0 and encode.views.count > 0 (train files only)",

@@ -40,14 +40,20 @@ class Schedule:
     eps: float = 1e-8  # AdamW epsilon (Tip-Adapter-F uses 1e-4)
     keep: str = "last"  # which epoch the head ships: 'last' or 'best_val' (never the untrained start)
     min_steps: int = 0  # at least this many optimiser steps in all (more minibatches per epoch when needed)
-    lr_schedule: str = "cosine"  # 'cosine' (to 0 over the epochs after warm-up) or 'constant'
+    lr_schedule: str = "cosine"  # 'cosine' (per step, to 0 over the epochs after warm-up), 'dassl' or 'constant'
     patience: int = 0  # best_val only: stop after this many epochs without a better validation accuracy (0: never)
     views: bool = True  # a random augmented view per image per step; False: the un-augmented features
 
 
+def epochs_by_shots(shots: int | None) -> int:
+    """CoOp's epochs: 50 for 1 shot, 100 for 2-4 shots, 200 for 8 shots and more."""
+    shots = shots or 16
+    return 50 if shots <= 1 else 100 if shots <= 4 else 200
+
+
 KEEP_RULES = ("last", "best_val")
 OPTIMIZERS = ("adamw", "adam", "sgd")
-LR_SCHEDULES = ("cosine", "constant")
+LR_SCHEDULES = ("cosine", "dassl", "constant")
 
 
 def check_schedule(head: str, schedule: Schedule) -> None:
@@ -112,11 +118,16 @@ def make_optimizer(groups: list[dict], schedule: Schedule) -> torch.optim.Optimi
 
 
 def lr_at(epoch_progress: float, schedule: Schedule) -> float:
-    """Learning rate at a fractional epoch: warm-up, then cosine from lr to 0 over the remaining epochs."""
+    """Learning rate at a fractional epoch: constant warm-up, then cosine from lr to 0 over the remaining epochs per
+    step ('cosine'), Dassl's per-epoch cosine ('dassl': epoch e >= warm-up gets lr (1 + cos(pi (e - W) / E)) / 2), or
+    the constant lr."""
     if epoch_progress < schedule.warmup_epochs:
         return schedule.warmup_lr
     if schedule.lr_schedule == "constant":
         return schedule.lr
+    if schedule.lr_schedule == "dassl":  # CoOp's trainer library: ConstantWarmupScheduler + CosineAnnealingLR(T_max =
+        epoch = math.floor(epoch_progress)  # epochs), stepped once per epoch: constant within an epoch, never 0
+        return 0.5 * schedule.lr * (1 + math.cos(math.pi * (epoch - schedule.warmup_epochs) / schedule.epochs))
     span = max(schedule.epochs - schedule.warmup_epochs, 1e-9)
     return 0.5 * schedule.lr * (1 + math.cos(math.pi * (epoch_progress - schedule.warmup_epochs) / span))
 

@@ -46,17 +46,6 @@ def test_tip_adapter_with_alpha_zero_is_zero_shot(task) -> None:
     torch.testing.assert_close(tip.logits(test), zero_shot.logits(test))
 
 
-def test_tip_adapter_cache_term_is_the_papers_formula(task) -> None:
-    data, test = task
-    tip = create_head("tip_adapter").fit(data)
-    keys = unit(unit(data.train.read("views/global").astype(np.float64)).mean(0))  # [N, D]
-    values = np.eye(data.n_classes)[data.train.labels]  # [N, C] one-hot
-    f = unit(test.read("global").astype(np.float64))
-    beta, alpha = tip.selected["beta"], tip.selected["alpha"]
-    expected = 100 * f @ data.text.mean("tip7").T + alpha * np.exp(-beta * (1 - f @ keys.T)) @ values
-    np.testing.assert_allclose(tip.logits(test).numpy(), expected, rtol=1e-4, atol=1e-3)
-
-
 def test_linear_probe_recovers_a_separable_problem(tmp_path: Path) -> None:
     world = World(noise=0.3, background=0.1, confusion=0.0)
     data, test = make_task(tmp_path, world, shots=8)

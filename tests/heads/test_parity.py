@@ -51,7 +51,7 @@ def test_proker_is_the_authors_kernel_ridge_regression(task) -> None:
     torch.linspace grids, beta outer, lmbda inner, `if acc > best` on validation."""
     data, test = task
     grids = {"beta_grid": (0.5, 3.0, 6), "lambda_grid": (0.001, 1.0, 5)}
-    head = create_head("proker", {"grids": "params", **grids}).fit(data)
+    head = create_head("proker", {"per_dataset": False, **grids}).fit(data)
     support, labels = all_views(data)
     text = data.text.mean("coop").astype(np.float64)  # [C, D]
     targets = np.eye(data.n_classes)[labels] - support @ text.T  # [S, C]
@@ -188,3 +188,139 @@ def test_linear_probe_solves_the_clip_protocol_objective(task) -> None:
     ours = head.logits(test).numpy()
     np.testing.assert_allclose(ours - ours.mean(1, keepdims=True), scores - scores.mean(1, keepdims=True),
                                rtol=1e-3, atol=2e-3)
+
+
+def tip_cache_keys(data) -> np.ndarray:
+    """Tip-Adapter's build_cache_model (utils.py L46-61): the mean of the raw view features, normalised once."""
+    return unit(data.train.read("views/global").astype(np.float64).mean(0))  # [V, N, D] -> [N, D]
+
+
+def tip_search(val: np.ndarray, labels: np.ndarray, clip_weights: np.ndarray, affinity: np.ndarray,
+               values: np.ndarray, scale: tuple[float, float], steps: tuple[int, int]) -> tuple[float, float]:
+    """utils.py search_hp L103-121, verbatim maths: the grids exclude their scale; `if acc > best_acc`."""
+    beta_list = [i * (scale[0] - 0.1) / steps[0] + 0.1 for i in range(steps[0])]
+    alpha_list = [i * (scale[1] - 0.1) / steps[1] + 0.1 for i in range(steps[1])]
+    best_acc, best = 0.0, (0.0, 0.0)
+    for beta in beta_list:
+        for alpha in alpha_list:
+            cache_logits = np.exp((-1) * (beta - beta * affinity)) @ values
+            tip_logits = 100.0 * val @ clip_weights + cache_logits * alpha
+            acc = accuracy(tip_logits, labels)
+            if acc > best_acc:
+                best_acc, best = acc, (beta, alpha)
+    return best
+
+
+def test_tip_adapter_is_the_authors_cache_and_search(task) -> None:
+    """github gaopengcuhk/Tip-Adapter at d0e2d6f8c5feb8b6ce937b757810761f7155d4d5, utils.py build_cache_model,
+    search_hp and main.py: tip_logits = 100 f W + exp(-(beta - beta f K)) L alpha."""
+    data, test = task
+    head = create_head("tip_adapter", {"beta_grid": [0.1, 7.0, 40], "alpha_grid": [0.1, 3.0, 10]}).fit(data)
+    keys, values = tip_cache_keys(data), np.eye(data.n_classes)[data.train.labels]  # [N, D], [N, C]
+    clip_weights = data.text.mean("coop").astype(np.float64).T  # [D, C]
+    val = unit(data.val.read("global").astype(np.float64))
+    beta, alpha = tip_search(val, data.val.labels, clip_weights, val @ keys.T, values, (7.0, 3.0), (40, 10))
+    assert head.selected["beta"] == pytest.approx(beta, abs=1e-12) and head.selected["alpha"] == pytest.approx(alpha)
+    f = unit(test.read("global").astype(np.float64))
+    expected = 100.0 * f @ clip_weights + np.exp((-1) * (beta - beta * (f @ keys.T))) @ values * alpha
+    np.testing.assert_allclose(head.logits(test).numpy(), expected, rtol=1e-4, atol=1e-3)
+
+
+def test_tip_adapter_uses_the_authors_scale_per_data_set(task) -> None:
+    """configs/oxford_flowers.yaml: search_scale [50, 50], search_step [200, 20]; data sets they did not configure
+    keep the params' grid."""
+    from pipeline.heads.reference import for_dataset
+
+    params = create_head("tip_adapter").params
+    flowers, applied = for_dataset("tip_adapter", params, "oxford_flowers")
+    assert flowers.beta_grid == (0.1, 50.0, 200) and flowers.alpha_grid == (0.1, 50.0, 20) and applied
+    tip_f, _ = for_dataset("tip_adapter_f", create_head("tip_adapter_f").params, "eurosat")
+    assert (tip_f.init_alpha, tip_f.epochs, tip_f.beta_grid) == (2.0, 100, (0.1, 12.0, 200))
+    assert for_dataset("tip_adapter", params, "textile") == (params, {})
+    off = create_head("tip_adapter", {"per_dataset": False}).params
+    assert for_dataset("tip_adapter", off, "oxford_flowers") == (off, {})
+    head = create_head("tip_adapter", {"beta_grid": [0.1, 7.0, 4], "alpha_grid": [0.1, 3.0, 2]}).fit(task[0])
+    assert "per_dataset" not in head.selected  # the synthetic data set is none of the 11
+
+
+def batches(data, batch_size: int, epochs: int, steps: int | None = None) -> list[list[dict]]:
+    """The minibatches our loop draws (a random cached view per image): the tensors both sides are fed."""
+    from pipeline.train.loop import view_batches
+
+    rng = np.random.default_rng(data.seed)
+    return [list(view_batches(data.train, ("global",), batch_size, rng, data.device, steps)) for _ in range(epochs)]
+
+
+def test_tip_adapter_f_trains_as_the_authors(task) -> None:
+    """main.py L66-106: adapter = Linear(keys^T) (no bias), AdamW(lr, eps=1e-4), CosineAnnealingLR(epochs * iters)
+    stepped per iteration, CE on 100 f W + exp(-(beta - beta adapter(f))) L alpha at init beta, alpha."""
+    data, test = task
+    epochs, batch_size = 3, 8
+    head = create_head("tip_adapter_f", {"epochs": epochs, "batch_size": batch_size, "keep": "last",
+                                         "beta_grid": [0.1, 7.0, 20], "alpha_grid": [0.1, 3.0, 5]}).fit(data)
+    keys = torch.from_numpy(tip_cache_keys(data)).float()  # [N, D] (stable sort by label: already sorted)
+    values = F.one_hot(torch.from_numpy(data.train.labels).long(), data.n_classes).float()
+    clip_weights = torch.from_numpy(data.text.mean("coop")).float().T  # [D, C]
+    adapter = torch.nn.Linear(keys.shape[1], keys.shape[0], bias=False)
+    adapter.weight = torch.nn.Parameter(keys.clone())
+    drawn = batches(data, batch_size, epochs)
+    optimizer = torch.optim.AdamW(adapter.parameters(), lr=1e-3, eps=1e-4)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * len(drawn[0]))
+    for epoch in drawn:
+        for batch in epoch:
+            affinity = adapter(batch["global"])
+            cache_logits = ((-1) * (1.0 - 1.0 * affinity)).exp() @ values
+            tip_logits = 100.0 * batch["global"] @ clip_weights + cache_logits * 1.17
+            loss = F.cross_entropy(tip_logits, batch["labels"])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+    torch.testing.assert_close(head.cache_keys.detach(), adapter.weight.detach(), rtol=1e-4, atol=1e-5)
+    val = unit(data.val.read("global").astype(np.float64))
+    trained = adapter.weight.detach().double().numpy()
+    beta, alpha = tip_search(val, data.val.labels, clip_weights.double().numpy(), val @ trained.T,
+                             values.double().numpy(), (7.0, 3.0), (20, 5))
+    assert head.selected["beta"] == pytest.approx(beta, abs=1e-12) and head.selected["alpha"] == pytest.approx(alpha)
+
+
+def test_clip_adapter_trains_as_the_authors(task) -> None:
+    """github gaopengcuhk/CLIP-Adapter at 08d07f8b2ecafc6f1479fe636b26d464d7a5574e, train.py: Adapter =
+    Linear(D, D/4, no bias) ReLU Linear(D/4, D, no bias) ReLU; f' = 0.2 A(f) + 0.8 f, normalised; logits =
+    exp(logit_scale) f' t^T; CoOp's schedule (SGD lr 2e-3, momentum 0.9, wd 5e-4, one constant warm-up epoch at
+    1e-5, cosine by epoch), the last epoch kept."""
+    data, test = task
+    epochs, batch_size = 4, 8
+    head = create_head("clip_adapter", {"epochs": epochs, "batch_size": batch_size}).fit(data)
+    dim = data.train.array("global").shape[1]
+    torch.manual_seed(data.seed)
+    adapter = torch.nn.Sequential(torch.nn.Linear(dim, dim // 4, bias=False), torch.nn.ReLU(inplace=True),
+                                  torch.nn.Linear(dim // 4, dim, bias=False), torch.nn.ReLU(inplace=True))
+    adapter.load_state_dict(head_start(data, dim).image_adapter.state_dict())
+    text = torch.from_numpy(data.text.mean("coop")).float()  # [C, D]
+    optimizer = torch.optim.SGD(adapter.parameters(), lr=2e-3, momentum=0.9, weight_decay=5e-4)
+    drawn = batches(data, batch_size, epochs)
+    for epoch, epoch_batches in enumerate(drawn):
+        for batch in epoch_batches:
+            # Dassl (KaiyangZhou/Dassl.pytorch at c61a1b5, dassl/optim/lr_scheduler.py): ConstantWarmupScheduler(1
+            # epoch, 1e-5) over CosineAnnealingLR(T_max=max_epoch), stepped once per epoch after the warm-up
+            lr = 1e-5 if epoch < 1 else 0.5 * 2e-3 * (1 + np.cos(np.pi * (epoch - 1) / epochs))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x = adapter(batch["global"])
+            image = 0.2 * x + 0.8 * batch["global"]
+            image = image / image.norm(dim=-1, keepdim=True)
+            loss = F.cross_entropy(100.0 * image @ text.T, batch["labels"])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    for ours, theirs in zip(head.image_adapter.state_dict().values(), adapter.state_dict().values()):
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-6)
+    assert head.selected["epoch"] == epochs
+
+
+def head_start(data, dim: int):
+    """The head's seeded initial adapter (both sides start from the same random weights)."""
+    start = create_head("clip_adapter")
+    start.prepare(data, "coop", dim=dim, classes=data.n_classes)
+    return start

@@ -111,6 +111,31 @@ def test_prompt_layout_is_the_hand_written_prompt_and_the_tower_takes_embeddings
         prompt_layout(encoder.tokenizer, ["cat"], 80, position)
 
 
+def test_coop_prompts_are_built_and_encoded_as_the_authors(cache: Path) -> None:
+    """github KaiyangZhou/CoOp at ff61507c790454bce7c5052c3ac39e60772f1f89, trainers/coop.py PromptLearner and
+    TextEncoder: prompts "X X .. X name." tokenized; embedding = cat([SOS embedding, ctx, embeddings after the n_ctx
+    X's]); x + positional_embedding -> transformer (causal mask) -> ln_final -> x[arange, ids.argmax(-1)] @
+    text_projection; normalised. Restated with the tiny open_clip model's own modules (OpenAI tokenizer)."""
+    data = fit_data(cache)
+    head = create_head("coop", {"epochs": 1, "n_ctx": 4}).fit(data)
+    model = load_encoder(TINY["vit"], "none", torch.device("cpu"))
+    clip = model.model
+    names = [n.replace("_", " ") for n in data.text.classnames]
+    tokenized = model.tokenizer([" ".join(["X"] * 4) + " " + name + "." for name in names])  # [C, L]
+    with torch.no_grad():
+        embedding = clip.token_embedding(tokenized)  # [C, L, W]
+        ctx = head.context.ctx.unsqueeze(0).expand(len(names), -1, -1)  # [C, 4, W]
+        prompts = torch.cat([embedding[:, :1], ctx, embedding[:, 1 + 4 :]], dim=1)  # [C, L, W]
+        x = prompts + clip.positional_embedding
+        x = clip.transformer(x, attn_mask=clip.attn_mask)
+        x = clip.ln_final(x)
+        x = x[torch.arange(x.shape[0]), tokenized.argmax(dim=-1)] @ clip.text_projection  # [C, D]
+        expected = x / x.norm(dim=-1, keepdim=True)
+        ours = head.context.features(head.tower())
+    torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-5)
+    assert head.selected["epoch"] == 1 and head.selected["keep"] == "last"
+
+
 @pytest.mark.parametrize("name", PROMPT_LEARNERS)
 def test_contract(name: str, cache: Path, tmp_path: Path) -> None:
     data, test = fit_data(cache), FeatureSplit(cache / "test.h5")
