@@ -7,7 +7,8 @@ context or class-specific contexts (csc); random init N(0, 0.02) or a phrase's e
 Each step runs the frozen text tower forward and backward once for all C prompts; the image features of the step are
 a random cached augmented view per image (`views/global`). No image encoder is built.
 Defaults from the paper: SGD lr 0.002 (momentum 0.9, weight decay 5e-4), batch 32, cosine schedule after one warm-up
-epoch at a constant 1e-5, epochs by shots (50 for 1 shot, 100 for 2-4, 200 for 8-16; `epochs` > 0 overrides), the
+epoch at a constant 1e-5, epochs by shots (50 for 1 shot, 100 for 2-4, 200 for 8-16; 50 at every shot count on
+ImageNet; `epochs` > 0 overrides), Dassl's cosine stepped once per epoch, the
 model's logit scale; the last epoch is kept (Dassl's default, which CoOp's scripts use).
 """
 
@@ -71,7 +72,7 @@ class CoOp(EncoderHead):
         init_context(self.context, tower, tokenizer, list(data.text.classnames), p.class_token_position, p.ctx_init,
                      p.init_std)
         self.logit_scale.fill_(data.text.logit_scale)
-        epochs = p.epochs or epochs_by_shots(data.train.provenance["split"]["shots"])
+        epochs = p.epochs or epochs_by_shots(data.train.provenance["split"]["shots"], data.dataset_name)
         train(self, data, Schedule("sgd", p.lr, p.weight_decay, epochs, p.batch_size, p.warmup_epochs, p.warmup_lr,
                                    keep=p.keep, min_steps=p.min_steps, lr_schedule="dassl"))
         return self

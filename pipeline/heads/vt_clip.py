@@ -98,10 +98,10 @@ class VTCLIP(Head):
         self.blocks = nn.ModuleList(VisualGuidedBlock(dim, p.n_heads, p.ffn_mult, p.dropout, key_dim or dim)
                                     for _ in range(p.n_layers))
 
-    def schedule(self, shots: int | None) -> Schedule:
+    def schedule(self, shots: int | None, dataset: str) -> Schedule:
         p = self.params
         if p.schedule == "coop":
-            return Schedule("sgd", p.lr, p.weight_decay, p.epochs or epochs_by_shots(shots), p.batch_size,
+            return Schedule("sgd", p.lr, p.weight_decay, p.epochs or epochs_by_shots(shots, dataset), p.batch_size,
                             warmup_epochs=1, keep=p.keep, min_steps=p.min_steps, lr_schedule="dassl")
         if p.schedule == "adamw":
             return Schedule("adamw", p.lr, p.weight_decay, p.epochs or 50, p.batch_size, keep=p.keep,
@@ -114,7 +114,7 @@ class VTCLIP(Head):
         _, hw, key_dim = data.train.array(p.keys).shape
         if dim % p.n_heads:
             raise ClipCacheError(f"heads.vt_clip.n_heads={p.n_heads} must divide the feature size {dim}")
-        schedule = self.schedule(data.train.provenance["split"].get("shots"))
+        schedule = self.schedule(data.train.provenance["split"].get("shots"), data.dataset_name)
         self.prepare(data, p.template_set, dim=dim, classes=data.n_classes, hw=hw, key_dim=key_dim)
         train(self, data, schedule, ("global", p.keys))
         return self

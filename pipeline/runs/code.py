@@ -1,7 +1,8 @@
 """The code a run depends on: the transitive closure of a module's `pipeline.*` imports, read statically.
 
-A run's fingerprint hashes these source files, so that changing a head's own module (or anything it imports)
-re-fits that head's runs and no other head's; imports inside functions count too (the closure over-approximates),
+A run's fingerprint hashes these source files and the data files of their packages (`resources/`: templates, the
+authors' per-data-set values), so that changing a head's own module (or anything it imports) re-fits that head's
+runs and no other head's; imports inside functions count too (the closure over-approximates),
 and a name imported from a lazy package counts as the module its `_EXPORTS` table resolves it to.
 """
 
@@ -67,6 +68,22 @@ def lazy_exports(package: str) -> dict[str, str]:
     return {}
 
 
+RESOURCES = "resources"  # a package's data files (templates, per-data-set values) its modules read at run time
+
+
+def resource_files(module_path: Path) -> set[Path]:
+    """The data files beside a module: every file under its package's `resources/` folder."""
+    folder = module_path.parent / RESOURCES
+    return {p for p in folder.rglob("*") if p.is_file()} if folder.is_dir() else set()
+
+
+@functools.cache
+def data_closure(*modules: str) -> tuple[Path, ...]:
+    """The source files of `closure` plus the packages' resource files they may read (run fingerprints)."""
+    files = {p for m in modules for p in closure(m)}
+    return tuple(sorted(files | {r for p in files for r in resource_files(p)}))
+
+
 @functools.cache
 def closure(name: str) -> tuple[Path, ...]:
     """Sorted source files of `name` and of every `pipeline.*` module it imports, transitively."""
@@ -100,6 +117,6 @@ def code_fingerprint(*modules: str) -> str:
 def _code_fingerprint(*modules: str) -> str:
     root = ROOT.parent
     digest = hashlib.sha256()
-    for path in sorted({p for m in modules for p in closure(m)}):
+    for path in data_closure(*modules):
         digest.update(str(path.relative_to(root.parent)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()

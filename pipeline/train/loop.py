@@ -45,9 +45,12 @@ class Schedule:
     views: bool = True  # a random augmented view per image per step; False: the un-augmented features
 
 
-def epochs_by_shots(shots: int | None) -> int:
-    """CoOp's epochs: 50 for 1 shot, 100 for 2-4 shots, 200 for 8 shots and more."""
+def epochs_by_shots(shots: int | None, dataset: str = "") -> int:
+    """CoOp's epochs (COOP.md): 50 for 1 shot, 100 for 2-4 shots, 200 for 8 shots and more; 50 at every shot count
+    on ImageNet (its *_ep50 configs)."""
     shots = shots or 16
+    if dataset == "imagenet":
+        return 50
     return 50 if shots <= 1 else 100 if shots <= 4 else 200
 
 

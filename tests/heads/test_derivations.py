@@ -116,3 +116,24 @@ def test_vt_clip_attention_concentrates_on_the_planted_locations(tmp_path: Path)
     assert val_accuracy(head, test) > val_accuracy(zero_shot, test) + 0.1
     rows = np.array([3, 0])
     torch.testing.assert_close(head.attention(test, rows), attention[[0, 3]])
+
+
+def test_coops_epochs_by_shots_and_imagenets_fifty() -> None:
+    """COOP.md: 1 shot 50 epochs, 2-4 shots 100, 8-16 shots 200; ImageNet 50 at every shot count."""
+    from pipeline.train.loop import epochs_by_shots
+
+    assert [epochs_by_shots(k) for k in (1, 2, 4, 8, 16)] == [50, 100, 100, 200, 200]
+    assert [epochs_by_shots(k, "imagenet") for k in (1, 2, 4, 8, 16)] == [50] * 5
+    assert epochs_by_shots(16, "caltech101") == 200
+
+
+def test_dassl_cosine_is_constant_within_an_epoch_and_never_zero() -> None:
+    """Dassl's ConstantWarmupScheduler(1 epoch, 1e-5) over CosineAnnealingLR(T_max = epochs), stepped per epoch:
+    epoch e >= 1 runs at lr (1 + cos(pi (e - 1) / E)) / 2 (checked against Dassl's own classes when written)."""
+    from pipeline.train.loop import Schedule, lr_at
+
+    s = Schedule("sgd", 2e-3, 5e-4, 5, 32, warmup_epochs=1, lr_schedule="dassl")
+    assert [round(lr_at(e + 0.5, s), 9) for e in range(5)] == [1e-5, 0.002, 0.001809017, 0.001309017, 0.000690983]
+    assert lr_at(2.0, s) == lr_at(2.99, s)
+    per_step = Schedule("adamw", 1e-3, 0.0, 2, 32)  # Tip-Adapter-F: cosine per iteration to 0
+    assert lr_at(0.0, per_step) == 1e-3 and lr_at(1.0, per_step) == pytest.approx(5e-4) and lr_at(2.0, per_step) < 1e-12

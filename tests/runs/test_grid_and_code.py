@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.errors import ClipCacheError
 from pipeline.grid import grid_pairs, one_pair
-from pipeline.runs.code import closure, imported_modules
+from pipeline.runs.code import closure, data_closure, imported_modules
 
 DATASETS = [{"name": "textile", "options": {"max_per_class": 20}}, {"name": "dtd", "root": "/data/dtd"}]
 MODELS = [{"name": "ViT-B-32", "pretrained": "openai"}, {"name": "RN50", "pretrained": "none"}]
@@ -62,6 +62,13 @@ def test_a_heads_code_closure_holds_its_own_imports_and_no_other_heads() -> None
     assert "heads/tip_adapter.py" in names(closure("pipeline.heads.tip_adapter_f"))  # it subclasses Tip-Adapter
     # a name imported from a lazy package counts as the module its _EXPORTS table names
     assert {"encoders/image.py", "encoders/text.py"} <= names(closure("pipeline.encode.run"))
+
+
+def test_a_runs_fingerprint_covers_the_data_files_its_code_reads() -> None:
+    """The authors' per-data-set values and the template sets are data: editing them must re-fit the runs."""
+    proker = names(data_closure("pipeline.heads.proker"))
+    assert {"heads/resources/per_dataset.json", "data/resources/templates.json", "heads/proker.py"} <= proker
+    assert not any("resources" in n for n in names(closure("pipeline.heads.proker")))
 
 
 def test_relative_and_lazy_imports_are_resolved(tmp_path: Path) -> None:
