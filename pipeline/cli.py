@@ -140,6 +140,40 @@ def heads() -> None:
 
 
 @cli.command()
+def presets() -> None:
+    """The papers' protocols `clipcache preset NAME` applies: data sets, backbones, shots x seeds, heads."""
+    from pipeline.presets import list_presets, load_preset
+
+    for name in list_presets():
+        p = load_preset(name)
+        models = ", ".join(f"{m['name']} ({m['pretrained']})" for m in p.models)
+        shots, seeds = p.encode["protocol"]["shots"], p.encode["protocol"]["seeds"]
+        click.echo(f"{name}: {p.title}\n  {p.citation}; code: {p.code}\n  data sets: {', '.join(p.datasets)}\n"
+                   f"  models: {models}; shots {shots} x seeds {seeds}\n  heads: {', '.join(p.heads)}")
+        for note in p.notes:
+            click.echo(f"  - {note}")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--data-root", required=True, help="Folder holding the data sets in CoOp's layout ($DATA).")
+@click.option("--params", "params_path", default="params.yaml", show_default=True, help="Parameters file to rewrite.")
+@click.option("--dataset", "datasets", multiple=True, help="Only these data sets of the preset (repeatable).")
+def preset(name: str, data_root: str, params_path: str, datasets: tuple[str, ...]) -> None:
+    """Rewrite PARAMS's grid, encode protocol, heads and their parameters to the paper's protocol NAME (runtime,
+    evaluate and the cache folder are kept); then `dvc repro` (or encode, sweep, report) runs it."""
+    from pipeline.params import load_params
+    from pipeline.presets import apply_preset, load_preset, write_params
+
+    chosen = load_preset(name)
+    params = apply_preset(load_params(params_path), chosen, data_root, list(datasets) or None)
+    write_params(params_path, params, f"the {name} preset ({chosen.citation}), applied by `clipcache preset`")
+    click.echo(f"{params_path}: {len(params['grid']['datasets'])} data set(s) x {len(chosen.models)} model(s), "
+               f"heads {', '.join(chosen.heads)}; next: dvc repro (or clipcache encode && clipcache sweep && "
+               f"clipcache report)")
+
+
+@cli.command()
 @click.argument("path")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def inspect(path: str, as_json: bool) -> None:

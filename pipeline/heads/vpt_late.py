@@ -107,6 +107,10 @@ class VPTLate(EncoderHead):
         if p.depth not in DEPTHS:
             raise ClipCacheError(f"heads.{self.name}.depth must be one of {', '.join(DEPTHS)}, got {p.depth!r}")
         blocks = prompted_blocks(model.visual, p.k)
+        if p.k == 0 and stored < blocks:
+            raise ClipCacheError(f"heads.{self.name}.k=0 prompts every one of the {blocks} blocks (VPT-deep) and needs "
+                                 f"encode.features.late_tokens: {blocks} (the cache holds {stored}); or set "
+                                 f"heads.{self.name}.k <= {stored}")
         LateViT(model.visual, stored, blocks)  # checks the tower and k against the cache before anything is built
         dim = data.train.array("global").shape[1]
         text: dict[str, int] = {}

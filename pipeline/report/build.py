@@ -1,7 +1,7 @@
 """`build_report`: every table, CSV and figure of the report, rebuilt from the evaluation JSONs alone.
 
 Outputs under the report folder: table.md, index.html, runs.csv, summary.csv, accuracy_by_shots.csv, curves/*.csv
-(see csvs.py) and figures/*.png:
+(see csvs.py), published_vs_ours.csv (the papers' numbers beside ours, published.py) and figures/*.png:
 - accuracy_vs_shots__<model>__<pretrained>.png: one small plot per data set;
 - accuracy_vs_shots_average__<model>__<pretrained>.png: the Average over data sets;
 - confusion__<dataset>__<model>__<pretrained>__<head>__k<shots>.png: per head at its largest shot count, summed
@@ -13,6 +13,7 @@ Figures and curves of a previous report in the same folder are removed first.
 
 from __future__ import annotations
 
+import csv
 import logging
 from pathlib import Path
 
@@ -37,12 +38,22 @@ from pipeline.report.figures import accuracy_grid, average_curves
 from pipeline.report.html import html_document
 from pipeline.report.load import Run, load_runs, read_confusion
 from pipeline.report.names import slug
+from pipeline.report.published import comparison_table
 from pipeline.report.styles import LineStyle, head_styles
 from pipeline.report.tables import Table, metric_tables, shots_label
 
 log = logging.getLogger(__name__)
 SECTION_TITLES = {"top1": "Top-1 accuracy (%)", "mean_per_class_accuracy": "Mean per-class accuracy (%)",
                   "ece": "Expected calibration error, ECE (%, lower is better)"}
+
+
+def write_table_csv(table: Table, path: Path) -> Path:
+    """One report table as CSV (header, rows)."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(table.header)
+        writer.writerows(table.rows)
+    return path
 
 
 def clean(out: Path) -> Path:
@@ -134,6 +145,8 @@ def build_report(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
     styles = head_styles({r.head for r in runs})
     sections = [Section(SECTION_TITLES[m], metric_tables(groups, models, m)) for m in METRICS]
     sections[0].figures = curve_plots(models, styles, folder)
+    published = comparison_table(groups)
+    sections.insert(1, Section(published.title, [published]))
     confusion = confusion_section(groups, folder)
     sections += [Section("Most confused class pairs", confusion.tables),
                  Section(confusion.title, [], confusion.figures),
@@ -143,4 +156,5 @@ def build_report(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
     (out / "index.html").write_text(html_document(document), encoding="utf-8")
     figures = [p.path for s in sections for p in s.figures]
     log.info("report of %d runs written to %s (%d figures)", len(runs), out, len(figures))
-    return [out / "table.md", out / "index.html", *write_csvs(runs, groups, models, results, out), *figures]
+    return [out / "table.md", out / "index.html", *write_csvs(runs, groups, models, results, out),
+            write_table_csv(published, out / "published_vs_ours.csv"), *figures]

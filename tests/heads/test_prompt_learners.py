@@ -262,3 +262,11 @@ def test_coop_trains_on_a_hugging_face_text_tower(image_root: Path, tmp_path: Pa
     loaded, meta = load_head(tmp_path / "coop")
     assert meta["encoder"]["model"] == "tiny-roberta-ViT"
     assert torch.equal(loaded.logits(test), head.logits(test)) and torch.isfinite(head.logits(test)).all()
+
+
+def test_vpt_deep_over_every_block_needs_the_tokens_after_the_patch_embedding(image_root: Path, tmp_path: Path) -> None:
+    section = encode_section(image_root, "vit", tmp_path, features__late_tokens=1, views__count=1)
+    folder = run_encode(encode_params(section), runtime_params({"workers": 0, "batch_size": 8})).folder
+    with pytest.raises(ClipCacheError, match=r"k=0 prompts every one of the 2 blocks .*features.late_tokens: 2 \(the cache "
+                                             r"holds 1\); or set heads.vpt_late.k <= 1"):
+        create_head("vpt_late", {"k": 0}).fit(fit_data(folder))

@@ -57,7 +57,7 @@ def test_written_files_and_stale_ones_removed(built: tuple[Path, Path, list[Path
     names = sorted(p.relative_to(out).as_posix() for p in written)
     assert written[0] == out / "table.md"
     assert names == sorted([
-        "table.md", "index.html", "runs.csv", "summary.csv", "accuracy_by_shots.csv", "curves/h1.csv",
+        "table.md", "index.html", "runs.csv", "summary.csv", "accuracy_by_shots.csv", "published_vs_ours.csv", "curves/h1.csv",
         "curves/h2.csv", "figures/accuracy_vs_shots__ViT-B-32__openai.png",
         "figures/accuracy_vs_shots_average__ViT-B-32__openai.png",
         "figures/confusion__A__ViT-B-32__openai__h1__k2.png", "figures/confusion__A__ViT-B-32__openai__h2__k2.png",
@@ -180,7 +180,7 @@ def test_index_html_is_self_contained(built: tuple[Path, Path, list[Path]]) -> N
     assert len(images) == len(pngs) == 6 and all(src.startswith("data:image/png;base64,") for src in images)
     embedded = {base64.b64decode(src.split(",", 1)[1]) for src in images}
     assert embedded == {p.read_bytes() for p in pngs}
-    assert sum(tag == "table" for tag, _ in parser.tags) == 9  # 3 metrics x (A, B, Average)
+    assert sum(tag == "table" for tag, _ in parser.tags) == 10  # 3 metrics x (A, B, Average) + published beside ours
     assert "<td>73.0 ± 3.6 [64.0, 82.0] (n=3)</td>" in page and "<li>— h2, 2 shots: lacking in B</li>" in page
 
 

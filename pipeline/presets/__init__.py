@@ -1,0 +1,111 @@
+"""Paper protocols as data (resources/<name>.yaml): data sets, backbones and weights, shots x seeds, views, features,
+templates and each head's parameters; `apply_preset` turns one into the grid, encode and heads sections of a
+params.yaml. Torch-free (the report reads the presets' head parameters to tell whether a run follows a paper)."""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from pipeline.errors import ClipCacheError
+
+FIELDS = ("title", "citation", "code", "notes", "datasets", "models", "encode", "heads")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One paper's protocol."""
+
+    name: str
+    title: str
+    citation: str
+    code: str  # the authors' repository and commit our heads follow (or 'none public')
+    notes: tuple[str, ...]  # where the protocol is the paper's, and where we cannot follow it
+    datasets: tuple[str, ...]  # registered data-set names
+    models: tuple[dict[str, str], ...]  # {name, pretrained}
+    encode: dict[str, Any]  # the encode sections it sets (protocol, views, features, templates)
+    heads: dict[str, dict[str, Any]]  # head -> the parameters the paper's protocol fixes
+
+
+def _folder() -> Any:
+    return resources.files("pipeline.presets").joinpath("resources")
+
+
+def list_presets() -> list[str]:
+    """Names of the shipped presets, sorted."""
+    return sorted(p.name.removesuffix(".yaml") for p in _folder().iterdir() if p.name.endswith(".yaml"))
+
+
+@cache
+def load_preset(name: str) -> Preset:
+    """The named preset, its fields checked; an error naming the preset and field otherwise."""
+    if name not in list_presets():
+        raise ClipCacheError(f"unknown preset {name!r}; known: {', '.join(list_presets())}")
+    data = yaml.safe_load(_folder().joinpath(f"{name}.yaml").read_text(encoding="utf-8"))
+    missing = [f for f in FIELDS if f not in (data or {})]
+    if missing:
+        raise ClipCacheError(f"preset {name!r} lacks the field {missing[0]!r}")
+    return Preset(name, str(data["title"]), str(data["citation"]), str(data["code"]), tuple(data["notes"]),
+                  tuple(data["datasets"]), tuple(dict(m) for m in data["models"]), dict(data["encode"]),
+                  {head: dict(values or {}) for head, values in data["heads"].items()})
+
+
+def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """`top` over `base`, recursively for mappings (a copy)."""
+    out = copy.deepcopy(base)
+    for key, value in top.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def apply_preset(params: dict[str, Any], preset: Preset, data_root: str,
+                 datasets: list[str] | None = None) -> dict[str, Any]:
+    """params.yaml with the preset's grid (every data set under `data_root`, CoOp's $DATA layout), encode sections,
+    heads and their parameters; runtime, evaluate and the rest of encode (cache_dir, dtypes) are kept."""
+    chosen = list(preset.datasets) if not datasets else datasets
+    unknown = sorted(set(chosen) - set(preset.datasets))
+    if unknown:
+        raise ClipCacheError(f"preset {preset.name!r} has no data set {unknown[0]!r}; it has: {', '.join(preset.datasets)}")
+    out = copy.deepcopy(params)
+    encode = {k: v for k, v in (out.get("encode") or {}).items() if k not in ("dataset", "model")}
+    out["grid"] = {"datasets": [{"name": d, "root": data_root} for d in chosen],
+                   "models": [dict(m) for m in preset.models]}
+    out["encode"] = merge(encode, preset.encode)
+    train = dict(out.get("train") or {})
+    train["heads"] = list(preset.heads)
+    train["head"] = train.get("head") if train.get("head") in preset.heads else list(preset.heads)[-1]
+    out["train"] = train
+    out["heads"] = copy.deepcopy(preset.heads)
+    return out
+
+
+def write_params(path: str | Path, params: dict[str, Any], comment: str) -> None:
+    """Write a params.yaml through a temporary file and a rename (a kill never leaves half a file)."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(f"# {comment}; `clipcache presets` lists them\n" + yaml.safe_dump(params, sort_keys=False),
+                   encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def protocol_differences(preset: Preset, head: str, head_params: dict[str, Any]) -> list[str]:
+    """'key: ours != paper' for every parameter the preset fixes for `head` that a run's parameters do not match."""
+    fixed = preset.heads.get(head)
+    if fixed is None:
+        return [f"{head} is not part of the {preset.name} protocol"]
+    return [f"{key}: {head_params.get(key)!r} != {value!r}" for key, value in sorted(fixed.items())
+            if _normal(head_params.get(key)) != _normal(value)]
+
+
+def _normal(value: Any) -> Any:
+    """Lists and tuples compare equal; ints equal floats."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_normal(v) for v in value)
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value

@@ -1,0 +1,98 @@
+"""The papers' numbers beside ours: matching by head, data set, backbone, weights and shots; the protocol judged
+against the paper's preset; random weights never compared. Records are synthetic; the published data is the shipped
+CSV (its rows are checked for form here, their values against the sources in published.csv's citations)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.presets import load_preset
+from pipeline.report import build_report
+from pipeline.report.aggregate import by_group
+from pipeline.report.load import load_runs
+from pipeline.report.published import comparison_rows, published_numbers
+from tests.report.records import record, write
+
+TIP = {"template_set": "reference", "per_dataset": True}
+
+
+def runs_of(tmp_path: Path, *records: dict) -> dict:
+    for rec in records:
+        write(tmp_path / "results", rec)
+    return by_group(load_runs(tmp_path / "results"))
+
+
+def tip(dataset: str, shots: int, seed: int, top1: float, **changes) -> dict:
+    fields = {"model": "RN50", "pretrained": "openai", "head_params": TIP, **changes}
+    return record(dataset, "tip_adapter", shots, seed, top1, **fields)
+
+
+def test_the_shipped_numbers_are_well_formed_and_name_heads_we_have() -> None:
+    from pipeline.heads.registry import MODULES
+    from pipeline.presets import list_presets
+
+    rows = published_numbers()
+    assert len(rows) > 400 and all(0 < r.value <= 100 for r in rows)
+    assert {r.head for r in rows} - {""} <= set(MODULES)
+    assert {r.protocol for r in rows} <= set(list_presets())
+    imagenet16 = [r for r in rows if (r.paper, r.head, r.dataset, r.shots) == ("tip_adapter", "tip_adapter", "imagenet", 16)]
+    assert [r.value for r in imagenet16] == [62.01]  # Tip-Adapter's exp.log, RN50, 16 shots
+
+
+def test_a_run_under_the_papers_protocol_is_compared(tmp_path: Path) -> None:
+    groups = runs_of(tmp_path, tip("imagenet", 16, 1, 0.60), tip("imagenet", 16, 2, 0.62))
+    rows = [r for r in comparison_rows(groups) if r[6].startswith("tip_adapter:")]
+    assert rows == [["imagenet / RN50 / openai", "tip_adapter", "16", "61.0 (n=2)", "62.01", "-1.0",
+                     "tip_adapter: Tip-Adapter, exp.log (Figs. 4-5 numeric)", "as the paper"]]
+    gda_log = [r for r in comparison_rows(groups) if r[6].startswith("gda:")]
+    assert [r[4] for r in gda_log] == ["62.01"]  # GDA's log repeats Tip-Adapter's number, cited separately
+
+
+def test_another_protocol_is_shown_without_a_difference(tmp_path: Path) -> None:
+    groups = runs_of(tmp_path, tip("imagenet", 16, 1, 0.60, head_params={**TIP, "per_dataset": False}))
+    (row, *_) = comparison_rows(groups)
+    assert row[5] == "—" and row[7] == "differs: per_dataset: False != True"
+
+
+def test_other_weights_backbones_shots_or_data_sets_match_nothing(tmp_path: Path) -> None:
+    assert comparison_rows(runs_of(tmp_path / "a", tip("imagenet", 3, 1, 0.6))) == []
+    assert comparison_rows(runs_of(tmp_path / "b", tip("textile", 16, 1, 0.6))) == []
+    assert comparison_rows(runs_of(tmp_path / "c", tip("imagenet", 16, 1, 0.6, pretrained="laion400m_e32"))) == []
+
+
+def test_random_weights_compare_nothing_and_say_so(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    write(results, tip("imagenet", 16, 1, 0.6, pretrained="none", random_weights=True))
+    write(results, tip("imagenet", 16, 2, 0.6, pretrained="none", random_weights=True))
+    assert comparison_rows(by_group(load_runs(results))) == []
+    build_report(results, tmp_path / "out")
+    text = (tmp_path / "out" / "table.md").read_text()
+    assert "## Published numbers beside ours" in text
+    assert "Random weights, nothing compared: imagenet / RN50 / none." in text
+    assert (tmp_path / "out" / "published_vs_ours.csv").read_text().startswith("data set / model / weights,head")
+
+
+def test_zero_shot_rows_apply_at_every_shot_count_and_variants_need_their_params(tmp_path: Path) -> None:
+    zs = record("eurosat", "zero_shot", 16, 1, 0.5, model="ViT-B-32", pretrained="openai",
+                head_params={"template_set": "coop"})
+    k10 = {**load_preset("cavpt").heads["cavpt"], "text_prompts": False, "aux_weight": 1.0}
+    cavpt = record("caltech101", "cavpt", 16, 1, 0.9, model="ViT-B-32", pretrained="openai", head_params=k10)
+    rows = comparison_rows(runs_of(tmp_path, zs, cavpt))
+    assert [(r[1], r[4], r[7]) for r in rows if r[1] == "zero_shot"] == [("zero_shot", "45.19", "as the paper")]
+    cavpt_rows = [r for r in rows if r[1] == "cavpt"]
+    assert [r[6] for r in cavpt_rows] == ["cavpt: VPT-CLIP-CAVPT (K_N=10), Table 3"]  # not K_N 5/20/50/FULL
+    assert cavpt_rows[0][7] == "as the paper"
+
+
+@pytest.mark.parametrize("name", ["tip_adapter", "cavpt", "mm_adapter"])
+def test_presets_fix_parameters_their_heads_know(name: str) -> None:
+    """Every parameter a preset fixes is one of the head's own (a typo would never match a run)."""
+    import dataclasses
+
+    from pipeline.heads.registry import head_class
+
+    for head, fixed in load_preset(name).heads.items():
+        known = {f.name for f in dataclasses.fields(head_class(head).Params)}
+        assert set(fixed) <= known, (head, set(fixed) - known)

@@ -1,0 +1,65 @@
+"""Paper presets: listed, applied to a params.yaml by `clipcache preset`, and the result loads as a grid whose
+heads carry the paper's parameters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.cli import main
+from pipeline.grid import grid_pairs
+from pipeline.heads.registry import create_head, list_heads
+from pipeline.presets import apply_preset, list_presets, load_preset
+
+REPO = Path(__file__).resolve().parents[1]
+PAPERS = ["cavpt", "clip_adapter", "coop", "coop_openclip", "gda", "lp_pp", "mm_adapter", "proker", "tip_adapter",
+          "vt_clip"]
+
+
+def test_every_paper_has_a_preset_and_each_names_known_heads_and_data_sets() -> None:
+    from pipeline.data.registry import list_datasets
+
+    assert list_presets() == PAPERS
+    for name in PAPERS:
+        preset = load_preset(name)
+        assert set(preset.heads) <= set(list_heads()) and set(preset.datasets) <= set(list_datasets())
+        for head, params in preset.heads.items():
+            create_head(head, params)  # every fixed parameter is one the head knows, of the right type
+
+
+@pytest.mark.parametrize("name", ["tip_adapter", "cavpt"])
+def test_a_preset_applied_is_the_papers_grid_and_keeps_runtime(name: str, tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text((REPO / "params.yaml").read_text())
+    assert main(["preset", name, "--data-root", "/data", "--params", str(params)]) == 0
+    written = yaml.safe_load(params.read_text())
+    preset = load_preset(name)
+    pairs = grid_pairs(written)
+    assert sorted({p.dataset.name for p in pairs}) == sorted(preset.datasets)
+    assert {(p.model.name, p.model.pretrained) for p in pairs} == {(m["name"], m["pretrained"]) for m in preset.models}
+    assert all(p.dataset.root == "/data" for p in pairs)
+    assert pairs[0].protocol.shots == tuple(preset.encode["protocol"]["shots"])
+    assert written["train"]["heads"] == list(preset.heads) and written["heads"] == preset.heads
+    assert written["runtime"] == yaml.safe_load((REPO / "params.yaml").read_text())["runtime"]
+    assert params.read_text().startswith(f"# the {name} preset")
+
+
+def test_a_slice_of_the_data_sets_and_unknown_names_are_refused(tmp_path: Path, capsys) -> None:
+    params = {"encode": {"cache_dir": "cache"}, "runtime": {"device": "cpu"}}
+    one = apply_preset(params, load_preset("gda"), "/d", ["dtd"])
+    assert [d["name"] for d in one["grid"]["datasets"]] == ["dtd"] and one["encode"]["cache_dir"] == "cache"
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    assert main(["preset", "nope", "--data-root", "/d", "--params", str(path)]) == 1
+    assert "unknown preset 'nope'; known: cavpt" in capsys.readouterr().err
+    assert main(["preset", "gda", "--data-root", "/d", "--params", str(path), "--dataset", "textile"]) == 1
+    assert "preset 'gda' has no data set 'textile'" in capsys.readouterr().err
+    assert yaml.safe_load(path.read_text()) == params  # nothing written on refusal
+
+
+def test_presets_lists_every_protocol(capsys) -> None:
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"{name}: " in out for name in PAPERS) and "RN50 (openai); shots [1, 2, 4, 8, 16] x seeds [1]" in out
