@@ -94,7 +94,7 @@ def test_runtime_settings_rerun_nothing(repo) -> None:
 def test_one_heads_parameter_reruns_only_that_head(repo) -> None:
     root, params = repo
     before = {**stamps(root, "cache/**/*.h5"), **stamps(root, "results/gda/**/*")}
-    params["heads"]["tip_adapter"]["alpha_grid"] = [0.5, 2.0, 4]
+    params["heads"].setdefault("tip_adapter", {})["alpha_grid"] = [0.5, 2.0, 4]
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     out = sh("dvc", "repro", cwd=root)
     assert ran(out) == ["report", "sweep@tip_adapter"], out

@@ -37,7 +37,7 @@ def test_runs_are_keyed_and_complete(two_seed_cache, tmp_path: Path) -> None:
     assert (record["dataset"], record["model"], record["head"], record["shots"], record["seed"]) == (
         "image_folder", "tiny-ViT", "gda", 2, 1)
     run = json.loads((folder / "run.json").read_text())
-    assert run["key"] == f"{PAIR}/gda/k2-s1" and run["inputs"]["params"]["alpha_grid"] == [-4.0, 4.0, 81]
+    assert run["key"] == f"{PAIR}/gda/k2-s1" and run["inputs"]["params"]["alpha_grid"] == [-4.0, 2.0, 7]
     assert set(run["inputs"]["cache"]) == {"train", "val", "text", "test"} and len(run["fingerprint"]) == 64
     metrics = json.loads((tmp_path / "results" / "metrics" / "gda.json").read_text())
     assert set(metrics["image_folder"]["tiny-ViT__none"]) == {"k1-s1", "k1-s2", "k2-s1", "k2-s2"}
@@ -64,7 +64,7 @@ def test_changing_one_heads_parameter_refits_only_that_head(two_seed_cache, tmp_
     params = grid_params(two_seed_cache, tmp_path)
     sweep(params, tmp_path)
     before = stamps(tmp_path / "results")
-    params["heads"]["tip_adapter"]["alpha_grid"] = [0.5, 2.0, 4]
+    params["heads"].setdefault("tip_adapter", {})["alpha_grid"] = [0.5, 2.0, 4]
     report = sweep(params, tmp_path)
     assert {r.key.split("/")[2] for r in report.results if r.status == "done"} == {"tip_adapter"}
     assert report.count("done") == 4
