@@ -36,9 +36,13 @@ def few_shot_folder(folder: Path, shots: int, seed: int) -> Path:
     return folder / f"k{shots}-s{seed}"
 
 
-def run_folder(results_dir: str | Path, head: str, dataset: str, pair: str, shots: int, seed: int) -> Path:
-    """<results_dir>/<head>/<data set>/<model>__<pretrained>/k<K>-s<seed>: one run's files."""
-    return Path(results_dir) / head / dataset / pair / f"k{shots}-s{seed}"
+PROTOCOL_SUFFIX = {"all": "", "base_to_novel": "-b2n"}  # a run folder's name by protocol
+
+
+def run_folder(results_dir: str | Path, head: str, dataset: str, pair: str, shots: int, seed: int,
+               protocol: str = "all") -> Path:
+    """<results_dir>/<head>/<data set>/<model>__<pretrained>/k<K>-s<seed>[-b2n]: one run's files."""
+    return Path(results_dir) / head / dataset / pair / f"k{shots}-s{seed}{PROTOCOL_SUFFIX[protocol]}"
 
 
 def head_metrics_file(results_dir: str | Path, head: str) -> Path:

@@ -29,7 +29,7 @@ def test_every_paper_has_a_preset_and_each_names_known_heads_and_data_sets() -> 
             create_head(head, params)  # every fixed parameter is one the head knows, of the right type
 
 
-@pytest.mark.parametrize("name", ["tip_adapter", "cavpt"])
+@pytest.mark.parametrize("name", ["tip_adapter", "cavpt", "mm_adapter"])
 def test_a_preset_applied_is_the_papers_grid_and_keeps_runtime(name: str, tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
     params.write_text((REPO / "params.yaml").read_text())
@@ -42,6 +42,7 @@ def test_a_preset_applied_is_the_papers_grid_and_keeps_runtime(name: str, tmp_pa
     assert all(p.dataset.root == "/data" for p in pairs)
     assert pairs[0].protocol.shots == tuple(preset.encode["protocol"]["shots"])
     assert written["train"]["heads"] == list(preset.heads) and written["heads"] == preset.heads
+    assert written["train"]["protocol"] == ("base_to_novel" if name == "mm_adapter" else "all")
     assert written["runtime"] == yaml.safe_load((REPO / "params.yaml").read_text())["runtime"]
     assert params.read_text().startswith(f"# the {name} preset")
 

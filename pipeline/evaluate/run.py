@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from pipeline.encode.config import EncodeParams
 from pipeline.evaluate.metrics import classification_metrics
-from pipeline.heads import Head
+from pipeline.heads import FitData, Head
+from pipeline.heads.classes import SubsetSplit, SubsetText
 from pipeline.layout import EVALUATION, METRICS, cache_folder
-from pipeline.store import FeatureSplit
+from pipeline.store import FeatureSplit, TextFeatures
 from pipeline.store.atomic import write_json_atomic
 from pipeline.store.provenance import fingerprint
 
@@ -66,6 +68,25 @@ def score_head(head: Head, meta: dict[str, Any], test: FeatureSplit) -> dict[str
     return record
 
 
+def score_base_to_novel(head: Head, meta: dict[str, Any], test: FeatureSplit, text: TextFeatures,
+                        device: torch.device) -> dict[str, Any]:
+    """The base-to-novel record (CoCoOp's protocol) of a head fitted on the base classes (head.json's `classes`):
+    `metrics` are the base test images scored among the base classes; then the head is retargeted to the novel
+    classes' text and the novel test images are scored among the novel classes; HM = 2 B N / (B + N)."""
+    base = list(meta["provenance"]["classes"])
+    novel = [c for c in range(len(text.classnames)) if c not in set(base)]
+    record = score_head(head, meta, SubsetSplit(test, base))
+    novel_test = SubsetSplit(test, novel)
+    head.retarget(FitData(SubsetSplit(test, []), SubsetSplit(test, []), SubsetText(text, novel), 0, device))
+    novel_metrics = classification_metrics(head.logits(novel_test).numpy(), novel_test.labels, head.scores)
+    b, n = record["metrics"]["top1"], novel_metrics["top1"]
+    record["protocol"] = "base_to_novel"
+    record["base_to_novel"] = {"base": b, "novel": n, "hm": 2 * b * n / (b + n) if b + n else 0.0,
+                               "base_classes": base, "novel_classes": novel,
+                               "novel_metrics": {k: v for k, v in novel_metrics.items() if k != "confusion"}}
+    return record
+
+
 def write_evaluation(record: dict[str, Any], folder: Path) -> None:
     """evaluation.json and metrics.json (the scalars) into a run folder."""
     write_json_atomic(folder / EVALUATION, record)
@@ -73,3 +94,7 @@ def write_evaluation(record: dict[str, Any], folder: Path) -> None:
     log.info("%s %s k%d s%d: top-1 %.4f, mean per-class %.4f, ECE %.4f", record["head"], record["dataset"],
              record["shots"], record["seed"], record["metrics"]["top1"], record["metrics"]["mean_per_class_accuracy"],
              record["metrics"]["ece"])
+    if "base_to_novel" in record:
+        b2n = record["base_to_novel"]
+        log.info("%s %s k%d s%d base-to-novel: base %.4f, novel %.4f, HM %.4f", record["head"], record["dataset"],
+                 record["shots"], record["seed"], b2n["base"], b2n["novel"], b2n["hm"])

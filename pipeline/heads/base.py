@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from pipeline.errors import NotApplicable
 from pipeline.heads.data import ROW_BLOCK, FitData, split_blocks
 from pipeline.heads.maths import clip_logits
 from pipeline.heads.reference import for_dataset
@@ -39,6 +40,7 @@ class Head(nn.Module):
     scores: ClassVar[str] = "logits"  # what `logits` returns: 'logits', or 'probabilities' (scores in [0, 1] units)
     runs: ClassVar[tuple[str, ...]] = ()  # frozen encoder parts run in stage 2 (prompt learners), e.g. ('text tower',)
     block_rows: ClassVar[int] = ROW_BLOCK  # rows per block when scoring a split (token heads use fewer)
+    novel_classes: ClassVar[bool] = False  # can score classes it was not fitted on (base-to-novel): see `retarget`
 
     def __init__(self, params: Any) -> None:
         super().__init__()
@@ -83,6 +85,16 @@ class Head(nn.Module):
     def fit(self, data: FitData) -> Head:
         """Fit on data.train, choose hyper-parameters on data.val; return self."""
         raise NotImplementedError
+
+    def retarget(self, data: FitData) -> None:
+        """Score the classes of `data.text` from now on (base-to-novel: the novel classes, never seen in training).
+
+        The default serves heads whose only per-class state is the zero-shot classifier: it is rebuilt from the new
+        classes' text features; a head with per-class parameters cannot, and says so."""
+        if not self.novel_classes:
+            raise NotApplicable(f"{self.name} has per-class parameters: it cannot score classes it was not fitted on")
+        self.class_weights = data.class_weights(self.params.template_set)  # [C', D]
+        self.shapes["classes"] = int(self.class_weights.shape[0])
 
     def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits [B, C] of one row block from `split_blocks` (globals normalised)."""

@@ -46,6 +46,7 @@ def bottleneck(dim: int, reduction: int) -> nn.Sequential:
 class CLIPAdapter(Head):
     Params = CLIPAdapterParams
     requires = frozenset({"global", "views"})
+    novel_classes = True  # its classes enter only through the text features (base-to-novel)
 
     def setup(self, dim: int, classes: int) -> None:
         super().setup(dim=dim, classes=classes)

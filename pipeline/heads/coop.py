@@ -25,6 +25,7 @@ from pipeline.heads.prompted import (
     context_shapes,
     epochs_by_shots,
     init_context,
+    relayout,
 )
 from pipeline.heads.registry import register_head
 from pipeline.prompts.text import TextTower
@@ -53,6 +54,7 @@ class CoOp(EncoderHead):
     Params = CoOpParams
     requires = frozenset({"global", "views"})
     runs = ("text tower",)
+    novel_classes = True  # a shared context fits any class name (csc cannot)
 
     def setup(self, classes: int, n_ctx: int, width: int, length: int) -> None:
         super().setup(classes=classes, n_ctx=n_ctx, width=width, length=length)
@@ -76,6 +78,12 @@ class CoOp(EncoderHead):
         train(self, data, Schedule("sgd", p.lr, p.weight_decay, epochs, p.batch_size, p.warmup_epochs, p.warmup_lr,
                                    keep=p.keep, min_steps=p.min_steps, lr_schedule="dassl"))
         return self
+
+    def retarget(self, data: FitData) -> None:
+        """The learned context in the prompts of other class names (CoCoOp's base-to-novel for CoOp)."""
+        relayout(self.context, self.tokenizer(self.device()), list(data.text.classnames),
+                 self.params.class_token_position)
+        self.shapes["classes"] = len(data.text.classnames)
 
     def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
         text = self.context.features(self.tower())  # [C, D]

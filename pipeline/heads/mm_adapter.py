@@ -84,6 +84,7 @@ class MaskedAdapter(nn.Module):
 class MMAdapter(Head):
     Params = MMAdapterParams
     requires = frozenset({"global", "views"})
+    novel_classes = True  # its classes enter only through the text features (base-to-novel)
 
     def setup(self, dim: int, classes: int) -> None:
         super().setup(dim=dim, classes=classes)

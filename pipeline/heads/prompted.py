@@ -14,6 +14,7 @@ from torch import nn
 
 from pipeline.encoders.frozen import encoder_source, rebuild_encoder
 from pipeline.encoders.model import Encoder
+from pipeline.errors import NotApplicable
 from pipeline.heads.base import Head
 from pipeline.heads.maths import normalize
 from pipeline.prompts.text import phrase_embedding, prompt_layout
@@ -91,6 +92,16 @@ class TextContext(nn.Module):
         values = ctx.reshape(-1, ctx.shape[-1]).to(base.dtype)  # [C, n_ctx, W] -> [C*n_ctx, W]
         prompts = base.index_put((rows, self.slots.flatten()), values)  # [C, L, W], context in its slots
         return normalize(tower.encode(prompts, self.ids))  # [C, D]
+
+
+def relayout(context: TextContext, tokenizer: Any, classnames: list[str], position: str) -> None:
+    """Point a shared context at other class names (base-to-novel): new prompt ids and slots, the same vectors."""
+    if context.ctx.dim() == 3:
+        raise NotApplicable("class-specific contexts (csc) cannot score classes they were not fitted on")
+    layout = prompt_layout(tokenizer, classnames, context.slots.shape[1], position)
+    context.ids = layout.ids.to(context.ids.device)  # [C', L]
+    context.slots = layout.slots.to(context.slots.device)  # [C', n_ctx]
+    context.__dict__.pop("_kept", None)
 
 
 def context_shapes(tower: Any, tokenizer: Any, n_ctx: int, ctx_init: str) -> dict[str, int]:

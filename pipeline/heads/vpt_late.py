@@ -37,6 +37,7 @@ from pipeline.heads.prompted import (
     context_shapes,
     epochs_by_shots,
     init_context,
+    relayout,
     stored_late_tokens,
 )
 from pipeline.heads.registry import register_head
@@ -83,6 +84,7 @@ class VPTLate(EncoderHead):
     requires = frozenset({"global", "views", "late_tokens", "late_token_views"})
     runs = ("last k ViT blocks",)
     block_rows = 256  # token sequences are large: score 256 images at a time
+    novel_classes = True  # prompts are class-agnostic; classes enter through the text features
 
     def setup(self, dim: int, classes: int, width: int, stored: int, n_ctx: int = 0, text_width: int = 0,
               length: int = 0, blocks: int = 0) -> None:
@@ -132,6 +134,13 @@ class VPTLate(EncoderHead):
         else:  # n_prompts 0 and no text context: nothing to learn (the cached-token path of zero-shot CLIP)
             self.selected.update({"epoch": 0, "val_acc": val_accuracy(self, data.val)})
         return self
+
+    def retarget(self, data: FitData) -> None:
+        """Other classes: the frozen classifier of their text features, or the learned context in their prompts."""
+        if self.params.text_prompts:
+            relayout(self.context, self.tokenizer(self.device()), list(data.text.classnames),
+                     self.params.class_token_position)
+        super().retarget(data)
 
     def param_groups(self) -> list[dict[str, Any]]:
         text = [p for n, p in self.named_parameters() if n.startswith("context.")]

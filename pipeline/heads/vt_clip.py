@@ -84,6 +84,7 @@ class VisualGuidedBlock(nn.Module):
 class VTCLIP(Head):
     Params = VTCLIPParams
     requires = frozenset({"global", "spatial", "views", "spatial_views"})
+    novel_classes = True  # its classes enter only through the text features (base-to-novel)
 
     def __init__(self, params: VTCLIPParams) -> None:
         super().__init__(params)

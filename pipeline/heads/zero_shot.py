@@ -27,6 +27,7 @@ class ZeroShotParams:
 class ZeroShot(Head):
     Params = ZeroShotParams
     requires = frozenset({"global"})
+    novel_classes = True  # its classes enter only through the text features (base-to-novel)
 
     def setup(self, dim: int, classes: int) -> None:
         super().setup(dim=dim, classes=classes)

@@ -32,6 +32,7 @@ class Preset:
     models: tuple[dict[str, str], ...]  # {name, pretrained}
     encode: dict[str, Any]  # the encode sections it sets (protocol, views, features, templates)
     heads: dict[str, dict[str, Any]]  # head -> the parameters the paper's protocol fixes
+    protocol: str = "all"  # train.protocol: 'all' classes or 'base_to_novel'
 
 
 def _folder() -> Any:
@@ -54,7 +55,7 @@ def load_preset(name: str) -> Preset:
         raise ClipCacheError(f"preset {name!r} lacks the field {missing[0]!r}")
     return Preset(name, str(data["title"]), str(data["citation"]), str(data["code"]), tuple(data["notes"]),
                   tuple(data["datasets"]), tuple(dict(m) for m in data["models"]), dict(data["encode"]),
-                  {head: dict(values or {}) for head, values in data["heads"].items()})
+                  {head: dict(values or {}) for head, values in data["heads"].items()}, str(data.get("protocol", "all")))
 
 
 def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
@@ -80,6 +81,7 @@ def apply_preset(params: dict[str, Any], preset: Preset, data_root: str,
     out["encode"] = merge(encode, preset.encode)
     train = dict(out.get("train") or {})
     train["heads"] = list(preset.heads)
+    train["protocol"] = preset.protocol
     train["head"] = train.get("head") if train.get("head") in preset.heads else list(preset.heads)[-1]
     out["train"] = train
     out["heads"] = copy.deepcopy(preset.heads)

@@ -38,6 +38,7 @@ from pipeline.report.figures import accuracy_grid, average_curves
 from pipeline.report.html import html_document
 from pipeline.report.load import Run, load_runs, read_confusion
 from pipeline.report.names import slug
+from pipeline.report.novel import novel_tables, split_protocols
 from pipeline.report.published import comparison_table
 from pipeline.report.styles import LineStyle, head_styles
 from pipeline.report.tables import Table, metric_tables, shots_label
@@ -139,7 +140,7 @@ def build_report(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
         The files written: table.md first, then index.html, the CSVs and the figures.
     """
     results, out = Path(results_dir), Path(out_dir)
-    runs = load_runs(results)
+    runs, novel = split_protocols(load_runs(results))
     groups, models = by_group(runs), by_model(runs)
     folder = clean(out)
     styles = head_styles({r.head for r in runs})
@@ -150,8 +151,8 @@ def build_report(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
     confusion = confusion_section(groups, folder)
     sections += [Section("Most confused class pairs", confusion.tables),
                  Section(confusion.title, [], confusion.figures),
-                 attention_section(groups, folder)]
-    document = Document("Results", introduction(runs, results), sections)
+                 attention_section(groups, folder), Section("Base-to-novel", novel_tables(novel))]
+    document = Document("Results", introduction(runs + novel, results), sections)
     (out / "table.md").write_text(markdown_document(document), encoding="utf-8")
     (out / "index.html").write_text(html_document(document), encoding="utf-8")
     figures = [p.path for s in sections for p in s.figures]

@@ -44,6 +44,8 @@ class Run:
     metrics: dict[str, float]  # top1, mean_per_class_accuracy, ece: fractions in [0, 1]
     n_test: int
     attention: list[dict[str, Any]] | None  # test images with the attention grids of their true/predicted class
+    protocol: str = "all"  # 'all', or 'base_to_novel' (metrics: the base classes; base_to_novel: base, novel, hm)
+    base_to_novel: dict[str, Any] | None = None
 
 
 def find_results(results_dir: str | Path) -> list[Path]:
@@ -92,18 +94,30 @@ def parse_run(record: dict[str, Any], path: Path) -> Run:
                random_weights=record["random_weights"], head_params=record["head_params"],
                selected=record["selected"], classnames=[str(c) for c in record["classnames"]],
                metrics={k: float(metrics[k]) for k in ("top1", "mean_per_class_accuracy", "ece")},
-               n_test=metrics["n_test"], attention=attention or None)
+               n_test=metrics["n_test"], attention=attention or None, protocol=str(record.get("protocol", "all")),
+               base_to_novel=base_to_novel(record, path))
+
+
+def base_to_novel(record: dict[str, Any], path: Path) -> dict[str, Any] | None:
+    """The base / novel / hm accuracies of a base-to-novel record, checked; None for other protocols."""
+    if record.get("protocol", "all") == "all":
+        return None
+    found = record.get("base_to_novel")
+    check_fields(found if isinstance(found, dict) else {}, {"base": NUMBER, "novel": NUMBER, "hm": NUMBER}, path,
+                 "base_to_novel.")
+    return dict(found)
 
 
 def load_runs(results_dir: str | Path) -> list[Run]:
     """Every run under `results_dir`, sorted by (dataset, model, pretrained, head, shots, seed)."""
     runs = [parse_run(read_record(path), path) for path in find_results(results_dir)]
-    seen: dict[tuple[str, str, str, str, int, int], Path] = {}
+    seen: dict[tuple[str, str, str, str, int, int, str], Path] = {}
     for run in runs:
-        key = (run.dataset, run.model, run.pretrained, run.head, run.shots, run.seed)
+        key = (run.dataset, run.model, run.pretrained, run.head, run.shots, run.seed, run.protocol)
         if key in seen:
             raise ClipCacheError(f"{run.source} and {seen[key]} both hold {run.head}, {run.shots} shots, seed "
-                                 f"{run.seed} on {run.dataset} / {run.model} / {run.pretrained}: keep one")
+                                 f"{run.seed} ({run.protocol}) on {run.dataset} / {run.model} / {run.pretrained}: "
+                                 f"keep one")
         seen[key] = run.source
     return sorted(runs, key=lambda r: (r.dataset, r.model, r.pretrained, r.head, r.shots, r.seed))
 

@@ -29,14 +29,15 @@ def sweep_from_params(params_path: str | Path, overrides: list[str], heads: list
                       dataset: str | None = None, model: str | None = None, prune: bool = False) -> SweepReport:
     """Run every run of the grid for `heads` (default: train.heads) that is not done yet; fail if any run failed."""
     params = apply_overrides(load_params(params_path), overrides)
-    names = list(heads or train_params(params.get("train")).heads)
+    train = train_params(params.get("train"))
+    names = list(heads or train.heads)
     if not names:
         raise ClipCacheError("no heads to sweep: give --head NAME or list them in train.heads of params.yaml")
     settings = runtime_section(params, runtime)
     device = runtime_params(settings).device
     root = results_dir(params)
     specs = plan_runs(grid_pairs(params, dataset, model), names, {n: head_section(params, n) for n in names},
-                      root, device)
+                      root, device, train.protocol)
     report = run_sweep(specs, cluster_params({k: settings[k] for k in CLUSTER_KEYS if k in settings}))
     if prune:
         prune_runs(specs, names, root, whole=dataset is None and model is None)
@@ -53,7 +54,7 @@ def sweep_from_params(params_path: str | Path, overrides: list[str], heads: list
 
 
 def run_folders(results_dir: str, head: str) -> list[Path]:
-    """Every run folder of a head on disk: <results_dir>/<head>/<data set>/<pair>/k<K>-s<seed>."""
+    """Every run folder of a head on disk: <results_dir>/<head>/<data set>/<pair>/k<K>-s<seed>[-b2n]."""
     return sorted(p for p in (Path(results_dir) / head).glob("*/*/k*-s*") if p.is_dir())
 
 

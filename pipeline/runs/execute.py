@@ -23,7 +23,9 @@ from typing import Any
 from pipeline.encode.config import EncodeParams
 from pipeline.encoders.device import pick_device
 from pipeline.errors import ClipCacheError, NotApplicable
-from pipeline.evaluate.run import score_head, test_split, write_evaluation
+from pipeline.evaluate.run import score_base_to_novel, score_head, test_split, write_evaluation
+from pipeline.heads.classes import base_and_novel
+from pipeline.heads.registry import head_class
 from pipeline.layout import (
     RUN_RECORD,
     cache_folder,
@@ -34,6 +36,7 @@ from pipeline.layout import (
 from pipeline.runs.fingerprint import file_fingerprint, run_inputs
 from pipeline.runs.record import read_run_record
 from pipeline.store.atomic import fsync_dir, write_json_atomic
+from pipeline.store import TextFeatures
 from pipeline.store.provenance import code_version, fingerprint
 from pipeline.train.run import fit_head, save_fitted
 
@@ -52,6 +55,7 @@ class RunSpec:
     seed: int
     results_dir: str  # root of the run folders
     device: str = "auto"  # runtime.device, resolved on the worker
+    protocol: str = "all"  # 'all' classes, or 'base_to_novel' (fit on the base half, score base and novel)
 
     @property
     def pair(self) -> str:
@@ -59,12 +63,13 @@ class RunSpec:
 
     @property
     def folder(self) -> Path:
-        return run_folder(self.results_dir, self.head, self.encode.dataset.name, self.pair, self.shots, self.seed)
+        return run_folder(self.results_dir, self.head, self.encode.dataset.name, self.pair, self.shots, self.seed,
+                          self.protocol)
 
     @property
     def key(self) -> str:
         """<data set>/<model>__<pretrained>/<head>/k<K>-s<seed>: the run's name in logs and reports."""
-        return f"{self.encode.dataset.name}/{self.pair}/{self.head}/k{self.shots}-s{self.seed}"
+        return f"{self.encode.dataset.name}/{self.pair}/{self.head}/{self.folder.name}"
 
     def cache_files(self) -> dict[str, Path]:
         """The four cache files a run reads: few-shot train and val, text, test."""
@@ -76,7 +81,7 @@ class RunSpec:
     def inputs(self) -> dict[str, Any]:
         """The run's canonical inputs (the cache files' fingerprints read from the files)."""
         files = {name: file_fingerprint(path) for name, path in self.cache_files().items()}
-        return run_inputs(self.head, self.head_params, self.shots, self.seed, files)
+        return run_inputs(self.head, self.head_params, self.shots, self.seed, files, self.protocol)
 
 
 @dataclass
@@ -122,16 +127,25 @@ def build_run(spec: RunSpec, inputs: dict[str, Any], digest: str) -> tuple[dict[
     unique = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"  # never shared by two writers
     tmp = spec.folder.with_name(f"{TMP_PREFIX}{spec.folder.name}-{unique}")
     try:
-        fitted = fit_head(spec.encode, spec.shots, spec.seed, spec.head, spec.head_params, device)
+        classes = None
+        if spec.protocol == "base_to_novel":
+            text = TextFeatures(spec.cache_files()["text"])
+            if not head_class(spec.head).novel_classes:
+                raise NotApplicable(f"{spec.head} has per-class parameters: it cannot score novel classes")
+            classes, _ = base_and_novel(len(text.classnames))
+        fitted = fit_head(spec.encode, spec.shots, spec.seed, spec.head, spec.head_params, device, classes)
         meta = save_fitted(fitted, tmp)
         started = time.perf_counter()
-        record = score_head(fitted.head, meta, test_split(spec.encode, meta))
+        if classes is None:
+            record = score_head(fitted.head, meta, test_split(spec.encode, meta))
+        else:
+            record = score_base_to_novel(fitted.head, meta, test_split(spec.encode, meta), text, device)
         write_evaluation(record, tmp)
         seconds = {"fit": fitted.metrics["fit_seconds"], "evaluate": round(time.perf_counter() - started, 4)}
         write_json_atomic(tmp / RUN_RECORD, {
             "key": spec.key, "fingerprint": digest, "inputs": inputs, "dataset": spec.encode.dataset.name,
             "model": spec.encode.model.name, "pretrained": spec.encode.model.pretrained, "head": spec.head,
-            "shots": spec.shots, "seed": spec.seed, "seconds": seconds, "worker": worker_name(),
+            "shots": spec.shots, "seed": spec.seed, "protocol": spec.protocol, "seconds": seconds, "worker": worker_name(),
             "device": str(device), "code_version": code_version(),
             "finished_at": datetime.now(UTC).isoformat()})
         publish(tmp, spec.folder, digest)

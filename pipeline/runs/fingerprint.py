@@ -37,8 +37,11 @@ def file_fingerprint(path: Path) -> str:
     return _SEEN[key]
 
 
-def run_inputs(head: str, head_params: dict[str, Any], shots: int, seed: int, files: dict[str, str]) -> dict[str, Any]:
-    """The canonical inputs of a run: head params with every default filled in, and the code they run."""
+def run_inputs(head: str, head_params: dict[str, Any], shots: int, seed: int, files: dict[str, str],
+               protocol: str = "all") -> dict[str, Any]:
+    """The canonical inputs of a run: head params with every default filled in, the protocol (when not 'all'), and
+    the code they run."""
     params = as_dict(create_head(head, head_params).params)
-    return {"head": head, "params": params, "shots": shots, "seed": seed, "cache": dict(sorted(files.items())),
-            "code": code_fingerprint(MODULES.get(head, head), RUN_MODULE)}
+    inputs = {"head": head, "params": params, "shots": shots, "seed": seed, "cache": dict(sorted(files.items())),
+              "code": code_fingerprint(MODULES.get(head, head), RUN_MODULE)}
+    return inputs if protocol == "all" else {**inputs, "protocol": protocol}

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.heads.classes import PROTOCOLS
 from pipeline.encode.config import EncodeParams
 from pipeline.engine import ClusterParams, open_engine
 from pipeline.errors import ClipCacheError
@@ -49,11 +50,13 @@ class SweepReport:
 
 
 def plan_runs(pairs: Sequence[EncodeParams], heads: Sequence[str], head_params: dict[str, dict[str, Any]],
-              results_dir: str, device: str = "auto") -> list[RunSpec]:
+              results_dir: str, device: str = "auto", protocol: str = "all") -> list[RunSpec]:
     """Every (pair, head, shots, seed) of the grid, in a stable order."""
     for name in heads:
         head_class(name)  # an unknown head is named before anything runs
-    return [RunSpec(pair, name, dict(head_params.get(name) or {}), shots, seed, results_dir, device)
+    if protocol not in PROTOCOLS:
+        raise ClipCacheError(f"train.protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    return [RunSpec(pair, name, dict(head_params.get(name) or {}), shots, seed, results_dir, device, protocol)
             for pair in pairs for name in heads for shots in pair.protocol.shots for seed in pair.protocol.seeds]
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from pipeline.heads.classes import SubsetSplit, SubsetText
 from pipeline.encode.config import EncodeParams
 from pipeline.encoders.naming import model_label
 from pipeline.errors import ClipCacheError, NotApplicable
@@ -90,9 +91,13 @@ def fit_inputs(encode: EncodeParams, shots: int, seed: int) -> tuple[FeatureSpli
 
 
 def fit_head(encode: EncodeParams, shots: int, seed: int, name: str, head_params: dict[str, Any],
-             device: torch.device) -> Fitted:
-    """Fit head `name` on the (shots, seed) cache of `encode`'s data set and model; nothing is written."""
+             device: torch.device, classes: list[int] | None = None) -> Fitted:
+    """Fit head `name` on the (shots, seed) cache of `encode`'s data set and model, on `classes` only when given
+    (base-to-novel: the base classes, labels renumbered); nothing is written."""
     train_split, val_split, text = fit_inputs(encode, shots, seed)
+    if classes is not None:
+        train_split, val_split, text = (SubsetSplit(train_split, classes), SubsetSplit(val_split, classes),
+                                        SubsetText(text, classes))
     head = create_head(name, head_params)
     check_requires(head, train_split, val_split)
     torch.manual_seed(seed)
@@ -100,6 +105,9 @@ def fit_head(encode: EncodeParams, shots: int, seed: int, name: str, head_params
     head.to(device).fit(FitData(train_split, val_split, text, seed, device))
     seconds = time.perf_counter() - started
     provenance = {**cache_provenance(train_split, val_split, text), "shots": shots, "seed": seed}
+    if classes is not None:
+        provenance["dataset"]["classnames"] = text.classnames
+        provenance["classes"] = list(classes)  # the classes fitted on, indices into the data set's classes
     metrics = {"head": name, "shots": shots, "seed": seed, "val_acc": val_accuracy(head, val_split),
                "selected": head.selected, "fit_seconds": round(seconds, 3), "history": head.history,
                "model": model_label(encode.model.name), "pretrained": encode.model.pretrained,

@@ -270,3 +270,24 @@ def test_vpt_deep_over_every_block_needs_the_tokens_after_the_patch_embedding(im
     with pytest.raises(ClipCacheError, match=r"k=0 prompts every one of the 2 blocks .*features.late_tokens: 2 \(the cache "
                                              r"holds 1\); or set heads.vpt_late.k <= 1"):
         create_head("vpt_late", {"k": 0}).fit(fit_data(folder))
+
+
+def test_coop_retargeted_keeps_its_context_in_other_class_prompts(cache: Path) -> None:
+    """Base-to-novel for CoOp: the context learned on the base classes, placed in the prompts of other names."""
+    from pipeline.heads.classes import SubsetSplit, SubsetText
+
+    data = fit_data(cache)
+    base = FitData(SubsetSplit(data.train, [0, 1]), SubsetSplit(data.val, [0, 1]), SubsetText(data.text, [0, 1]),
+                   1, torch.device("cpu"))
+    head = create_head("coop", {"epochs": 1, "n_ctx": 4}).fit(base)
+    with torch.no_grad():
+        fitted = head.context.features(head.tower()).clone()  # [2, D]
+    head.retarget(FitData(data.train, data.val, SubsetText(data.text, [2, 0, 1]), 1, torch.device("cpu")))
+    with torch.no_grad():
+        moved = head.context.features(head.tower())  # [3, D]
+    assert moved.shape[0] == 3 and head.shapes["classes"] == 3
+    torch.testing.assert_close(moved[1:], fitted)
+    assert not torch.allclose(moved[0], fitted[0])
+    csc = create_head("coop", {"epochs": 1, "n_ctx": 4, "csc": True}).fit(base)
+    with pytest.raises(ClipCacheError, match="class-specific contexts"):
+        csc.retarget(FitData(data.train, data.val, SubsetText(data.text, [2]), 1, torch.device("cpu")))

@@ -150,3 +150,29 @@ def test_a_grid_of_a_resnet_and_late_tokens_keeps_none_and_late_prompts_do_not_a
     assert {r.key.split("/")[2]: r.status for r in report.results} == {"zero_shot": "done", "vpt_late": "n/a",
                                                                         "cavpt": "n/a"}
     assert "prompts ViT blocks; model 'tiny-RN' has a ModifiedResNet image tower" in report.results[-1].error
+
+
+def test_base_to_novel_runs_fit_the_base_half_and_score_both(two_seed_cache, tmp_path: Path) -> None:
+    """train.protocol base_to_novel: runs in k<K>-s<seed>-b2n folders; heads with per-class parameters are n/a."""
+    from pipeline.report import build_report
+
+    params = grid_params(two_seed_cache, tmp_path, heads=["zero_shot", "mm_adapter", "tip_adapter"])
+    params["train"]["protocol"] = "base_to_novel"
+    report = sweep(params, tmp_path)
+    statuses = {r.key: r.status for r in report.results}
+    assert statuses[f"{PAIR}/zero_shot/k2-s1-b2n"] == "done" and statuses[f"{PAIR}/tip_adapter/k2-s1-b2n"] == "n/a"
+    record = json.loads((tmp_path / "results" / "zero_shot" / "image_folder" / "tiny-ViT__none" / "k2-s1-b2n"
+                         / "evaluation.json").read_text())
+    b2n = record["base_to_novel"]
+    assert (b2n["base_classes"], b2n["novel_classes"]) == ([0, 1], [2])  # 3 classes: ceil(3 / 2) base
+    assert len(record["classnames"]) == 2 and len(record["metrics"]["confusion"]) == 2
+    assert b2n["novel"] == 1.0  # one novel class: every novel image is right among the novel classes
+    run = json.loads((tmp_path / "results" / "zero_shot" / "image_folder" / "tiny-ViT__none" / "k2-s1-b2n"
+                      / "run.json").read_text())
+    assert run["protocol"] == "base_to_novel" and run["inputs"]["protocol"] == "base_to_novel"
+    build_report(tmp_path / "results", tmp_path / "report")
+    table = (tmp_path / "report" / "table.md").read_text()
+    assert "## Base-to-novel" in table and "| mm_adapter | 2 shots |" in table
+    params["train"]["protocol"] = "novel_only"
+    with pytest.raises(ClipCacheError, match="train.protocol must be one of all, base_to_novel"):
+        sweep(params, tmp_path)

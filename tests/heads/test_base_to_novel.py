@@ -1,0 +1,92 @@
+"""Base-to-novel (CoCoOp's protocol, MM-Adapter's headline): class subsets of a cache, heads fitted on the base
+classes and retargeted to the novel ones, and the base / novel / HM record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.errors import NotApplicable
+from pipeline.evaluate.run import score_base_to_novel
+from pipeline.heads import FitData, create_head
+from pipeline.heads.classes import SubsetSplit, SubsetText, base_and_novel
+from tests.heads.synthetic import World, make_task
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory: pytest.TempPathFactory):
+    return make_task(tmp_path_factory.mktemp("b2n"), World(), shots=4, views=3, test_per_class=10)
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def test_cocoops_split_is_the_first_half_rounded_up() -> None:
+    assert base_and_novel(5) == ([0, 1, 2], [3, 4]) and base_and_novel(4) == ([0, 1], [2, 3])
+    assert base_and_novel(47)[0] == list(range(24))  # DTD: 24 base (MM-Adapter's own code takes 23)
+
+
+def test_a_subset_reads_its_classes_rows_renumbered(task) -> None:
+    data, _ = task
+    sub = SubsetSplit(data.train, [3, 1])
+    rows = np.flatnonzero(np.isin(data.train.labels, [3, 1]))
+    assert sub.n == len(rows) == 8 and sorted(set(sub.labels)) == [0, 1]
+    assert np.array_equal(sub.labels, np.where(data.train.labels[rows] == 3, 0, 1))
+    np.testing.assert_array_equal(sub.read("global"), data.train.read("global")[rows])
+    np.testing.assert_array_equal(sub.read("global", np.array([5, 0])), data.train.read("global")[rows[[5, 0]]])
+    views = data.train.read("views/global")  # [V, N, D]
+    np.testing.assert_array_equal(sub.array("views/global")[2], views[2][rows])
+    np.testing.assert_array_equal(sub.read_views("views/global", np.array([1, 4]), np.array([0, 2])),
+                                  np.stack([views[0, rows[1]], views[2, rows[4]]]))
+    assert sub.array("views/global").shape == (views.shape[0], 8, views.shape[2])
+    text = SubsetText(data.text, [3, 1])
+    assert text.classnames == ["class 3", "class 1"]
+    np.testing.assert_array_equal(text.mean("coop"), data.text.mean("coop")[[3, 1]])
+
+
+def test_zero_shot_base_and_novel_are_clip_on_each_half(task) -> None:
+    data, test = task
+    base, novel = base_and_novel(data.n_classes)
+    fit = FitData(SubsetSplit(data.train, base), SubsetSplit(data.val, base), SubsetText(data.text, base), 1,
+                  torch.device("cpu"))
+    head = create_head("zero_shot").fit(fit)
+    meta = {"params": {}, "selected": {}, "provenance": {"shots": 4, "seed": 1, "classes": base, "files": {},
+            "dataset": {"name": "synthetic", "classnames": SubsetText(data.text, base).classnames},
+            "encoder": {"model": "synthetic", "pretrained": "none", "random_weights": True}}}
+    record = score_base_to_novel(head, meta, test, data.text, torch.device("cpu"))
+    x, labels, text = unit(test.read("global").astype(np.float64)), test.labels, data.text.mean("coop")
+    expected = {}
+    for name, classes in (("base", base), ("novel", novel)):
+        rows = np.isin(labels, classes)
+        predicted = np.array(classes)[(x[rows] @ text[classes].T).argmax(1)]
+        expected[name] = float((predicted == labels[rows]).mean())
+    b2n = record["base_to_novel"]
+    assert (b2n["base"], b2n["novel"]) == pytest.approx((expected["base"], expected["novel"]))
+    assert b2n["hm"] == pytest.approx(2 * b2n["base"] * b2n["novel"] / (b2n["base"] + b2n["novel"]))
+    assert record["metrics"]["n_test"] == 10 * len(base) and b2n["novel_metrics"]["n_test"] == 10 * len(novel)
+    assert record["protocol"] == "base_to_novel" and (b2n["base_classes"], b2n["novel_classes"]) == (base, novel)
+
+
+@pytest.mark.parametrize("name", ["mm_adapter", "clip_adapter"])
+def test_text_conditioned_heads_score_novel_classes(task, name: str) -> None:
+    data, test = task
+    base, novel = base_and_novel(data.n_classes)
+    fit = FitData(SubsetSplit(data.train, base), SubsetSplit(data.val, base), SubsetText(data.text, base), 1,
+                  torch.device("cpu"))
+    head = create_head(name, {"epochs": 2}).fit(fit)
+    head.retarget(FitData(fit.train, fit.val, SubsetText(data.text, novel), 1, torch.device("cpu")))
+    logits = head.logits(SubsetSplit(test, novel))
+    assert logits.shape == (10 * len(novel), len(novel)) and head.shapes["classes"] == len(novel)
+
+
+@pytest.mark.parametrize("name", ["tip_adapter", "gda", "linear_probe", "lp_pp", "proker", "tip_adapter_f"])
+def test_heads_with_per_class_parameters_refuse_novel_classes(task, name: str) -> None:
+    data, _ = task
+    head = create_head(name)
+    assert not head.novel_classes
+    with pytest.raises(NotApplicable, match="per-class parameters"):
+        head.retarget(data)
