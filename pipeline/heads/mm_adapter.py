@@ -86,6 +86,10 @@ class MMAdapter(Head):
     requires = frozenset({"global", "views"})
     novel_classes = True  # its classes enter only through the text features (base-to-novel)
 
+    def __init__(self, params: MMAdapterParams) -> None:
+        super().__init__(params)
+        self.requires = frozenset({"global", "views"} if params.augment else {"global"})  # views only to augment
+
     def setup(self, dim: int, classes: int) -> None:
         super().setup(dim=dim, classes=classes)
         p = self.params

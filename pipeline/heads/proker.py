@@ -6,15 +6,17 @@ arXiv 2501.11175. As the authors' code does (Y. Bendou's ProKeR, github omarnust
 - the prior is the raw cosine logits f_zs(x) = x . T^T (normalised image and class features; no logit scale, no
   softmax), and the returned scores are f(x) itself, unscaled;
 - the support set is every augmented view of every training image, each normalised (not averaged), with one-hot
-  targets;
+  targets (`support: views`; on ImageNet the authors' configs use one augmentation pass, `support: one_view`,
+  which `per_dataset` applies there: 10 views of 16,000 images would make a 160,000^2 kernel);
 - with k(x, y) = exp(-beta (1 - x . y)): A = (K / lambda + I)^-1 (Y - f_zs(X)) and f(x) = f_zs(x) + k(x, X) A,
   i.e. lambda k(x, X) (K + lambda I)^-1 (Y - f_zs(X)) (the authors' scaling, with the extra factor lambda);
 - beta and lambda searched on validation over linear grids (torch.linspace(start, stop, steps)), beta outer,
   lambda inner, ties to the first; `per_dataset: true` uses the authors' per-data-set grids
   (resources/per_dataset.json) on the 11 benchmarks and `beta_grid`/`lambda_grid` elsewhere (their Caltech101 grid).
-Where we depart: nothing in the maths. The search diagonalises K once per beta (K = Q diag(s) Q^T) so that each
-lambda costs one [N, S] x [S, C] product instead of a fresh solve; the chosen (beta, lambda) is then solved directly.
-Solves run in float64 by default (`solve_dtype`; the authors use float32). Cost: O(S^3) per beta for S support views.
+Where we depart: nothing in the maths. For long lambda grids (more than 27 values: an eigendecomposition costs about
+27 Cholesky factorisations) the search diagonalises K once per beta (K = Q diag(s) Q^T) so that each lambda costs one
+[N, S] x [S, C] product instead of a fresh solve; the chosen (beta, lambda) is then solved directly. Solves run in
+float64 by default (`solve_dtype`; the authors use float32). Cost: O(S^3) per grid point for S support points.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 
 from pipeline.errors import ClipCacheError
 from pipeline.heads.base import Head
-from pipeline.heads.data import FitData, global_feats, view_blocks
+from pipeline.heads.data import FitData, global_feats, view_blocks, view_mean_keys
 from pipeline.heads.grid import best_of, linspace_grid
 from pipeline.heads.maths import accuracy, cache_kernel, kernel_of, one_hot
 from pipeline.heads.registry import register_head
@@ -38,15 +40,27 @@ class ProKeRParams:
     beta_grid: tuple[float, float, int] = (0.5, 3.0, 20)  # linspace (start, stop, steps) of the kernel sharpness
     lambda_grid: tuple[float, float, int] = (0.001, 1.0, 10)  # linspace (start, stop, steps) of the proximal weight
     solve_dtype: str = "float64"  # dtype of the S x S algebra; float32 halves memory for large support sets
+    support: str = "views"  # support points: every view ('views'), the first view ('one_view'), or the view mean
 
 
-def support_set(data: FitData) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every normalised view of every training image [V N, D] and its labels [V N] (the un-augmented features
-    when the cache holds no views)."""
+SUPPORTS = ("views", "one_view", "mean")
+EIGH_AFTER = 27  # lambda values per beta beyond which one eigendecomposition beats a Cholesky per value
+
+
+def support_set(data: FitData, support: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The normalised support points and their labels: every view [V N, D] ('views'), the first view [N, D]
+    ('one_view': one augmentation pass) or the normalised view mean ('mean'); the un-augmented features when the
+    cache holds no views."""
     labels = data.labels(data.train)
+    if support not in SUPPORTS:
+        raise ClipCacheError(f"heads.proker.support must be one of {', '.join(SUPPORTS)}, got {support!r}")
     if not data.train.n_views:
         return global_feats(data.train, data.device), labels
+    if support == "mean":
+        return view_mean_keys(data.train, data.device), labels
     views = list(view_blocks(data.train, data.device))  # V x [N, D]
+    if support == "one_view":
+        return views[0], labels
     return torch.cat(views), labels.repeat(len(views))
 
 
@@ -78,7 +92,7 @@ class ProKeR(Head):
         if dtype is None:
             raise ClipCacheError(f"heads.proker.solve_dtype must be float64 or float32, got {self.params.solve_dtype!r}")
         self.use_dataset_values(data)
-        keys, key_labels = support_set(data)  # [S, D], [S]
+        keys, key_labels = support_set(data, self.params.support)  # [S, D], [S]
         self.prepare(data, self.params.template_set, dim=keys.shape[1], classes=data.n_classes, keys=keys.shape[0])
         self.keys.copy_(keys)
         keys = keys.to(dtype)
@@ -93,19 +107,27 @@ class ProKeR(Head):
 
     @torch.no_grad()
     def search(self, data: FitData, keys: torch.Tensor, residual: torch.Tensor) -> dict[tuple[float, float], float]:
-        """Validation accuracy of every (beta, lambda): one eigendecomposition of K per beta.
+        """Validation accuracy of every (beta, lambda), beta outer, lambda inner.
 
-        With K = Q diag(s) Q^T, (K / lambda + I)^-1 R = Q diag(lambda / (s + lambda)) Q^T R.
+        Short lambda grids solve (K / lambda + I) A = R by Cholesky per value; long ones diagonalise K once per beta:
+        with K = Q diag(s) Q^T, (K / lambda + I)^-1 R = Q diag(lambda / (s + lambda)) Q^T R.
         """
         val, labels = global_feats(data.val, data.device), data.labels(data.val)
         val_prior = self.prior(val)  # [N, C]
         val_affinity = val.to(keys.dtype) @ keys.T  # [N, D] @ [D, S], once for the grid
+        lambdas = linspace_grid(self.params.lambda_grid)
         scores = {}
         for beta in linspace_grid(self.params.beta_grid):
-            eigvals, basis = torch.linalg.eigh(kernel_of(keys @ keys.T, beta, inplace=True))  # [S], [S, S]
-            cross = kernel_of(val_affinity, beta) @ basis  # [N, S] @ [S, S]
-            projected = basis.T @ residual  # [S, S] @ [S, C]
-            for lam in linspace_grid(self.params.lambda_grid):
+            kernel = kernel_of(keys @ keys.T, beta, inplace=True)  # [S, S]
+            cross = kernel_of(val_affinity, beta)  # [N, S]
+            if len(lambdas) <= EIGH_AFTER:
+                for lam in lambdas:
+                    dual = solve_proker(kernel.clone(), residual, lam)  # [S, C]
+                    scores[(beta, lam)] = accuracy(val_prior + (cross @ dual).float(), labels)  # [N, S] @ [S, C]
+                continue
+            eigvals, basis = torch.linalg.eigh(kernel)  # [S], [S, S]
+            cross, projected = cross @ basis, basis.T @ residual  # [N, S] @ [S, S], [S, S] @ [S, C]
+            for lam in lambdas:
                 weights = lam / (eigvals.clamp(min=0) + lam)  # [S]
                 scores[(beta, lam)] = accuracy(val_prior + ((cross * weights) @ projected).float(), labels)  # [N, C]
         return scores

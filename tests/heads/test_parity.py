@@ -44,13 +44,15 @@ def test_zero_shot_is_clip(task) -> None:
     np.testing.assert_allclose(head.logits(test).numpy(), expected, rtol=1e-4, atol=1e-4)
 
 
-def test_proker_is_the_authors_kernel_ridge_regression(task) -> None:
+@pytest.mark.parametrize("grids", [{"beta_grid": (0.5, 3.0, 6), "lambda_grid": (0.001, 1.0, 5)},
+                                   {"beta_grid": (0.5, 3.0, 2), "lambda_grid": (0.001, 1.0, 40)}],
+                         ids=["cholesky-per-point", "eigh-per-beta"])
+def test_proker_is_the_authors_kernel_ridge_regression(task, grids: dict) -> None:
     """github omarnust/BReg-Adapter (Y. Bendou's ProKeR) at f2ecb3d2a0d7e0993f977e550286b34f06015edb,
     trainers/proker.py: RBF_Kernel = exp(-beta (1 - X Y^T)); prior = raw cosines X T^T;
     alpha = solve(K_SS / lmbda + I, onehot - prior(S)); logits = prior(x) + K_xS alpha; beta and lmbda over
     torch.linspace grids, beta outer, lmbda inner, `if acc > best` on validation."""
     data, test = task
-    grids = {"beta_grid": (0.5, 3.0, 6), "lambda_grid": (0.001, 1.0, 5)}
     head = create_head("proker", {"per_dataset": False, **grids}).fit(data)
     support, labels = all_views(data)
     text = data.text.mean("coop").astype(np.float64)  # [C, D]
@@ -70,6 +72,23 @@ def test_proker_is_the_authors_kernel_ridge_regression(task) -> None:
     x = unit(test.read("global").astype(np.float64))
     expected = x @ text.T + np.exp(-beta * (1 - x @ support.T)) @ alpha
     np.testing.assert_allclose(head.logits(test).numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_proker_support_points(task) -> None:
+    """support: every view (the authors' default), one view (their ImageNet config: one augmentation pass), or the
+    view mean; per_dataset applies one_view on ImageNet only."""
+    from pipeline.heads.reference import for_dataset
+
+    data, _ = task
+    views = unit(data.train.read("views/global").astype(np.float32))  # [V, N, D]
+    small = {"per_dataset": False, "beta_grid": (1.0, 1.0, 1), "lambda_grid": (0.1, 0.1, 1)}
+    for support, expected in (("views", views.reshape(-1, views.shape[-1])), ("one_view", views[0]),
+                              ("mean", unit(data.train.read("views/global").astype(np.float32).mean(0)))):
+        head = create_head("proker", {**small, "support": support}).fit(data)
+        np.testing.assert_allclose(head.keys.numpy(), expected, rtol=1e-5, atol=1e-6)
+    params = create_head("proker").params
+    assert for_dataset("proker", params, "imagenet")[0].support == "one_view"
+    assert for_dataset("proker", params, "dtd")[0].support == "views"
 
 
 def test_gda_is_the_authors_shrinkage_lda(task) -> None:
