@@ -45,7 +45,6 @@ from pipeline.prompts.text import TextTower
 from pipeline.prompts.vision import LateViT, PromptFn
 from pipeline.train.loop import Schedule, train
 
-
 DEPTHS = ("deep", "shallow")
 
 

@@ -33,7 +33,6 @@ from pipeline.heads.registry import register_head
 from pipeline.store import FeatureSplit
 from pipeline.train.loop import Schedule, epochs_by_shots, train
 
-
 KEYS = ("spatial", "spatial_raw")
 
 

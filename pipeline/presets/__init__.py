@@ -7,9 +7,9 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml

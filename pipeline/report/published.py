@@ -2,7 +2,7 @@
 
 A published row applies to a (data set, model, pretrained, head, shots) cell of ours when the head, data set,
 backbone, weights and shots agree (a zero-shot row, shots 0, applies at every shot count), and the run's head
-parameters hold the row's own (a paper variant such as K_N = 10) . Whether the run followed the paper's protocol is
+parameters hold the row's own (a paper variant such as K_N = 10). Whether the run followed the paper's protocol is
 judged against the preset of that paper: every head parameter the preset fixes must match, else the row says which
 differ and shows no difference. Runs with random weights are never compared.
 """
@@ -99,9 +99,9 @@ def comparison_rows(groups: dict[GroupKey, list[Run]]) -> list[list[str]]:
 def comparison_table(groups: dict[GroupKey, list[Run]]) -> Table:
     """The 'paper beside ours' table, with the reason when nothing can be compared."""
     rows = comparison_rows(groups)
-    notes = ["A published number is shown where its head, data set, backbone, weights and shots match a cell of "
-             "ours; the difference only where our run's head parameters follow the paper's preset "
-             "(`clipcache presets`). Sources and citations: pipeline/report/resources/published.csv."]
+    notes = [("A published number is shown where its head, data set, backbone, weights and shots match a cell of "
+              "ours; the difference only where our run's head parameters follow the paper's preset "
+              "(`clipcache presets`). Sources and citations: pipeline/report/resources/published.csv.")]
     random = sorted({" / ".join(k) for k, members in groups.items() if any(r.random_weights for r in members)})
     if random:
         notes.append("Random weights, nothing compared: " + ", ".join(random) + ".")

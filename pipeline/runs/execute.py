@@ -23,7 +23,12 @@ from typing import Any
 from pipeline.encode.config import EncodeParams
 from pipeline.encoders.device import pick_device
 from pipeline.errors import ClipCacheError, NotApplicable
-from pipeline.evaluate.run import score_base_to_novel, score_head, test_split, write_evaluation
+from pipeline.evaluate.run import (
+    score_base_to_novel,
+    score_head,
+    test_split,
+    write_evaluation,
+)
 from pipeline.heads.classes import base_and_novel
 from pipeline.heads.registry import head_class
 from pipeline.layout import (
@@ -35,8 +40,8 @@ from pipeline.layout import (
 )
 from pipeline.runs.fingerprint import file_fingerprint, run_inputs
 from pipeline.runs.record import read_run_record
-from pipeline.store.atomic import fsync_dir, write_json_atomic
 from pipeline.store import TextFeatures
+from pipeline.store.atomic import fsync_dir, write_json_atomic
 from pipeline.store.provenance import code_version, fingerprint
 from pipeline.train.run import fit_head, save_fitted
 

@@ -14,12 +14,12 @@ from typing import Any
 
 import torch
 
-from pipeline.heads.classes import SubsetSplit, SubsetText
 from pipeline.encode.config import EncodeParams
 from pipeline.encoders.naming import model_label
 from pipeline.errors import ClipCacheError, NotApplicable
 from pipeline.heads import REQUIREMENTS, FitData, Head, create_head
 from pipeline.heads.base import val_accuracy
+from pipeline.heads.classes import SubsetSplit, SubsetText
 from pipeline.heads.io import save_head
 from pipeline.layout import FIT_RECORD, cache_folder, few_shot_folder
 from pipeline.store import FeatureSplit, TextFeatures

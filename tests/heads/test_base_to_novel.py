@@ -3,8 +3,6 @@ classes and retargeted to the novel ones, and the base / novel / HM record."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch

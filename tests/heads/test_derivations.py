@@ -96,7 +96,7 @@ def test_min_steps_stretches_every_epoch_of_a_small_training_set(task) -> None:
 
 @pytest.mark.parametrize("bad", [{"keep": "best_test"}, {"epochs": -5}, {"batch_size": 0}, {"min_steps": -1}])
 def test_a_schedule_that_cannot_run_is_one_line_naming_the_value(task, bad: dict) -> None:
-    with pytest.raises(ClipCacheError, match=f"heads.clip_adapter") as error:
+    with pytest.raises(ClipCacheError, match="heads.clip_adapter") as error:
         create_head("clip_adapter", {"epochs": 2, **bad}).fit(task[0])
     assert "\n" not in str(error.value)
 

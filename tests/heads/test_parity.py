@@ -273,7 +273,7 @@ def batches(data, batch_size: int, epochs: int, steps: int | None = None) -> lis
 def test_tip_adapter_f_trains_as_the_authors(task) -> None:
     """main.py L66-106: adapter = Linear(keys^T) (no bias), AdamW(lr, eps=1e-4), CosineAnnealingLR(epochs * iters)
     stepped per iteration, CE on 100 f W + exp(-(beta - beta adapter(f))) L alpha at init beta, alpha."""
-    data, test = task
+    data, _ = task
     epochs, batch_size = 3, 8
     head = create_head("tip_adapter_f", {"epochs": epochs, "batch_size": batch_size, "keep": "last",
                                          "beta_grid": [0.1, 7.0, 20], "alpha_grid": [0.1, 3.0, 5]}).fit(data)
@@ -308,7 +308,7 @@ def test_clip_adapter_trains_as_the_authors(task) -> None:
     Linear(D, D/4, no bias) ReLU Linear(D/4, D, no bias) ReLU; f' = 0.2 A(f) + 0.8 f, normalised; logits =
     exp(logit_scale) f' t^T; CoOp's schedule (SGD lr 2e-3, momentum 0.9, wd 5e-4, one constant warm-up epoch at
     1e-5, cosine by epoch), the last epoch kept."""
-    data, test = task
+    data, _ = task
     epochs, batch_size = 4, 8
     head = create_head("clip_adapter", {"epochs": epochs, "batch_size": batch_size}).fit(data)
     dim = data.train.array("global").shape[1]
