@@ -163,7 +163,8 @@ def preset(name: str, data_root: str, params_path: str, datasets: tuple[str, ...
     """Rewrite PARAMS's grid, encode protocol, heads and their parameters to the paper's protocol NAME (runtime,
     evaluate and the cache folder are kept); then `dvc repro` (or encode, sweep, report) runs it."""
     from pipeline.params import load_params
-    from pipeline.presets import apply_preset, load_preset, write_params
+    from pipeline.presets import load_preset
+    from pipeline.presets.apply import apply_preset, write_params
 
     chosen = load_preset(name)
     params = apply_preset(load_params(params_path), chosen, data_root, list(datasets) or None)

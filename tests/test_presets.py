@@ -11,7 +11,8 @@ import yaml
 from pipeline.cli import main
 from pipeline.grid import grid_pairs
 from pipeline.heads.registry import create_head, list_heads
-from pipeline.presets import apply_preset, list_presets, load_preset
+from pipeline.presets import list_presets, load_preset
+from pipeline.presets.apply import apply_preset
 
 REPO = Path(__file__).resolve().parents[1]
 PAPERS = ["cavpt", "clip_adapter", "coop", "coop_openclip", "gda", "lp_pp", "mm_adapter", "proker", "tip_adapter",
@@ -39,7 +40,9 @@ def test_a_preset_applied_is_the_papers_grid_and_keeps_runtime(name: str, tmp_pa
     pairs = grid_pairs(written)
     assert sorted({p.dataset.name for p in pairs}) == sorted(preset.datasets)
     assert {(p.model.name, p.model.pretrained) for p in pairs} == {(m["name"], m["pretrained"]) for m in preset.models}
-    assert all(p.dataset.root == "/data" for p in pairs)
+    from pipeline.data.coop import COOP_FOLDERS
+
+    assert all(p.dataset.root == f"/data/{COOP_FOLDERS[p.dataset.name]}" for p in pairs)  # caltech-101, food-101...
     assert pairs[0].protocol.shots == tuple(preset.encode["protocol"]["shots"])
     assert written["train"]["heads"] == list(preset.heads) and written["heads"] == preset.heads
     assert written["train"]["protocol"] == ("base_to_novel" if name == "mm_adapter" else "all")
