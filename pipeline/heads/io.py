@@ -13,18 +13,23 @@ from pipeline.errors import ClipCacheError
 from pipeline.heads.base import Head
 from pipeline.heads.registry import create_head
 from pipeline.params import as_dict
-from pipeline.store.atomic import write_json_atomic
+from pipeline.store.atomic import TMP_MARK, unique_token, write_json_atomic
 
 WEIGHTS, META = "head.safetensors", "head.json"
 
 
 def save_head(head: Head, folder: Path, provenance: dict[str, Any]) -> dict[str, Any]:
-    """Write folder/head.safetensors and folder/head.json (each replaced atomically); return head.json's record."""
+    """Write folder/head.safetensors and folder/head.json (each replaced atomically); return head.json's record.
+
+    The two files are one unit only inside a folder that is itself renamed into place (a run's temporary folder)."""
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
-    tmp = folder / f"{WEIGHTS}.tmp"
-    save_file(tensors, str(tmp))
-    tmp.replace(folder / WEIGHTS)
+    tmp = folder / f"{WEIGHTS}{TMP_MARK}{unique_token()}"  # never shared by two writers
+    try:
+        save_file(tensors, str(tmp))
+        tmp.replace(folder / WEIGHTS)
+    finally:
+        tmp.unlink(missing_ok=True)
     record = {"head": head.name, "params": as_dict(head.params), **head.extra_state(), "provenance": provenance}
     write_json_atomic(folder / META, record)
     return record

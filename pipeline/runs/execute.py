@@ -14,7 +14,6 @@ import shutil
 import socket
 import time
 import traceback
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,12 +40,17 @@ from pipeline.layout import (
 from pipeline.runs.fingerprint import file_fingerprint, run_inputs
 from pipeline.runs.record import read_run_record
 from pipeline.store import TextFeatures
-from pipeline.store.atomic import fsync_dir, write_json_atomic
+from pipeline.store.atomic import (
+    OLD_PREFIX,
+    TMP_PREFIX,
+    replace_folder,
+    temp_folder,
+    write_json_atomic,
+)
 from pipeline.store.provenance import code_version, fingerprint
 from pipeline.train.run import fit_head, save_fitted
 
 log = logging.getLogger(__name__)
-TMP_PREFIX, OLD_PREFIX = ".tmp-", ".old-"
 
 
 @dataclass(frozen=True)
@@ -129,8 +133,7 @@ def execute_run(spec: RunSpec) -> RunResult:
 def build_run(spec: RunSpec, inputs: dict[str, Any], digest: str) -> tuple[dict[str, float], dict[str, Any]]:
     """Fit and score into a temporary folder, then publish it; (seconds of fit and evaluate, metrics)."""
     device = pick_device(spec.device)
-    unique = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"  # never shared by two writers
-    tmp = spec.folder.with_name(f"{TMP_PREFIX}{spec.folder.name}-{unique}")
+    tmp = temp_folder(spec.folder)  # never shared by two writers
     try:
         classes = None
         if spec.protocol == "base_to_novel":
@@ -162,25 +165,7 @@ def build_run(spec: RunSpec, inputs: dict[str, Any], digest: str) -> tuple[dict[
 
 def publish(tmp: Path, folder: Path, digest: str) -> None:
     """Rename `tmp` to `folder`, moving an older run aside first; if another writer published the same run, keep it."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(5):
-        current = read_run_record(folder)
-        if current is not None and current.get("fingerprint") == digest:
-            return  # the same run, published by another worker meanwhile
-        if folder.exists():
-            aside = folder.with_name(f"{OLD_PREFIX}{folder.name}-{uuid.uuid4().hex[:8]}")
-            try:
-                os.replace(folder, aside)
-            except FileNotFoundError:
-                continue
-            shutil.rmtree(aside, ignore_errors=True)
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another writer put a folder there in between: look again
-            continue
-        fsync_dir(folder.parent)
-        return
-    raise ClipCacheError(f"run folder {str(folder)!r} keeps changing under this run: is another sweep writing it?")
+    replace_folder(tmp, folder, keep=lambda: (read_run_record(folder) or {}).get("fingerprint") == digest)
 
 
 def remove_leftovers(folders: set[Path]) -> None:

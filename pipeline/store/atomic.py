@@ -8,13 +8,53 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import shutil
+import socket
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
 
+from pipeline.errors import ClipCacheError
+
 TMP_MARK = ".tmp-"
+TMP_PREFIX, OLD_PREFIX = ".tmp-", ".old-"  # folders being written / set aside while a new one is renamed in
+
+
+def unique_token() -> str:
+    """host-pid-random: a temporary name no other writer, on any host, can share."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def temp_folder(folder: Path) -> Path:
+    """A fresh temporary folder name beside `folder` (the sweep's leftover pass removes abandoned ones)."""
+    return folder.with_name(f"{TMP_PREFIX}{folder.name}-{unique_token()}")
+
+
+def replace_folder(tmp: Path, folder: Path, keep: Callable[[], bool] | None = None) -> None:
+    """Rename the complete folder `tmp` to `folder`, setting an existing one aside first (then deleting it), so that
+    `folder` is only ever a whole old or a whole new folder. `keep()` true: another writer published an equivalent
+    folder meanwhile; it is kept (the caller removes `tmp`)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(5):
+        if keep is not None and keep():
+            return
+        if folder.exists():
+            aside = folder.with_name(f"{OLD_PREFIX}{folder.name}-{uuid.uuid4().hex[:8]}")
+            try:
+                os.replace(folder, aside)
+            except FileNotFoundError:
+                continue
+            shutil.rmtree(aside, ignore_errors=True)
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another writer put a folder there in between: look again
+            continue
+        fsync_dir(folder.parent)
+        return
+    raise ClipCacheError(f"folder {str(folder)!r} keeps changing under this writer: is another process writing it?")
 
 
 def fsync_dir(folder: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,9 @@ from pipeline.encoders.device import pick_device
 from pipeline.errors import ClipCacheError
 from pipeline.evaluate.config import results_dir
 from pipeline.grid import one_pair
-from pipeline.layout import RUN_RECORD, pair_label, run_folder
+from pipeline.layout import pair_label, run_folder
 from pipeline.params import apply_overrides, load_params
+from pipeline.store.atomic import replace_folder, temp_folder
 from pipeline.train.config import train_params
 from pipeline.train.run import TrainResult, fit_head, save_fitted
 
@@ -31,7 +33,9 @@ def train_from_params(params_path: str | Path, overrides: list[str], head: str |
                       dataset: str | None = None, model: str | None = None) -> TrainResult:
     """Fit one head on one (data set, model, shots, seed) of params.yaml, into its run folder (no evaluation).
 
-    The run's record (run.json) is removed first: the folder holds a fitted head that no evaluation has scored yet.
+    The files are written into a temporary folder unique to this process and renamed into place as one unit: a kill
+    leaves the previous folder whole, two concurrent fits of the same run leave one complete head (never one's
+    weights beside the other's JSON). The new folder holds no run.json or evaluation: nothing has scored it yet.
     """
     params = apply_overrides(load_params(params_path), overrides)
     train = train_params(params.get("train"))
@@ -41,7 +45,11 @@ def train_from_params(params_path: str | Path, overrides: list[str], head: str |
     fitted = fit_head(encode, train.shots, train.seed, name, head_section(params, name), device)
     out = run_folder(results_dir(params), name, encode.dataset.name,
                      pair_label(encode.model.name, encode.model.pretrained), train.shots, train.seed)
-    (out / RUN_RECORD).unlink(missing_ok=True)
-    save_fitted(fitted, out)
+    tmp = temp_folder(out)
+    try:
+        save_fitted(fitted, tmp)
+        replace_folder(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     log.info("%s -> %s", name, out)
     return TrainResult(out, fitted.metrics)
