@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.data.folder import list_images
-from pipeline.data.registry import SPLITS, DataSet, ImageItem, load_resource, register_dataset, take_options
+from pipeline.data.registry import (
+    SPLITS,
+    DataSet,
+    ImageItem,
+    inside_root,
+    load_resource,
+    register_dataset,
+    take_options,
+)
 from pipeline.errors import ClipCacheError
 
 # registry name -> the folder name CoOp gives the data set under $DATA
@@ -34,7 +42,7 @@ def dataset_dir(name: str, root: Path | None, marker: str) -> Path:
     raise ClipCacheError(f"data set {name!r}: {marker!r} not found under {str(root)!r} (CoOp layout expected)")
 
 
-def read_split_zhou(name: str, root: Path | None) -> DataSet:
+def read_split_zhou(name: str, root: Path | None, allow_outside: bool = False) -> DataSet:
     """A data set described by CoOp's split_zhou JSON file."""
     spec = load_resource(f"datasets/{name}.json")
     folder = dataset_dir(name, root, spec["split_file"])
@@ -52,7 +60,9 @@ def read_split_zhou(name: str, root: Path | None) -> DataSet:
     renames = spec.get("rename_classes", {})
     classnames = tuple(renames.get(names[i], names[i]).replace("_", " ") for i in range(len(names)))
     image_dir = folder / spec["image_dir"]
-    splits = {split: [ImageItem(image_dir / p, y) for p, y, _ in rows] for split, rows in entries.items()}
+    where = f"split file {str(split_path)!r}"
+    splits = {split: [ImageItem(inside_root(image_dir, p, where, allow_outside), y) for p, y, _ in rows]
+              for split, rows in entries.items()}
     return DataSet(name, folder, classnames, splits, spec["coop_template"])
 
 
@@ -61,8 +71,8 @@ def make_split_zhou_builder(name: str) -> None:
 
     @register_dataset(name)
     def build(root: Path | None, options: dict[str, Any]) -> DataSet:
-        take_options(name, options, {})
-        return read_split_zhou(name, root)
+        options = take_options(name, options, {"allow_outside_root": False})  # split paths may leave the folder
+        return read_split_zhou(name, root, bool(options["allow_outside_root"]))
 
 
 for _name in ("caltech101", "oxford_pets", "stanford_cars", "oxford_flowers", "food101", "sun397", "dtd",

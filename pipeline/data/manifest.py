@@ -8,12 +8,21 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.data.partition import PARTITION_DEFAULTS, partition
-from pipeline.data.registry import SPLITS, DataSet, ImageItem, load_resource, register_dataset, take_options
+from pipeline.data.registry import (
+    SPLITS,
+    DataSet,
+    ImageItem,
+    inside_root,
+    load_resource,
+    register_dataset,
+    take_options,
+)
 from pipeline.errors import ClipCacheError
 
 MANIFEST_DEFAULTS: dict[str, Any] = {
     **PARTITION_DEFAULTS,
     "file": None,  # manifest file name under the root; None finds manifest.csv or manifest.json
+    "allow_outside_root": False,  # image paths may leave the manifest's folder (absolute paths, '..')
 }
 
 
@@ -55,7 +64,9 @@ def manifest(root: Path | None, options: dict[str, Any]) -> DataSet:
     path = find_manifest(root, options["file"])
     rows = read_rows(path)
     classes = sorted({str(row["label"]) for row in rows})
-    items = [ImageItem((path.parent / str(row["path"])).resolve(), classes.index(str(row["label"]))) for row in rows]
+    items = [ImageItem(inside_root(path.parent, str(row["path"]), f"manifest {str(path)!r} row {number}",
+                                   bool(options["allow_outside_root"])), classes.index(str(row["label"])))
+             for number, row in enumerate(rows, start=1)]
     if all(row.get("split") for row in rows):
         splits = {split: [item for item, row in zip(items, rows) if row["split"] == split] for split in SPLITS}
     else:

@@ -85,6 +85,16 @@ def load_resource(filename: str) -> dict[str, Any]:
     return json.loads(text)
 
 
+def inside_root(root: Path, relative: str, where: str, allow_outside: bool = False) -> Path:
+    """The image path `relative` resolved against `root`; refused, naming `where`, when it leaves the root (an absolute
+    path, '..', or a symbolic link pointing out) unless the user allowed it."""
+    path = (root / relative).resolve()
+    if not allow_outside and not path.is_relative_to(root.resolve()):
+        raise ClipCacheError(f"{where}: image path {relative!r} leaves the data root {str(root)!r} "
+                             f"(set the data set option allow_outside_root: true if that is intended)")
+    return path
+
+
 def take_options(name: str, options: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
     """Merge `options` over `defaults`, refusing keys the layout does not know."""
     unknown = sorted(set(options) - set(defaults))

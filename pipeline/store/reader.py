@@ -33,13 +33,25 @@ def dataset_specs(handle: h5py.File, path: Path) -> dict[str, tuple[tuple[int, .
     specs: dict[str, tuple[tuple[int, ...], np.dtype, int | None]] = {}
     size = path.stat().st_size
 
+    external: list[str] = []
+
+    def link(name: str, info: Any) -> None:  # raising inside h5py's link visitor is not safe: collect, raise after
+        if isinstance(handle.get(name, getlink=True), h5py.ExternalLink):
+            external.append(name)
+
     def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset) and (obj.external or obj.is_virtual):
+            raise ClipCacheError(f"cache file {str(path)!r} is not ours: dataset {name!r} takes its bytes from "
+                                 f"another file ({'external storage' if obj.external else 'a virtual dataset'})")
         if isinstance(obj, h5py.Dataset):
             offset = contiguous_offset(obj)
             if offset is not None and offset + obj.size * obj.dtype.itemsize > size:
                 raise ClipCacheError(f"cache file {str(path)!r} is truncated: dataset {name!r} runs past its end")
             specs[name] = (obj.shape, obj.dtype, offset)
 
+    handle.visititems_links(link)
+    if external:
+        raise ClipCacheError(f"cache file {str(path)!r} is not ours: {external[0]!r} is an external link to another file")
     handle.visititems(visit)
     return specs
 

@@ -136,3 +136,31 @@ def test_bad_data_set_requests_name_the_culprit(tmp_path: Path, name, root, opti
     make_folder(tmp_path, ["a"], 2)
     with pytest.raises(ClipCacheError, match=culprit):
         create_dataset(name, None if root is None else root.format(tmp=tmp_path), options)
+
+
+@pytest.mark.parametrize("outside", ["../outside.jpg", "{abs}", "link/inside.jpg"])
+def test_manifest_paths_stay_inside_the_data_root(tmp_path: Path, outside: str) -> None:
+    """'..', an absolute path, or a symbolic link out of the root: refused by row unless the user opts in."""
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    make_image(root / "a.jpg", 0, seed=1)
+    make_image(tmp_path / "outside.jpg", 1, seed=2)
+    make_image(elsewhere / "inside.jpg", 1, seed=3)
+    (root / "link").symlink_to(elsewhere, target_is_directory=True)
+    target = outside.format(abs=tmp_path / "outside.jpg")
+    (root / "manifest.csv").write_text(f"path,label,split\na.jpg,cat,train\n{target},dog,test\n")
+    with pytest.raises(ClipCacheError, match=r"manifest .*manifest\.csv' row 2: image path .* leaves the data root"):
+        create_dataset("manifest", root, {})
+    allowed = create_dataset("manifest", root, {"allow_outside_root": True})
+    assert [item.path.is_file() for item in allowed.splits["test"]] == [True]
+
+
+def test_coop_split_paths_stay_inside_the_data_set(tmp_path: Path) -> None:
+    folder = tmp_path / "dtd"
+    write_split_zhou(folder, "images", "split_zhou_DescribableTextures.json", ["banded", "woven"])
+    split = json.loads((folder / "split_zhou_DescribableTextures.json").read_text())
+    split["test"][0][0] = "../../../../etc/passwd"
+    (folder / "split_zhou_DescribableTextures.json").write_text(json.dumps(split))
+    with pytest.raises(ClipCacheError, match=r"split_zhou_DescribableTextures\.json': image path "
+                                             r"'\.\./\.\./\.\./\.\./etc/passwd' leaves the data root"):
+        create_dataset("dtd", folder, {})
+    assert len(create_dataset("dtd", folder, {"allow_outside_root": True}).splits["test"]) == 4

@@ -44,7 +44,7 @@ def test_a_failure_between_the_two_files_leaves_the_previous_head_whole(two_seed
         train_from_params(params_file(two_seed_cache, tmp_path, 6.0), [], None, {})
     assert snapshot(first.folder) == before  # weights of the new fit never sit beside the old head.json
     assert not [p for p in first.folder.parent.iterdir() if p.name.startswith(".tmp-")]
-    head, meta = load_head(first.folder)
+    _, meta = load_head(first.folder)
     assert meta["selected"]["alpha"] == pytest.approx(1.0)  # the first fit's alpha: 2.0 / 2
 
 

@@ -151,3 +151,23 @@ def test_a_global_only_cache_names_the_setting_that_adds_maps(image_root: Path, 
         split.array("spatial")
     with pytest.raises(ClipCacheError, match=r"encode\.views\.count > 0"):
         split.read_views("views/global", np.arange(2), np.zeros(2, int))
+
+
+@pytest.mark.parametrize("kind", ["external storage", "external link", "virtual dataset"])
+def test_a_file_taking_bytes_from_another_file_is_refused(encoded, tmp_path: Path, kind: str) -> None:
+    """A cache file whose dataset reads another file's bytes (external storage, an external link, a virtual dataset)
+    is not ours: refused by name before anything is read."""
+    copy = copy_of(encoded[1], tmp_path)
+    other = tmp_path / "other.bin"
+    other.write_bytes(np.arange(16, dtype=np.float32).tobytes())
+    with h5py.File(copy, "a") as handle:
+        if kind == "external storage":
+            handle.create_dataset("stolen", shape=(16,), dtype="f4", external=[(str(other), 0, 64)])
+        elif kind == "external link":
+            handle["stolen"] = h5py.ExternalLink(str(other), "/x")
+        else:
+            layout = h5py.VirtualLayout(shape=(4,), dtype="f4")
+            layout[:] = h5py.VirtualSource(str(other), "x", shape=(4,))
+            handle.create_virtual_dataset("stolen", layout)
+    with pytest.raises(ClipCacheError, match=r"is not ours: .*'stolen'"):
+        FeatureSplit(copy)
