@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from pipeline.errors import ClipCacheError
@@ -35,16 +36,47 @@ def save_head(head: Head, folder: Path, provenance: dict[str, Any]) -> dict[str,
     return record
 
 
+MAX_SIZE = 2**31  # no head dimension is larger; a head.json asking for more is refused before any allocation
+
+
+def stored_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape from a safetensors header (nothing else is read)."""
+    with safe_open(str(path), framework="pt") as handle:
+        return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118
+
+
+def checked_shapes(meta: dict[str, Any], path: Path) -> dict[str, int]:
+    """head.json's `shapes`: integers in [0, MAX_SIZE), or one line naming the file and the key."""
+    shapes = meta.get("shapes")
+    if not isinstance(shapes, dict):
+        raise ClipCacheError(f"{str(path)!r}: 'shapes' must map tensor sizes to integers")
+    for key, value in shapes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_SIZE:
+            raise ClipCacheError(f"{str(path)!r}: shapes.{key} = {value!r} is not a size a head can have")
+    return shapes
+
+
 def load_head(folder: str | Path, device: str | torch.device = "cpu") -> tuple[Head, dict[str, Any]]:
     """The fitted head saved in `folder`, and its JSON record."""
     folder = Path(folder)
     try:
         meta = json.loads((folder / META).read_text())
-        tensors = load_file(str(folder / WEIGHTS), device=str(device))
+        stored = stored_shapes(folder / WEIGHTS)
     except (OSError, ValueError) as exc:
         raise ClipCacheError(f"no readable fitted head in {str(folder)!r}: {exc}") from exc
+    shapes = checked_shapes(meta, folder / META)
+    with torch.device("meta"):  # the tensors head.json asks for, allocating nothing
+        planned = create_head(meta["head"], meta["params"])
+        planned.setup(**shapes)
+    expected = {name: tuple(t.shape) for name, t in planned.state_dict().items()}
+    if expected != stored:
+        wrong = sorted(set(expected) ^ set(stored)) or [n for n in sorted(expected) if expected[n] != stored[n]]
+        raise ClipCacheError(f"{str(folder)!r}: head.json and head.safetensors do not belong together (tensor "
+                             f"{wrong[0]!r}: head.json implies {expected.get(wrong[0])}, the weights hold "
+                             f"{stored.get(wrong[0])})")
+    tensors = load_file(str(folder / WEIGHTS), device=str(device))
     head = create_head(meta["head"], meta["params"])
-    head.setup(**meta["shapes"])
+    head.setup(**shapes)
     head.load_state_dict(tensors)
     head.load_extra_state(meta)
     return head.to(device).eval(), meta

@@ -1,0 +1,46 @@
+"""A fitted head's two files are checked against each other before anything is allocated: a crafted head.json cannot
+ask for a huge tensor, and weights from another head are refused by name."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import ClipCacheError
+from pipeline.heads import create_head
+from pipeline.heads.io import load_head, save_head
+
+
+@pytest.fixture
+def saved(task, tmp_path: Path) -> Path:
+    data, _ = task
+    save_head(create_head("gda").fit(data), tmp_path / "gda", {"test": True})
+    save_head(create_head("tip_adapter", {"beta_grid": [1.0, 2.0, 2]}).fit(data), tmp_path / "tip", {"test": True})
+    return tmp_path
+
+
+def test_a_crafted_shape_is_refused_before_any_allocation(saved: Path) -> None:
+    meta = json.loads((saved / "gda" / "head.json").read_text())
+    meta["shapes"]["dim"] = 10**12  # 10^12 x classes floats: terabytes
+    (saved / "gda" / "head.json").write_text(json.dumps(meta))
+    started = time.perf_counter()
+    with pytest.raises(ClipCacheError, match=r"shapes.dim = 1000000000000 is not a size a head can have"):
+        load_head(saved / "gda")
+    meta["shapes"]["dim"] = 64  # a plausible size that is not the weights'
+    (saved / "gda" / "head.json").write_text(json.dumps(meta))
+    with pytest.raises(ClipCacheError, match=r"head.json and head.safetensors do not belong together \(tensor "
+                                             r"'class_weights': head.json implies \(5, 64\), the weights hold \(5, 32\)"):
+        load_head(saved / "gda")
+    assert time.perf_counter() - started < 5
+
+
+def test_weights_of_another_head_are_refused(saved: Path) -> None:
+    shutil.copy(saved / "tip" / "head.safetensors", saved / "gda" / "head.safetensors")
+    with pytest.raises(ClipCacheError, match="do not belong together"):
+        load_head(saved / "gda")
+    head, meta = load_head(saved / "tip")
+    assert meta["head"] == "tip_adapter" and head.shapes["keys"] > 0
