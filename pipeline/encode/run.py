@@ -114,6 +114,7 @@ def encode_split(params: EncodeParams, runtime: RuntimeParams, encoder: Encoder,
     writer = SplitWriter(job.path, split_provenance(params, encoder.provenance, dataset, job, notes), build,
                          len(job.items), runtime.shard_images)
     if writer.up_to_date():
+        writer.drop_leftovers()
         report.files[str(job.path)] = "up to date"
         return
     started = time.perf_counter()

@@ -47,7 +47,12 @@ def describe(path: str | Path) -> list[dict[str, Any]]:
     parts = [path] if path.name.endswith(".parts") else sorted(path.rglob("*.parts")) if path.is_dir() else []
     for folder in parts:
         shards = sorted(folder.glob("shard-*.h5"))
-        out.append({"path": str(folder)[: -len(".parts")], "status": f"interrupted ({len(shards)} shard(s) written; "
+        final = Path(str(folder)[: -len(".parts")])
+        if final.is_file() and describe_file(final)["status"] == "complete":
+            out.append({"path": str(folder), "status": f"leftover ({len(shards)} shard(s) of a complete split; the "
+                        "next `clipcache encode` removes them)"})
+            continue
+        out.append({"path": str(final), "status": f"interrupted ({len(shards)} shard(s) written; "
                     "run `clipcache encode` again to resume)"})
     return out
 

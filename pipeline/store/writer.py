@@ -60,6 +60,13 @@ class SplitWriter:
         """The final file exists, is complete and was made from the same provenance."""
         return is_complete(self.path, self.fingerprint)
 
+    def drop_leftovers(self) -> None:
+        """Remove the parts folder of a split whose final file is complete (a kill just after the final rename, or a
+        concurrent writer, can leave up to a full copy of the split there; nothing reads it any more)."""
+        if self.parts.is_dir() and self.up_to_date():
+            log.info("%s: removing the leftover shards of a complete split", self.parts)
+            shutil.rmtree(self.parts, ignore_errors=True)
+
     def pending(self) -> list[Shard]:
         """Shards still to encode; clears temporaries and shards of another plan or fingerprint."""
         remove_stale_temporaries(self.parts)
