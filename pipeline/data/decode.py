@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -10,6 +11,22 @@ from PIL import Image
 
 from pipeline.data.registry import ImageItem
 from pipeline.data.views import ViewSpec, crop_box, render_view
+
+
+WIDE_INTEGER_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # 16-bit (or 32-bit integer) grey images
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """An 8-bit RGB image. 16-bit grey images are scaled to 8 bits (round(v / 257), the inverse of 8-to-16 bit
+    replication) first: PIL's own convert('RGB') clips them at 255, which turns a 16-bit photograph near-white."""
+    if image.mode in WIDE_INTEGER_MODES:
+        values = np.asarray(image, dtype=np.int64)
+        grey = np.clip((values * 255 + 32767) // 65535, 0, 255).astype(np.uint8)  # [H, W]
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    if image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        return Image.fromarray(np.clip(np.round(values * 255), 0, 255).astype(np.uint8), mode="L").convert("RGB")
+    return image.convert("RGB")
 
 
 class ImageReader(torch.utils.data.Dataset):
@@ -27,7 +44,7 @@ class ImageReader(torch.utils.data.Dataset):
         path = self.items[pos].path
         try:
             with Image.open(path) as raw:
-                image = raw.convert("RGB")
+                image = to_rgb(raw)
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
             return {"pos": pos, "error": f"{path}: {type(exc).__name__}: {exc}"}
         tensors = [self.preprocess(image)]  # [3, S, S]

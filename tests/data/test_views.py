@@ -43,3 +43,23 @@ def test_stored_views_are_rebuilt_exactly_from_seed_item_and_view(encoded, image
                 feature = encoder.model.encode_image(pixels[None])[0].numpy()
             np.testing.assert_allclose(split.array("views/global")[view, row], feature, rtol=1e-4, atol=1e-5)
     assert not np.allclose(split.read("views/global")[0], split.read("global")), "views differ from the plain image"
+
+
+def test_sixteen_bit_grey_images_are_scaled_not_clipped(tmp_path) -> None:
+    """A 16-bit PNG (mode I;16) becomes round(v / 257) in 8 bits, not PIL's clip at 255 (a near-white image)."""
+    import numpy as np
+    from PIL import Image
+
+    from pipeline.data.decode import to_rgb
+
+    values = np.linspace(0, 65535, 32 * 48).reshape(32, 48).astype(np.uint16)
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    with Image.open(tmp_path / "deep.png") as raw:
+        assert raw.mode == "I;16"
+        clipped = np.asarray(raw.convert("RGB"))
+        rgb = np.asarray(to_rgb(raw))
+    expected = np.round(values.astype(np.float64) / 257).astype(np.uint8)
+    assert rgb.shape == (32, 48, 3) and np.array_equal(rgb[..., 0], expected) and np.array_equal(rgb[..., 2], expected)
+    assert clipped.mean() > 250 > rgb.mean()  # what the plain conversion did
+    eight = Image.fromarray(expected).convert("RGB")
+    assert np.array_equal(np.asarray(to_rgb(eight)), np.asarray(eight))  # 8-bit images pass through
