@@ -12,7 +12,6 @@ from PIL import Image
 from pipeline.data.registry import ImageItem
 from pipeline.data.views import ViewSpec, crop_box, render_view
 
-
 WIDE_INTEGER_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # 16-bit (or 32-bit integer) grey images
 
 
