@@ -30,7 +30,13 @@ def partition(items: list[ImageItem], options: dict[str, Any], where: str) -> di
         raise ClipCacheError(
             f"{where}: val_fraction={val_fraction} and test_fraction={test_fraction} must be >= 0, > 0 and sum below 1"
         )
-    rng = np.random.default_rng(int(options["split_seed"]))
+    cap = options["max_per_class"]
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        raise ClipCacheError(f"{where}: max_per_class must be a whole number >= 1 (or null for every image), got {cap!r}")
+    seed = options["split_seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ClipCacheError(f"{where}: split_seed must be a whole number >= 0, got {seed!r}")
+    rng = np.random.default_rng(seed)
     splits: dict[str, list[ImageItem]] = {"train": [], "val": [], "test": []}
     for label in sorted({item.label for item in items}):
         members = [item for item in items if item.label == label]
