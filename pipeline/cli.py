@@ -179,10 +179,14 @@ def preset(name: str, data_root: str, params_path: str, datasets: tuple[str, ...
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def inspect(path: str, as_json: bool) -> None:
     """Schema, shapes, dtypes, provenance and completeness of cache files under PATH."""
-    from pipeline.store.inspect import describe, render
+    from pipeline.store.inspect import HEALTHY, describe, render
 
     entries = describe(path)
     click.echo(json.dumps(entries, indent=1) if as_json else render(entries))
+    unhealthy = [e for e in entries if not str(e["status"]).startswith(HEALTHY)]
+    if unhealthy:
+        raise ClipCacheError(f"{len(unhealthy)} of {len(entries)} entries are not healthy; first: "
+                             f"{unhealthy[0]['path']}: {unhealthy[0]['status']}")
 
 
 def main(argv: list[str] | None = None) -> int:

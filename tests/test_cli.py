@@ -98,3 +98,18 @@ def test_more_late_tokens_than_blocks_is_one_line(image_root: Path, tmp_path: Pa
     assert main(["encode", "--params", str(params)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "late_tokens=3 exceeds the 2 blocks" in err
+
+
+def test_an_unknown_head_is_named_before_any_file_is_looked_for(tmp_path, capsys) -> None:
+    """The cheapest check first: no cache exists here, and the error is about the head."""
+    import yaml
+
+    from pipeline.cli import main
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"encode": {"dataset": {"name": "textile", "root": None},
+                                                 "model": {"name": "ViT-B-32", "pretrained": "none"},
+                                                 "cache_dir": str(tmp_path / "nothing")}}))
+    for command in ("train", "evaluate"):
+        assert main([command, "--params", str(params), "--head", "nope"]) == 1
+        assert "unknown head 'nope'" in capsys.readouterr().err

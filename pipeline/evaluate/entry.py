@@ -9,6 +9,7 @@ from pipeline.evaluate.config import results_dir
 from pipeline.evaluate.run import score_head, test_split, write_evaluation
 from pipeline.grid import one_pair
 from pipeline.heads.io import load_head
+from pipeline.heads.registry import head_class
 from pipeline.layout import pair_label, run_folder
 from pipeline.params import apply_overrides, load_params
 from pipeline.train.config import train_params
@@ -19,8 +20,9 @@ def evaluate_from_params(params_path: str | Path, overrides: list[str], head: st
     """Score the head fitted for params.yaml's train.shots / train.seed on the test split, into its run folder."""
     params = apply_overrides(load_params(params_path), overrides)
     train = train_params(params.get("train"))
-    encode = one_pair(params, dataset, model)
     name = head or train.head
+    head_class(name)  # an unknown head is named before any file is looked for
+    encode = one_pair(params, dataset, model)
     folder = run_folder(results_dir(params), name, encode.dataset.name,
                         pair_label(encode.model.name, encode.model.pretrained), train.shots, train.seed)
     fitted, meta = load_head(folder)

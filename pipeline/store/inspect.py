@@ -10,31 +10,45 @@ import h5py
 
 from pipeline.errors import ClipCacheError
 from pipeline.store.provenance import ATTR_COMPLETE, read_attrs
+from pipeline.store.reader import dataset_specs
+
+HEALTHY = ("complete", "leftover")  # statuses `clipcache inspect` exits 0 with
 
 
 def describe_file(path: Path) -> dict[str, Any]:
-    """One file's completeness, datasets and provenance summary."""
+    """One file's completeness, datasets and provenance summary; a damaged or foreign file is a status, not an
+    exception ('corrupt (...)' when HDF5 cannot open it, 'not healthy (...)' when its metadata is damaged, it is
+    truncated, not ours, or takes bytes from another file)."""
     try:
         handle = h5py.File(path, "r")
     except OSError as exc:
         return {"path": str(path), "status": f"corrupt ({str(exc).splitlines()[0]})"}
     with handle:
-        provenance, build = read_attrs(handle, path)
-        datasets: dict[str, Any] = {}
-        handle.visititems(lambda n, o: datasets.__setitem__(
-            n, {"shape": list(o.shape), "dtype": str(o.dtype), "MiB": round(o.nbytes / 2**20, 3)})
-            if isinstance(o, h5py.Dataset) else None)
-        encoder = provenance.get("encoder", {})
-        return {
-            "path": str(path), "status": "complete" if handle.attrs.get(ATTR_COMPLETE) else "incomplete",
-            "schema_version": int(handle.attrs.get("schema_version", -1)),
-            "model": encoder.get("model"), "pretrained": encoder.get("pretrained"),
-            "random_weights": encoder.get("random_weights"), "dataset": provenance.get("dataset", {}).get("name"),
-            "split": provenance.get("split"), "views": provenance.get("views"), "features": provenance.get("features"),
-            "templates": {k: len(v) for k, v in provenance.get("templates", {}).items()} or None,
-            "skipped": build.get("skipped", []), "code_version": build.get("code_version"),
-            "created_at": build.get("created_at"), "datasets": datasets, "provenance": provenance,
-        }
+        try:
+            provenance, build = read_attrs(handle, path)
+            dataset_specs(handle, path)  # truncation, damaged metadata, bytes taken from other files
+        except ClipCacheError as exc:
+            return {"path": str(path), "status": f"not healthy ({exc})"}
+        return summary(handle, path, provenance, build)
+
+
+def summary(handle: h5py.File, path: Path, provenance: dict[str, Any], build: dict[str, Any]) -> dict[str, Any]:
+    """The inspect entry of a readable file."""
+    datasets: dict[str, Any] = {}
+    handle.visititems(lambda n, o: datasets.__setitem__(
+        n, {"shape": list(o.shape), "dtype": str(o.dtype), "MiB": round(o.nbytes / 2**20, 3)})
+        if isinstance(o, h5py.Dataset) else None)
+    encoder = provenance.get("encoder", {})
+    return {
+        "path": str(path), "status": "complete" if handle.attrs.get(ATTR_COMPLETE) else "incomplete",
+        "schema_version": int(handle.attrs.get("schema_version", -1)),
+        "model": encoder.get("model"), "pretrained": encoder.get("pretrained"),
+        "random_weights": encoder.get("random_weights"), "dataset": provenance.get("dataset", {}).get("name"),
+        "split": provenance.get("split"), "views": provenance.get("views"), "features": provenance.get("features"),
+        "templates": {k: len(v) for k, v in provenance.get("templates", {}).items()} or None,
+        "skipped": build.get("skipped", []), "code_version": build.get("code_version"),
+        "created_at": build.get("created_at"), "datasets": datasets, "provenance": provenance,
+    }
 
 
 def describe(path: str | Path) -> list[dict[str, Any]]:

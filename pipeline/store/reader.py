@@ -49,10 +49,14 @@ def dataset_specs(handle: h5py.File, path: Path) -> dict[str, tuple[tuple[int, .
                 raise ClipCacheError(f"cache file {str(path)!r} is truncated: dataset {name!r} runs past its end")
             specs[name] = (obj.shape, obj.dtype, offset)
 
-    handle.visititems_links(link)
+    try:
+        handle.visititems_links(link)
+        if not external:
+            handle.visititems(visit)
+    except RuntimeError as exc:  # h5py's "Link/Object visitation failed (incorrect metadata checksum ...)"
+        raise ClipCacheError(f"cache file {str(path)!r} is corrupt: {str(exc).splitlines()[0]}") from None
     if external:
         raise ClipCacheError(f"cache file {str(path)!r} is not ours: {external[0]!r} is an external link to another file")
-    handle.visititems(visit)
     return specs
 
 

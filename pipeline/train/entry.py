@@ -12,6 +12,7 @@ from pipeline.encoders.device import pick_device
 from pipeline.errors import ClipCacheError
 from pipeline.evaluate.config import results_dir
 from pipeline.grid import one_pair
+from pipeline.heads.registry import create_head
 from pipeline.layout import pair_label, run_folder
 from pipeline.params import apply_overrides, load_params
 from pipeline.store.atomic import replace_folder, temp_folder
@@ -39,8 +40,9 @@ def train_from_params(params_path: str | Path, overrides: list[str], head: str |
     """
     params = apply_overrides(load_params(params_path), overrides)
     train = train_params(params.get("train"))
-    encode = one_pair(params, dataset, model)
     name = head or train.head
+    create_head(name, head_section(params, name))  # names and parameters first: cheaper than any file
+    encode = one_pair(params, dataset, model)
     device = pick_device(runtime_params(runtime_section(params, runtime)).device)
     fitted = fit_head(encode, train.shots, train.seed, name, head_section(params, name), device)
     out = run_folder(results_dir(params), name, encode.dataset.name,

@@ -171,3 +171,21 @@ def test_a_file_taking_bytes_from_another_file_is_refused(encoded, tmp_path: Pat
             handle.create_virtual_dataset("stolen", layout)
     with pytest.raises(ClipCacheError, match=r"is not ours: .*'stolen'"):
         FeatureSplit(copy)
+
+
+def test_damaged_metadata_is_a_one_line_refusal_and_inspect_exits_non_zero(encoded, tmp_path: Path, capsys) -> None:
+    """One flipped byte in the object headers: h5py raises a RuntimeError while visiting; we name the file."""
+    from pipeline.cli import main
+
+    copy = copy_of(encoded[1], tmp_path)
+    with copy.open("r+b") as handle:
+        handle.seek(200)
+        byte = handle.read(1)
+        handle.seek(200)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(ClipCacheError, match=r"test.h5' is corrupt: Link visitation failed"):
+        FeatureSplit(copy)
+    assert main(["inspect", str(copy)]) == 1
+    out, err = capsys.readouterr()
+    assert "not healthy (cache file" in out and err.count("\n") == 1 and "1 of 1 entries are not healthy" in err
+    assert main(["inspect", str(encoded[1].folder / "test.h5")]) == 0
