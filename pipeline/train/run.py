@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from pipeline.encode.config import EncodeParams
@@ -67,6 +68,17 @@ def check_requires(head: Head, train: FeatureSplit, val: FeatureSplit) -> None:
                 raise ClipCacheError(f"head {head.name!r} needs {name!r}: {exc}") from exc
 
 
+def check_classes(train: FeatureSplit, classnames: list[str]) -> None:
+    """Every class has training images: a class whose images were all skipped as undecodable is named, not fitted
+    with zero examples."""
+    counts = np.bincount(np.asarray(train.labels, dtype=np.int64), minlength=len(classnames))
+    empty = [classnames[c] for c in np.flatnonzero(counts[: len(classnames)] == 0)]
+    if empty:
+        raise ClipCacheError(f"{str(train.path)!r} has no training image of class {empty[0]!r}"
+                             f"{f' (and {len(empty) - 1} more)' if len(empty) > 1 else ''}: were they all skipped "
+                             f"as unreadable? Fix or remove those images and encode again")
+
+
 def cache_provenance(*files: FeatureSplit | TextFeatures) -> dict[str, Any]:
     """Which cache files a head came from, and what they hold."""
     first = files[0].provenance
@@ -100,6 +112,7 @@ def fit_head(encode: EncodeParams, shots: int, seed: int, name: str, head_params
                                         SubsetText(text, classes))
     head = create_head(name, head_params)
     check_requires(head, train_split, val_split)
+    check_classes(train_split, text.classnames)
     torch.manual_seed(seed)
     started = time.perf_counter()
     head.to(device).fit(FitData(train_split, val_split, text, seed, device))

@@ -3,6 +3,8 @@ classes and retargeted to the novel ones, and the base / novel / HM record."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -88,3 +90,18 @@ def test_heads_with_per_class_parameters_refuse_novel_classes(task, name: str) -
     assert not head.novel_classes
     with pytest.raises(NotApplicable, match="per-class parameters"):
         head.retarget(data)
+
+
+def test_a_class_without_training_images_is_named(tmp_path: Path) -> None:
+    """Issue 14: a class whose every training image was skipped must not be fitted with zero examples."""
+    from pipeline.errors import ClipCacheError
+    from pipeline.train.run import check_classes
+    from tests.heads.synthetic import draw, write_split
+
+    arrays = draw(World(), 2, 0, np.random.default_rng(0))
+    keep = arrays["labels"] != 3  # class 3 lost every image
+    split = write_split(tmp_path / "train.h5", {k: v[keep] for k, v in arrays.items()}, "train", 2, 1)
+    names = [f"class {c}" for c in range(5)]
+    with pytest.raises(ClipCacheError, match=r"train.h5' has no training image of class 'class 3': were they all"):
+        check_classes(split, names)
+    check_classes(SubsetSplit(split, [0, 1, 2]), names[:3])  # a base subset without class 3 is fine
