@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from pipeline.errors import ClipCacheError
 from pipeline.heads.base import Head
 from pipeline.heads.data import FitData, global_feats, view_blocks
+from pipeline.heads.maths import normalize
 from pipeline.heads.registry import register_head
 from pipeline.train.loop import Schedule, train
 
@@ -100,12 +101,8 @@ def one_view_per_image(data: FitData, seed: int) -> torch.Tensor:
     if not data.train.n_views:
         return global_feats(data.train, data.device)
     chosen = np.random.default_rng(seed).integers(0, data.train.n_views, size=data.train.n)
-    feats = None
-    for view, block in enumerate(view_blocks(data.train, data.device)):  # [N, D] each
-        feats = torch.zeros_like(block) if feats is None else feats
-        rows = torch.from_numpy(np.flatnonzero(chosen == view)).to(data.device)
-        feats[rows] = block[rows]
-    return feats
+    rows = np.arange(data.train.n)
+    return normalize(torch.from_numpy(data.train.read_views("views/global", rows, chosen))).to(data.device)  # [N, D]
 
 
 @register_head("lp_pp")

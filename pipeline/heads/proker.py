@@ -21,6 +21,7 @@ float64 by default (`solve_dtype`; the authors use float32). Cost: O(S^3) per gr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -97,17 +98,18 @@ class ProKeR(Head):
         self.keys.copy_(keys)
         keys = keys.to(dtype)
         residual = (one_hot(key_labels, data.n_classes) - self.prior(self.keys)).to(dtype)  # [S, C]
-        scores = self.search(data, keys, residual)
+        scores, dual = self.search(data, keys, residual)
         beta, lam = best_of(scores)
-        with torch.no_grad():
-            self.dual.copy_(solve_proker(kernel_of(keys @ keys.T, beta, inplace=True), residual, lam).float())  # [S, S]
+        self.dual.copy_(dual.float())
         self.beta.fill_(beta)
         self.selected.update({"beta": beta, "lambda": lam, "val_acc": scores[(beta, lam)]})
         return self
 
     @torch.no_grad()
-    def search(self, data: FitData, keys: torch.Tensor, residual: torch.Tensor) -> dict[tuple[float, float], float]:
-        """Validation accuracy of every (beta, lambda), beta outer, lambda inner.
+    def search(self, data: FitData, keys: torch.Tensor,
+               residual: torch.Tensor) -> tuple[dict[tuple[float, float], float], torch.Tensor]:
+        """Validation accuracy of every (beta, lambda), beta outer, lambda inner, and the dual [S, C] of the first
+        best (the one `best_of` selects), kept as the search goes so that nothing is solved twice.
 
         Short lambda grids solve (K / lambda + I) A = R by Cholesky per value; long ones diagonalise K once per beta:
         with K = Q diag(s) Q^T, (K / lambda + I)^-1 R = Q diag(lambda / (s + lambda)) Q^T R.
@@ -116,21 +118,30 @@ class ProKeR(Head):
         val_prior = self.prior(val)  # [N, C]
         val_affinity = val.to(keys.dtype) @ keys.T  # [N, D] @ [D, S], once for the grid
         lambdas = linspace_grid(self.params.lambda_grid)
-        scores = {}
+        scores: dict[tuple[float, float], float] = {}
+        best, best_acc = residual.new_zeros(residual.shape), -1.0  # [S, C]
+
+        def record(key: tuple[float, float], logits: torch.Tensor, dual: Callable[[], torch.Tensor]) -> None:
+            nonlocal best, best_acc
+            scores[key] = accuracy(logits.float(), labels)
+            if scores[key] > best_acc:  # strictly: the first best in grid order, as best_of picks
+                best, best_acc = dual(), scores[key]
+
         for beta in linspace_grid(self.params.beta_grid):
             kernel = kernel_of(keys @ keys.T, beta, inplace=True)  # [S, S]
             cross = kernel_of(val_affinity, beta)  # [N, S]
             if len(lambdas) <= EIGH_AFTER:
                 for lam in lambdas:
                     dual = solve_proker(kernel.clone(), residual, lam)  # [S, C]
-                    scores[(beta, lam)] = accuracy(val_prior + (cross @ dual).float(), labels)  # [N, S] @ [S, C]
+                    record((beta, lam), val_prior + cross @ dual, lambda d=dual: d)  # [N, S] @ [S, C]
                 continue
             eigvals, basis = torch.linalg.eigh(kernel)  # [S], [S, S]
             cross, projected = cross @ basis, basis.T @ residual  # [N, S] @ [S, S], [S, S] @ [S, C]
             for lam in lambdas:
                 weights = lam / (eigvals.clamp(min=0) + lam)  # [S]
-                scores[(beta, lam)] = accuracy(val_prior + ((cross * weights) @ projected).float(), labels)  # [N, C]
-        return scores
+                record((beta, lam), val_prior + (cross * weights) @ projected,  # [N, S] @ [S, C]
+                       lambda w=weights, q=basis, p=projected: q @ (w[:, None] * p))  # [S, S] @ [S, C]
+        return scores, best
 
     def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
         feats = block["global"]
