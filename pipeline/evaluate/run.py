@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from pipeline.encode.config import EncodeParams
 from pipeline.evaluate.metrics import classification_metrics
-from pipeline.heads import FitData, Head
+from pipeline.heads import Head
 from pipeline.heads.classes import SubsetSplit, SubsetText
 from pipeline.layout import EVALUATION, METRICS, cache_folder
 from pipeline.store import FeatureSplit, TextFeatures
@@ -68,8 +67,7 @@ def score_head(head: Head, meta: dict[str, Any], test: FeatureSplit) -> dict[str
     return record
 
 
-def score_base_to_novel(head: Head, meta: dict[str, Any], test: FeatureSplit, text: TextFeatures,
-                        device: torch.device) -> dict[str, Any]:
+def score_base_to_novel(head: Head, meta: dict[str, Any], test: FeatureSplit, text: TextFeatures) -> dict[str, Any]:
     """The base-to-novel record (CoCoOp's protocol) of a head fitted on the base classes (head.json's `classes`):
     `metrics` are the base test images scored among the base classes; then the head is retargeted to the novel
     classes' text and the novel test images are scored among the novel classes; HM = 2 B N / (B + N)."""
@@ -77,7 +75,7 @@ def score_base_to_novel(head: Head, meta: dict[str, Any], test: FeatureSplit, te
     novel = [c for c in range(len(text.classnames)) if c not in set(base)]
     record = score_head(head, meta, SubsetSplit(test, base))
     novel_test = SubsetSplit(test, novel)
-    head.retarget(FitData(SubsetSplit(test, []), SubsetSplit(test, []), SubsetText(text, novel), 0, device))
+    head.retarget(SubsetText(text, novel))
     novel_metrics = classification_metrics(head.logits(novel_test).numpy(), novel_test.labels, head.scores)
     b, n = record["metrics"]["top1"], novel_metrics["top1"]
     record["protocol"] = "base_to_novel"

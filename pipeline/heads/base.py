@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from pipeline.errors import NotApplicable
-from pipeline.heads.data import ROW_BLOCK, FitData, split_blocks
+from pipeline.heads.data import ROW_BLOCK, FitData, split_blocks, text_classifier
 from pipeline.heads.maths import clip_logits
 from pipeline.heads.reference import for_dataset
-from pipeline.store import FeatureSplit
+from pipeline.store import FeatureSplit, TextFeatures
 
 # what a head may need from the cache -> the datasets that provide it in train and val files
 REQUIREMENTS: dict[str, tuple[str, ...]] = {
@@ -86,14 +86,14 @@ class Head(nn.Module):
         """Fit on data.train, choose hyper-parameters on data.val; return self."""
         raise NotImplementedError
 
-    def retarget(self, data: FitData) -> None:
-        """Score the classes of `data.text` from now on (base-to-novel: the novel classes, never seen in training).
+    def retarget(self, text: TextFeatures) -> None:
+        """Score the classes of `text` from now on (base-to-novel: the novel classes, never seen in training).
 
         The default serves heads whose only per-class state is the zero-shot classifier: it is rebuilt from the new
         classes' text features; a head with per-class parameters cannot, and says so."""
         if not self.novel_classes:
             raise NotApplicable(f"{self.name} has per-class parameters: it cannot score classes it was not fitted on")
-        self.class_weights = data.class_weights(self.params.template_set)  # [C', D]
+        self.class_weights = text_classifier(text, self.params.template_set, self.device())  # [C', D]
         self.shapes["classes"] = int(self.class_weights.shape[0])
 
     def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:

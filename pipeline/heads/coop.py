@@ -29,6 +29,7 @@ from pipeline.heads.prompted import (
 )
 from pipeline.heads.registry import register_head
 from pipeline.prompts.text import TextTower
+from pipeline.store import TextFeatures
 from pipeline.train.loop import Schedule, train
 
 
@@ -79,11 +80,10 @@ class CoOp(EncoderHead):
                                    keep=p.keep, min_steps=p.min_steps, lr_schedule="dassl"))
         return self
 
-    def retarget(self, data: FitData) -> None:
+    def retarget(self, text: TextFeatures) -> None:
         """The learned context in the prompts of other class names (CoCoOp's base-to-novel for CoOp)."""
-        relayout(self.context, self.tokenizer(self.device()), list(data.text.classnames),
-                 self.params.class_token_position)
-        self.shapes["classes"] = len(data.text.classnames)
+        relayout(self.context, self.tokenizer(self.device()), list(text.classnames), self.params.class_token_position)
+        self.shapes["classes"] = len(text.classnames)
 
     def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
         text = self.context.features(self.tower())  # [C, D]

@@ -40,11 +40,16 @@ class FitData:
 
     def class_weights(self, template_set: str) -> torch.Tensor:
         """[C, D] normalised zero-shot classifier of a template set ('reference': the references' rule)."""
-        name = resolve_template_set(template_set, self.dataset_name)
-        return torch.from_numpy(self.text.mean(name)).float().to(self.device)
+        return text_classifier(self.text, template_set, self.device)
 
     def labels(self, split: FeatureSplit) -> torch.Tensor:
         return torch.from_numpy(split.labels).long().to(self.device)
+
+
+def text_classifier(text: TextFeatures, template_set: str, device: torch.device) -> torch.Tensor:
+    """[C, D] normalised zero-shot classifier of a template set of `text` ('reference' resolved by its data set)."""
+    name = resolve_template_set(template_set, str(text.provenance["dataset"]["name"]))
+    return torch.from_numpy(text.mean(name)).float().to(device)
 
 
 def global_feats(split: FeatureSplit, device: torch.device, rows: np.ndarray | None = None) -> torch.Tensor:

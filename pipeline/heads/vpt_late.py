@@ -43,6 +43,7 @@ from pipeline.heads.prompted import (
 from pipeline.heads.registry import register_head
 from pipeline.prompts.text import TextTower
 from pipeline.prompts.vision import LateViT, PromptFn
+from pipeline.store import TextFeatures
 from pipeline.train.loop import Schedule, train
 
 DEPTHS = ("deep", "shallow")
@@ -134,12 +135,12 @@ class VPTLate(EncoderHead):
             self.selected.update({"epoch": 0, "val_acc": val_accuracy(self, data.val)})
         return self
 
-    def retarget(self, data: FitData) -> None:
+    def retarget(self, text: TextFeatures) -> None:
         """Other classes: the frozen classifier of their text features, or the learned context in their prompts."""
         if self.params.text_prompts:
-            relayout(self.context, self.tokenizer(self.device()), list(data.text.classnames),
+            relayout(self.context, self.tokenizer(self.device()), list(text.classnames),
                      self.params.class_token_position)
-        super().retarget(data)
+        super().retarget(text)
 
     def param_groups(self) -> list[dict[str, Any]]:
         text = [p for n, p in self.named_parameters() if n.startswith("context.")]

@@ -147,7 +147,7 @@ def build_run(spec: RunSpec, inputs: dict[str, Any], digest: str) -> tuple[dict[
         if classes is None:
             record = score_head(fitted.head, meta, test_split(spec.encode, meta))
         else:
-            record = score_base_to_novel(fitted.head, meta, test_split(spec.encode, meta), text, device)
+            record = score_base_to_novel(fitted.head, meta, test_split(spec.encode, meta), text)
         write_evaluation(record, tmp)
         seconds = {"fit": fitted.metrics["fit_seconds"], "evaluate": round(time.perf_counter() - started, 4)}
         write_json_atomic(tmp / RUN_RECORD, {

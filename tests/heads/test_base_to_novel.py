@@ -57,7 +57,7 @@ def test_zero_shot_base_and_novel_are_clip_on_each_half(task) -> None:
     meta = {"params": {}, "selected": {}, "provenance": {"shots": 4, "seed": 1, "classes": base, "files": {},
             "dataset": {"name": "synthetic", "classnames": SubsetText(data.text, base).classnames},
             "encoder": {"model": "synthetic", "pretrained": "none", "random_weights": True}}}
-    record = score_base_to_novel(head, meta, test, data.text, torch.device("cpu"))
+    record = score_base_to_novel(head, meta, test, data.text)
     x, labels, text = unit(test.read("global").astype(np.float64)), test.labels, data.text.mean("coop")
     expected = {}
     for name, classes in (("base", base), ("novel", novel)):
@@ -78,7 +78,7 @@ def test_text_conditioned_heads_score_novel_classes(task, name: str) -> None:
     fit = FitData(SubsetSplit(data.train, base), SubsetSplit(data.val, base), SubsetText(data.text, base), 1,
                   torch.device("cpu"))
     head = create_head(name, {"epochs": 2}).fit(fit)
-    head.retarget(FitData(fit.train, fit.val, SubsetText(data.text, novel), 1, torch.device("cpu")))
+    head.retarget(SubsetText(data.text, novel))
     logits = head.logits(SubsetSplit(test, novel))
     assert logits.shape == (10 * len(novel), len(novel)) and head.shapes["classes"] == len(novel)
 
@@ -89,7 +89,7 @@ def test_heads_with_per_class_parameters_refuse_novel_classes(task, name: str) -
     head = create_head(name)
     assert not head.novel_classes
     with pytest.raises(NotApplicable, match="per-class parameters"):
-        head.retarget(data)
+        head.retarget(data.text)
 
 
 def test_a_class_without_training_images_is_named(tmp_path: Path) -> None:

@@ -282,7 +282,7 @@ def test_coop_retargeted_keeps_its_context_in_other_class_prompts(cache: Path) -
     head = create_head("coop", {"epochs": 1, "n_ctx": 4}).fit(base)
     with torch.no_grad():
         fitted = head.context.features(head.tower()).clone()  # [2, D]
-    head.retarget(FitData(data.train, data.val, SubsetText(data.text, [2, 0, 1]), 1, torch.device("cpu")))
+    head.retarget(SubsetText(data.text, [2, 0, 1]))
     with torch.no_grad():
         moved = head.context.features(head.tower())  # [3, D]
     assert moved.shape[0] == 3 and head.shapes["classes"] == 3
@@ -290,4 +290,4 @@ def test_coop_retargeted_keeps_its_context_in_other_class_prompts(cache: Path) -
     assert not torch.allclose(moved[0], fitted[0])
     csc = create_head("coop", {"epochs": 1, "n_ctx": 4, "csc": True}).fit(base)
     with pytest.raises(ClipCacheError, match="class-specific contexts"):
-        csc.retarget(FitData(data.train, data.val, SubsetText(data.text, [2]), 1, torch.device("cpu")))
+        csc.retarget(SubsetText(data.text, [2]))
