@@ -70,7 +70,8 @@ def applies(row: Published, key: GroupKey, head: str, shots: int, head_params: d
     """Whether a published row describes this cell of ours (see the module docstring)."""
     dataset, model, pretrained = key
     same = (row.head == head and row.dataset == dataset and row.backbone == model and row.weights == pretrained)
-    return same and row.shots in (shots, 0 if head == "zero_shot" else shots) and all(
+    shots_match = row.shots == shots or (head == "zero_shot" and row.shots == 0)
+    return same and shots_match and all(
         head_params.get(k) == v for k, v in row.head_params.items())
 
 
