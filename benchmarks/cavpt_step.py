@@ -65,7 +65,7 @@ def main() -> None:
     rows = []
     for k in args.ks:
         head = create_head("cavpt", {"k": k})
-        head.bind(encoder.provenance, encoder)  # no cache here: the built encoder is the source
+        head.bind(encoder.provenance, encoder.sources, encoder)  # no cache here: the built encoder is the source
         head.setup(dim=dim, classes=args.classes, width=int(visual.transformer.width), stored=k)
         head.to(device)
         with torch.no_grad():

@@ -9,8 +9,14 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from pipeline.encoders.naming import model_label
+from pipeline.layout import pair_label
+
 CONFIGS = Path(__file__).parent / "configs"
 TINY = {"resnet": str(CONFIGS / "tiny-RN.json"), "vit": str(CONFIGS / "tiny-ViT.json")}
+# how the tiny models are named (by content: <stem>-<sha256[:8]>) and their cache / run folders with random weights
+LABEL = {kind: model_label(path) for kind, path in TINY.items()}
+PAIR = {kind: pair_label(path, "none") for kind, path in TINY.items()}
 
 
 def make_image(path: Path, label: int, seed: int, size: tuple[int, int] = (48, 40)) -> Path:

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.store import FeatureSplit
-from tests.helpers import encode_section, make_folder, write_params
+from tests.helpers import make_image, encode_section, make_folder, write_params
 
 
 @pytest.fixture()
@@ -73,6 +73,12 @@ def test_corrupt_image_stops_naming_it_keeps_written_shards_then_skips(small, tm
     assert fixed.provenance["features"]["spatial_dtype"] == "float16" and not parts.exists()
     assert main(["inspect", str(cache)]) == 0
     assert "skipped 1 undecodable" in capsys.readouterr().out
+    code, err = run(["encode", "--params", str(params)], capsys)  # without the flag, a file that skipped is not current
+    assert code == 1 and str(bad) in err and FeatureSplit(test.path).skipped == fixed.skipped, "old file kept intact"
+    make_image(bad, 0, seed=5)  # the image repaired: its new bytes are encoded, with no flag needed
+    assert main(["encode", "--params", str(params)]) == 0
+    repaired = FeatureSplit(test.path)
+    assert repaired.n == test.n and not repaired.skipped and repaired.image_ids == test.image_ids
 
 
 def test_second_run_keeps_complete_files(small, tmp_path: Path, caplog) -> None:

@@ -18,10 +18,11 @@ import pytest
 import yaml
 
 from tests.heads.conftest import QUICK
+from tests.helpers import PAIR as TINY_PAIR
 from tests.helpers import encode_section, make_folder, make_image
 
 REPO = Path(__file__).resolve().parents[1]
-PAIR = "tiny-ViT__none"
+PAIR = TINY_PAIR["vit"]
 
 
 def sh(*args: str, cwd: Path, stdout_only: bool = False) -> str:

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.helpers import encode_section, make_folder, write_params
+from tests.helpers import PAIR, encode_section, make_folder, write_params
 
 RUNTIME = {"workers": 1, "batch_size": 4, "shard_images": 4}
 
@@ -52,7 +52,7 @@ def test_sigkill_at_two_moments_then_resume_gives_identical_tensors(tmp_path: Pa
                     str(write_params(tmp_path / "ref.yaml", encode_section(root, "vit", reference), RUNTIME))], check=True)
     cache = tmp_path / "cache"
     params = write_params(tmp_path / "params.yaml", encode_section(root, "vit", cache), RUNTIME)
-    folder = cache / "image_folder" / "tiny-ViT__none"
+    folder = cache / "image_folder" / PAIR["vit"]
     parts = folder / "test.h5.parts"
 
     kill_when(start(params), lambda: len(list(parts.glob("shard-*.h5"))) >= 1)  # mid test split

@@ -21,7 +21,7 @@ from pipeline.heads.io import load_head
 from pipeline.store import FeatureSplit
 from pipeline.train.entry import train_from_params
 from tests.heads.conftest import QUICK
-from tests.helpers import encode_section, write_params
+from tests.helpers import PAIR, encode_section, write_params
 
 OPENED: list[str] = []
 RECORDING = [False]
@@ -86,7 +86,7 @@ def check_trains_from_the_cache_alone(name: str, kind: str, params: Path, report
     assert prov["encoder"]["pretrained"] == "none" and prov["encoder"]["random_weights"] is True
     assert prov["dataset"]["name"] == "image_folder" and set(prov["files"]) == {"k2-s1/train.h5", "k2-s1/val.h5",
                                                                                   f"{report.folder.name}/text.h5"}
-    assert result.folder == tmp_path / "models" / name / "image_folder" / f"tiny-{'ViT' if kind == 'vit' else 'RN'}__none" / "k2-s1"
+    assert result.folder == tmp_path / "models" / name / "image_folder" / PAIR[kind] / "k2-s1"
     metrics = json.loads((result.folder / "fit.json").read_text())
     assert 0.0 <= metrics["val_acc"] <= 1.0 and metrics["model"].startswith("tiny")
     head, _ = load_head(result.folder)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ import numpy as np
 
 from pipeline import layout
 from pipeline.data import DataSet, ImageItem, sample_few_shot
+from pipeline.data.content import INDEX_NAME, ContentIndex, items_sha256
 from pipeline.encode.config import EncodeParams
 from pipeline.layout import few_shot_folder
 from pipeline.params import as_dict
@@ -29,6 +30,7 @@ class SplitJob:
     shots: int | None  # K of the few-shot set; None for test
     seed: int | None  # few-shot seed; None for test
     with_views: bool  # encode augmented views (few-shot train images)
+    content_sha256: str = ""  # hash of its images' bytes and labels in row order (pipeline.data.content)
 
 
 def cache_folder(params: EncodeParams) -> Path:
@@ -48,6 +50,14 @@ def plan_jobs(params: EncodeParams, dataset: DataSet, folder: Path) -> list[Spli
             val = [dataset.splits[draw.val_source][i] for i in draw.val]
             jobs.append(SplitJob(sub / "train.h5", "train", "train", train, draw.train, shots, seed, params.views.count > 0))
             jobs.append(SplitJob(sub / "val.h5", "val", draw.val_source, val, draw.val, shots, seed, False))
+    return with_content(jobs, ContentIndex(folder.parent / INDEX_NAME, dataset.root))
+
+
+def with_content(jobs: list[SplitJob], index: ContentIndex) -> list[SplitJob]:
+    """The jobs with the content hash of their images: a changed image changes the provenance of the files that
+    hold it, and only those (each image is read once, then known by size and modification time)."""
+    jobs = [replace(job, content_sha256=items_sha256(job.items, index)) for job in jobs]
+    index.save()
     return jobs
 
 
@@ -67,7 +77,7 @@ def split_provenance(params: EncodeParams, encoder_prov: dict[str, Any], dataset
         "encoder": encoder_prov,
         "dataset": dataset_provenance(dataset),
         "split": {"name": job.split, "source": job.source, "shots": job.shots, "seed": job.seed,
-                  "n_items": len(job.items),
+                  "n_items": len(job.items), "content_sha256": job.content_sha256,
                   "item_index_sha256": hashlib.sha256(np.ascontiguousarray(job.item_index, np.int64)).hexdigest()},
         "features": {**as_dict(params.features), "normalised": False, **(feature_notes or {})},
         "views": ({**as_dict(params.views), "ratio": [3 / 4, 4 / 3], "flip": 0.5, "interpolation": "bicubic",

@@ -70,7 +70,8 @@ def run_encode(params: EncodeParams, runtime: RuntimeParams) -> EncodeReport:
         require_spatial(encoder.model.visual, arch)
     params, notes = late_tokens_for(params, encoder, arch)
     report = EncodeReport(folder)
-    build = build_info({**as_dict(runtime), "device": str(encoder.device)}) | {"dataset_root": str(dataset.root)}
+    build = build_info({**as_dict(runtime), "device": str(encoder.device)})
+    build |= {"dataset_root": str(dataset.root), "sources": encoder.sources}  # paths: where, not what (not fingerprinted)
     encode_text(params, encoder, dataset, folder / "text.h5", build, report)
     for job in jobs:
         encode_split(params, runtime, encoder, dataset, job, build, report, notes)
@@ -113,7 +114,7 @@ def encode_split(params: EncodeParams, runtime: RuntimeParams, encoder: Encoder,
     """One split file: encode the pending shards in fixed batches, then consolidate."""
     writer = SplitWriter(job.path, split_provenance(params, encoder.provenance, dataset, job, notes), build,
                          len(job.items), runtime.shard_images)
-    if writer.up_to_date():
+    if writer.up_to_date() and (runtime.skip_bad_images or not writer.skipped()):
         writer.drop_leftovers()
         report.files[str(job.path)] = "up to date"
         return

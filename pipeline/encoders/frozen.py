@@ -12,35 +12,44 @@ from typing import Any
 
 import torch
 
-from pipeline.encoders.model import Encoder, load_encoder
+from pipeline.encoders.model import Encoder, load_encoder, locate
 from pipeline.errors import ClipCacheError
 
 
 _BUILT: dict[tuple[str, str], Encoder] = {}  # one frozen model per (source, device) in a long-lived worker
 
 
-def rebuild_encoder(provenance: dict[str, Any], device: torch.device) -> Encoder:
-    """The frozen pair named by a cache file's `encoder` provenance, checked against it; built once per process."""
-    key = (json.dumps(provenance, sort_keys=True, default=str), str(device))
+def rebuild_encoder(source: dict[str, Any], device: torch.device) -> Encoder:
+    """The frozen pair named by `encoder_source`, checked against it; built once per process and device."""
+    identity = {k: v for k, v in source.items() if k != "paths"}  # a moved file is the same model
+    key = (json.dumps(identity, sort_keys=True, default=str), str(device))
     if key not in _BUILT:
-        _BUILT[key] = build_checked(provenance, device)
+        _BUILT[key] = build_checked(source, device)
     return _BUILT[key]
 
 
-def build_checked(provenance: dict[str, Any], device: torch.device) -> Encoder:
-    """Load the pair and refuse it unless it is the very model the cache was encoded with."""
-    name = provenance.get("model_config") or provenance["model"]
-    encoder = load_encoder(name, provenance["pretrained"], device)
+def build_checked(source: dict[str, Any], device: torch.device) -> Encoder:
+    """Load the pair, its files found by sha256, and refuse it unless it is the very model the cache was encoded
+    with."""
+    paths = source.get("paths") or {}
+    name = source["model"]
+    if source.get("model_config_sha256"):
+        name = locate(source["model_config_sha256"], paths.get("model_config"), "model config")
+    pretrained = source["pretrained"]
+    if source.get("pretrained_kind") == "file":
+        pretrained = locate(source["checkpoint_sha256"], paths.get("checkpoint"), "checkpoint")
+    encoder = load_encoder(name, pretrained, device)
     for key in ("model", "model_config_sha256", "checkpoint_sha256", "random_init_seed", "pretrained"):
-        if provenance.get(key) != encoder.provenance.get(key):
+        if source.get(key) != encoder.provenance.get(key):
             raise ClipCacheError(f"the encoder rebuilt for stage 2 differs from the cache's in {key!r}: "
-                                 f"{encoder.provenance.get(key)!r} != {provenance.get(key)!r} (re-encode, or restore "
+                                 f"{encoder.provenance.get(key)!r} != {source.get(key)!r} (re-encode, or restore "
                                  f"the model file the cache was made with)")
     return encoder
 
 
-def encoder_source(provenance: dict[str, Any]) -> dict[str, Any]:
-    """The part of the provenance that `rebuild_encoder` needs (saved beside a fitted prompt learner)."""
-    keys = ("model", "model_config", "model_config_sha256", "pretrained", "pretrained_kind", "checkpoint_sha256",
+def encoder_source(provenance: dict[str, Any], sources: dict[str, str] | None = None) -> dict[str, Any]:
+    """What `rebuild_encoder` needs (saved beside a fitted prompt learner): the cache's `encoder` provenance, which
+    identifies the files by sha256, and `sources`, the paths they were last read from (its build record)."""
+    keys = ("model", "model_config_sha256", "pretrained", "pretrained_kind", "checkpoint_sha256",
             "random_init_seed", "random_weights")
-    return {k: provenance.get(k) for k in keys}
+    return {**{k: provenance.get(k) for k in keys}, "paths": dict(sources or {})}

@@ -8,8 +8,13 @@ from pipeline.store.checksum import sha256_file
 
 
 def model_label(name: str) -> str:
-    """The architecture's name: a model-config JSON is named by its file stem."""
-    return Path(name).stem if name.endswith(".json") else name
+    """The architecture's name; a model-config JSON is named by its file stem and its content, <stem>-<sha256[:8]>,
+    so that two configs of the same file name are two models, and a moved config is the same one (a missing file
+    keeps its stem: loading it then names the file)."""
+    if not name.endswith(".json"):
+        return name
+    path = Path(name).expanduser()
+    return f"{path.stem}-{sha256_file(path)[:8]}" if path.is_file() else path.stem
 
 
 def pretrained_label(pretrained: str | None) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 from pipeline.evaluate.config import results_dir
 from pipeline.evaluate.run import score_head, test_split, write_evaluation
 from pipeline.grid import one_pair
-from pipeline.heads.io import load_head
+from pipeline.heads.io import META, load_head
 from pipeline.heads.registry import head_class
 from pipeline.layout import pair_label, run_folder
 from pipeline.params import apply_overrides, load_params
@@ -26,6 +26,6 @@ def evaluate_from_params(params_path: str | Path, overrides: list[str], head: st
     folder = run_folder(results_dir(params), name, encode.dataset.name,
                         pair_label(encode.model.name, encode.model.pretrained), train.shots, train.seed)
     fitted, meta = load_head(folder)
-    record = score_head(fitted, meta, test_split(encode, meta))
+    record = score_head(fitted, meta, test_split(encode, meta, folder / META))
     write_evaluation(record, folder)
     return record

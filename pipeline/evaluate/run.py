@@ -22,6 +22,7 @@ from pipeline.layout import EVALUATION, METRICS, cache_folder
 from pipeline.store import FeatureSplit, TextFeatures
 from pipeline.store.atomic import write_json_atomic
 from pipeline.store.provenance import fingerprint
+from pipeline.store.together import check_identity
 
 log = logging.getLogger(__name__)
 ATTENTION_IMAGES = 4  # test images whose attention maps are kept
@@ -41,13 +42,16 @@ def attention_examples(head: Any, test: FeatureSplit, predictions: np.ndarray, r
     return out
 
 
-def test_split(encode: EncodeParams, meta: dict[str, Any]) -> FeatureSplit:
-    """The test file of the pair, refused unless it comes from the encoder and data set the head was fitted on."""
+def test_split(encode: EncodeParams, meta: dict[str, Any], source: Path) -> FeatureSplit:
+    """The test file of the pair, refused unless it comes from the encoder and data set the head (`meta`, read from
+    `source`) was fitted on."""
     prov = meta["provenance"]
     folder = cache_folder(encode.cache_dir, encode.dataset.name, encode.model.name, encode.model.pretrained)
-    return FeatureSplit(folder / "test.h5", expect={
+    test = FeatureSplit(folder / "test.h5", expect={
         "encoder.model": prov["encoder"]["model"], "encoder.pretrained": prov["encoder"]["pretrained"],
         "dataset.file_list_sha256": prov["dataset"]["file_list_sha256"]})
+    check_identity(prov.get("identity"), source, test)
+    return test
 
 
 def score_head(head: Head, meta: dict[str, Any], test: FeatureSplit) -> dict[str, Any]:

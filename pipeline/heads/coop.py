@@ -67,7 +67,7 @@ class CoOp(EncoderHead):
 
     def fit(self, data: FitData) -> CoOp:
         p = self.params
-        self.bind(data.train.provenance["encoder"])
+        self.bind(data.train.provenance["encoder"], data.train.build.get("sources"))
         tower, tokenizer = TextTower(self.encoder(data.device)), self.tokenizer(data.device)
         torch.manual_seed(data.seed)
         self.setup(classes=data.n_classes, **context_shapes(tower, tokenizer, p.n_ctx, p.ctx_init))

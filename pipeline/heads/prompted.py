@@ -29,10 +29,12 @@ class EncoderHead(Head):
         super().__init__(params)
         self.source: dict[str, Any] = {}  # encoder_source() of the cache the head was fitted on
 
-    def bind(self, provenance: dict[str, Any], encoder: Encoder | None = None) -> None:
-        """Record the encoder a cache was made with (its `encoder` provenance; called at the start of fit). An already
-        built `encoder` of that source may be handed over (benchmarks) instead of being rebuilt on first use."""
-        self.source = encoder_source(provenance)
+    def bind(self, provenance: dict[str, Any], sources: dict[str, str] | None = None,
+             encoder: Encoder | None = None) -> None:
+        """Record the encoder a cache was made with (its `encoder` provenance and the files' last known paths, from
+        its build record; called at the start of fit). An already built `encoder` of that source may be handed over
+        (benchmarks) instead of being rebuilt on first use."""
+        self.source = encoder_source(provenance, sources)
         self.__dict__["_encoder"] = encoder
 
     def encoder(self, device: torch.device) -> nn.Module:

@@ -103,7 +103,7 @@ class VPTLate(EncoderHead):
 
     def fit(self, data: FitData) -> VPTLate:
         p = self.params
-        self.bind(data.train.provenance["encoder"])
+        self.bind(data.train.provenance["encoder"], data.train.build.get("sources"))
         model, tokenizer = self.encoder(data.device), self.tokenizer(data.device)
         stored = stored_late_tokens(data.train)
         if p.depth not in DEPTHS:

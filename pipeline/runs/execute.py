@@ -29,6 +29,7 @@ from pipeline.evaluate.run import (
     write_evaluation,
 )
 from pipeline.heads.classes import base_and_novel
+from pipeline.heads.io import META
 from pipeline.heads.registry import head_class
 from pipeline.layout import (
     RUN_RECORD,
@@ -48,6 +49,7 @@ from pipeline.store.atomic import (
     write_json_atomic,
 )
 from pipeline.store.provenance import code_version, fingerprint
+from pipeline.store.together import check_identity
 from pipeline.train.run import fit_head, save_fitted
 
 log = logging.getLogger(__name__)
@@ -144,10 +146,12 @@ def build_run(spec: RunSpec, inputs: dict[str, Any], digest: str) -> tuple[dict[
         fitted = fit_head(spec.encode, spec.shots, spec.seed, spec.head, spec.head_params, device, classes)
         meta = save_fitted(fitted, tmp)
         started = time.perf_counter()
+        test = test_split(spec.encode, meta, spec.folder / META)
         if classes is None:
-            record = score_head(fitted.head, meta, test_split(spec.encode, meta))
+            record = score_head(fitted.head, meta, test)
         else:
-            record = score_base_to_novel(fitted.head, meta, test_split(spec.encode, meta), text)
+            check_identity(meta["provenance"]["identity"], spec.folder / META, text)
+            record = score_base_to_novel(fitted.head, meta, test, text)
         write_evaluation(record, tmp)
         seconds = {"fit": fitted.metrics["fit_seconds"], "evaluate": round(time.perf_counter() - started, 4)}
         write_json_atomic(tmp / RUN_RECORD, {

@@ -20,3 +20,16 @@ def sha256_file(path: Path) -> str:
                 digest.update(block)
         _DONE[key] = digest.hexdigest()
     return _DONE[key]
+
+
+def path_of(sha256: str) -> str | None:
+    """A file hashed by this process whose bytes have that sha256 and which is still there unchanged, or None."""
+    for (path, inode, size, mtime), digest in _DONE.items():
+        if digest == sha256:
+            try:
+                stat = Path(path).stat()
+            except OSError:
+                continue
+            if (stat.st_ino, stat.st_size, stat.st_mtime_ns) == (inode, size, mtime):
+                return path
+    return None

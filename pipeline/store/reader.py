@@ -12,7 +12,14 @@ import numpy as np
 
 from pipeline.errors import ClipCacheError
 from pipeline.store.lazy import LazyArray, contiguous_offset
-from pipeline.store.provenance import ATTR_COMPLETE, SCHEMA_VERSION, check_request, read_attrs
+from pipeline.store.provenance import (
+    ATTR_COMPLETE,
+    ATTR_FINGERPRINT,
+    SCHEMA_VERSION,
+    check_request,
+    fingerprint,
+    read_attrs,
+)
 from pipeline.store.schema import ENABLED_BY, image_axis, known
 
 
@@ -70,6 +77,9 @@ def checked(path: Path, expect: dict[str, Any] | None) -> Iterator[tuple[h5py.Fi
         if int(handle.attrs.get("schema_version", -1)) != SCHEMA_VERSION:
             raise ClipCacheError(f"cache file {str(path)!r} has schema version "
                                  f"{handle.attrs.get('schema_version')}, this code reads {SCHEMA_VERSION}")
+        if handle.attrs.get(ATTR_FINGERPRINT) != fingerprint(provenance):
+            raise ClipCacheError(f"cache file {str(path)!r}: its provenance does not match the fingerprint it was "
+                                 "written with (edited after encoding?); encode it again")
         check_request(provenance, expect or {}, path)
         yield handle, provenance, build
 

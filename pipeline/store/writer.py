@@ -60,6 +60,12 @@ class SplitWriter:
         """The final file exists, is complete and was made from the same provenance."""
         return is_complete(self.path, self.fingerprint)
 
+    def skipped(self) -> list[str]:
+        """The images the final file left out as undecodable (--skip-bad-images): without that flag such a file is
+        not up to date, so encoding again stops at the bad image and names it."""
+        with h5py.File(self.path, "r") as handle:
+            return list(json.loads(handle.attrs.get("build", "{}")).get("skipped", []))
+
     def drop_leftovers(self) -> None:
         """Remove the parts folder of a split whose final file is complete (a kill just after the final rename, or a
         concurrent writer, can leave up to a full copy of the split there; nothing reads it any more)."""

@@ -26,6 +26,7 @@ from pipeline.layout import FIT_RECORD, cache_folder, few_shot_folder
 from pipeline.store import FeatureSplit, TextFeatures
 from pipeline.store.atomic import write_json_atomic
 from pipeline.store.provenance import fingerprint
+from pipeline.store.together import check_together, identity
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ def cache_provenance(*files: FeatureSplit | TextFeatures) -> dict[str, Any]:
         "encoder": {k: first["encoder"].get(k) for k in ("model", "pretrained", "pretrained_kind", "random_weights",
                                                            "checkpoint_sha256", "open_clip_version")},
         "dataset": {k: first["dataset"].get(k) for k in ("name", "n_classes", "file_list_sha256", "classnames")},
+        "identity": identity(first),  # fingerprints of the encoder and data set, checked against test.h5 at evaluation
     }
 
 
@@ -97,9 +99,11 @@ def fit_inputs(encode: EncodeParams, shots: int, seed: int) -> tuple[FeatureSpli
     folder = cache_folder(encode.cache_dir, encode.dataset.name, encode.model.name, encode.model.pretrained)
     sub = few_shot_folder(folder, shots, seed)
     expect = {"split.shots": shots, "split.seed": seed, "encoder.model": arch}
-    return (FeatureSplit(sub / "train.h5", expect={**expect, "split.name": "train"}),
-            FeatureSplit(sub / "val.h5", expect={**expect, "split.name": "val"}),
-            TextFeatures(folder / "text.h5", expect={"encoder.model": arch}))
+    files = (FeatureSplit(sub / "train.h5", expect={**expect, "split.name": "train"}),
+             FeatureSplit(sub / "val.h5", expect={**expect, "split.name": "val"}),
+             TextFeatures(folder / "text.h5", expect={"encoder.model": arch}))
+    check_together(*files)
+    return files
 
 
 def fit_head(encode: EncodeParams, shots: int, seed: int, name: str, head_params: dict[str, Any],

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.cli import main
 from tests.heads.conftest import QUICK
-from tests.helpers import encode_section, write_params
+from tests.helpers import LABEL, PAIR, encode_section, write_params
 
 
 def test_train_evaluate_report(encoded, image_root: Path, tmp_path: Path, capsys) -> None:
@@ -25,11 +25,11 @@ def test_train_evaluate_report(encoded, image_root: Path, tmp_path: Path, capsys
     for head in ("zero_shot", "gda", "vt_clip"):
         assert main(["train", "--params", str(params), "--head", head]) == 0
         assert main(["evaluate", "--params", str(params), "--head", head]) == 0
-    record = json.loads(next((tmp_path / "results").rglob("vt_clip/image_folder/tiny-ViT__none/k2-s1/evaluation.json")).read_text())
+    record = json.loads(next((tmp_path / "results").rglob(f"vt_clip/image_folder/{PAIR['vit']}/k2-s1/evaluation.json")).read_text())
     assert {"dataset", "model", "pretrained", "random_weights", "shots", "seed", "head", "head_params", "selected",
             "cache_files"} <= set(record)
-    assert record["random_weights"] is True and record["pretrained"] == "none" and record["model"] == "tiny-ViT"
-    assert set(record["cache_files"]) == {"k2-s1/train.h5", "k2-s1/val.h5", "tiny-ViT__none/text.h5", "test.h5"}
+    assert record["random_weights"] is True and record["pretrained"] == "none" and record["model"] == LABEL["vit"]
+    assert set(record["cache_files"]) == {"k2-s1/train.h5", "k2-s1/val.h5", f"{PAIR['vit']}/text.h5", "test.h5"}
     assert record["metrics"]["n_test"] == 9 and 0 <= record["metrics"]["top1"] <= 1
     assert len(record["attention"]) == 4 and Path(record["attention"][0]["image"]).is_file()
     assert len(record["attention"][0]["attention_true"]) == 4  # a 4 x 4 grid for the tiny ViT (64 px, patch 16)

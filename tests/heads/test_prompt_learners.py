@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from pipeline.encode import encode_params, run_encode, runtime_params
 from pipeline.encoders import load_encoder
+from pipeline.encoders.naming import model_label
 from pipeline.errors import ClipCacheError
 from pipeline.heads import FitData, create_head
 from pipeline.heads.io import load_head, save_head
@@ -20,7 +21,7 @@ from pipeline.prompts.text import TextTower, prompt_layout
 from pipeline.prompts.vision import LateViT
 from pipeline.store import FeatureSplit, TextFeatures
 from tests.heads.conftest import PROMPT_LEARNERS, QUICK
-from tests.helpers import TINY, encode_section
+from tests.helpers import LABEL, TINY, encode_section
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +152,7 @@ def test_contract(name: str, cache: Path, tmp_path: Path) -> None:
     weights = load_file(str(tmp_path / name / "head.safetensors"))
     assert not [k for k in weights if "resblocks" in k or "token_embedding" in k], "frozen weights were saved"
     loaded, meta = load_head(tmp_path / name)
-    assert meta["encoder"]["model"] == "tiny-ViT" and meta["encoder"]["random_weights"] is True
+    assert meta["encoder"]["model"] == LABEL["vit"] and meta["encoder"]["random_weights"] is True
     assert torch.equal(loaded.logits(test), logits), f"{name}: logits differ after save/load"
 
 
@@ -252,7 +253,8 @@ def test_coop_trains_on_a_hugging_face_text_tower(image_root: Path, tmp_path: Pa
     pytest.importorskip("transformers")
     from tests.hf_tower import make_hf_model
 
-    section = encode_section(image_root, str(make_hf_model(tmp_path)), tmp_path / "cache", features__late_tokens=1)
+    config = str(make_hf_model(tmp_path))
+    section = encode_section(image_root, config, tmp_path / "cache", features__late_tokens=1)
     folder = run_encode(encode_params(section), runtime_params({"workers": 0, "batch_size": 8})).folder
     head = create_head("coop", {"epochs": 3, "n_ctx": 4, "class_token_position": "middle", "csc": True})
     head.fit(fit_data(folder))
@@ -260,7 +262,7 @@ def test_coop_trains_on_a_hugging_face_text_tower(image_root: Path, tmp_path: Pa
     test = FeatureSplit(folder / "test.h5")
     save_head(head, tmp_path / "coop", {})
     loaded, meta = load_head(tmp_path / "coop")
-    assert meta["encoder"]["model"] == "tiny-roberta-ViT"
+    assert meta["encoder"]["model"] == model_label(config) and model_label(config).startswith("tiny-roberta-ViT-")
     assert torch.equal(loaded.logits(test), head.logits(test)) and torch.isfinite(head.logits(test)).all()
 
 

@@ -15,9 +15,10 @@ from safetensors.torch import load_file
 import pipeline.heads.io as head_io
 from pipeline.heads.io import load_head
 from pipeline.train.entry import train_from_params
+from tests.helpers import PAIR
 from tests.runs.conftest import grid_params, write
 
-FOLDER = Path("tip_adapter") / "image_folder" / "tiny-ViT__none" / "k2-s1"
+FOLDER = Path("tip_adapter") / "image_folder" / PAIR["vit"] / "k2-s1"
 
 
 def params_file(cache: dict, tmp_path: Path, alpha_stop: float) -> Path:

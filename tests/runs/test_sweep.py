@@ -12,10 +12,11 @@ from pipeline.encode.entry import encode_from_params
 from pipeline.errors import ClipCacheError
 from pipeline.runs.entry import sweep_from_params
 from pipeline.store import FeatureSplit
-from tests.helpers import encode_section
+from tests.helpers import LABEL, encode_section
+from tests.helpers import PAIR as TINY_PAIR
 from tests.runs.conftest import grid_params, write
 
-PAIR = "image_folder/tiny-ViT__none"
+PAIR = f"image_folder/{TINY_PAIR['vit']}"
 
 
 def stamps(results: Path) -> dict[str, int]:
@@ -30,18 +31,18 @@ def test_runs_are_keyed_and_complete(two_seed_cache, tmp_path: Path) -> None:
     params = grid_params(two_seed_cache, tmp_path)
     report = sweep(params, tmp_path)
     assert (report.total, report.count("done"), report.count("skipped")) == (3 * 2 * 2, 12, 0)
-    folder = tmp_path / "results" / "gda" / "image_folder" / "tiny-ViT__none" / "k2-s1"
+    folder = tmp_path / "results" / "gda" / "image_folder" / TINY_PAIR["vit"] / "k2-s1"
     assert sorted(p.name for p in folder.iterdir()) == ["evaluation.json", "fit.json", "head.json",
                                                        "head.safetensors", "metrics.json", "run.json"]
     record = json.loads((folder / "evaluation.json").read_text())
     assert (record["dataset"], record["model"], record["head"], record["shots"], record["seed"]) == (
-        "image_folder", "tiny-ViT", "gda", 2, 1)
+        "image_folder", LABEL["vit"], "gda", 2, 1)
     run = json.loads((folder / "run.json").read_text())
     assert run["key"] == f"{PAIR}/gda/k2-s1" and run["inputs"]["params"]["alpha_grid"] == [-4.0, 2.0, 7]
     assert set(run["inputs"]["cache"]) == {"train", "val", "text", "test"} and len(run["fingerprint"]) == 64
     metrics = json.loads((tmp_path / "results" / "metrics" / "gda.json").read_text())
-    assert set(metrics["image_folder"]["tiny-ViT__none"]) == {"k1-s1", "k1-s2", "k2-s1", "k2-s2"}
-    assert metrics["image_folder"]["tiny-ViT__none"]["k2-s1"]["top1"] == record["metrics"]["top1"]
+    assert set(metrics["image_folder"][TINY_PAIR["vit"]]) == {"k1-s1", "k1-s2", "k2-s1", "k2-s2"}
+    assert metrics["image_folder"][TINY_PAIR["vit"]]["k2-s1"]["top1"] == record["metrics"]["top1"]
 
 
 def test_a_second_sweep_skips_everything_and_a_new_seed_fits_only_its_runs(two_seed_cache, tmp_path: Path) -> None:
@@ -83,7 +84,7 @@ def test_same_seed_same_metrics_and_a_refit_replaces_the_folder(two_seed_cache, 
     params_b = grid_params(two_seed_cache, tmp_path / "b", heads=["tip_adapter"])
     second = {r.key: r.metrics for r in sweep(params_b, tmp_path / "b").results}
     assert first == second and len(first) == 4
-    folder = tmp_path / "b" / "results" / "tip_adapter" / "image_folder" / "tiny-ViT__none" / "k1-s1"
+    folder = tmp_path / "b" / "results" / "tip_adapter" / "image_folder" / TINY_PAIR["vit"] / "k1-s1"
     (folder / "run.json").write_text(json.dumps({"fingerprint": "stale"}))  # as if its inputs had changed
     (folder.parent / ".tmp-k1-s1-host-1-dead").mkdir()  # what a killed run leaves behind
     (folder.parent / ".old-k1-s1-dead").mkdir()
@@ -96,7 +97,7 @@ def test_same_seed_same_metrics_and_a_refit_replaces_the_folder(two_seed_cache, 
 def test_a_failed_run_is_named_and_the_others_complete(two_seed_cache, tmp_path: Path) -> None:
     params = grid_params(two_seed_cache, tmp_path, heads=["zero_shot"])
     params["encode"]["protocol"]["shots"] = [1, 4]  # k4 was never encoded
-    with pytest.raises(ClipCacheError, match=r"2 of 4 runs failed; first: image_folder/tiny-ViT__none/zero_shot/k4-s1"
+    with pytest.raises(ClipCacheError, match=rf"2 of 4 runs failed; first: image_folder/{TINY_PAIR['vit']}/zero_shot/k4-s1"
                                              r".*k4-s1/train\.h5' does not exist"):
         sweep(params, tmp_path)
     done = sorted(p.parent.name for p in (tmp_path / "results").rglob("run.json"))
@@ -149,7 +150,7 @@ def test_a_grid_of_a_resnet_and_late_tokens_keeps_none_and_late_prompts_do_not_a
     report = sweep(params, tmp_path)  # no exception: nothing failed
     assert {r.key.split("/")[2]: r.status for r in report.results} == {"zero_shot": "done", "vpt_late": "n/a",
                                                                         "cavpt": "n/a"}
-    assert "prompts ViT blocks; model 'tiny-RN' has a ModifiedResNet image tower" in report.results[-1].error
+    assert f"prompts ViT blocks; model '{LABEL['resnet']}' has a ModifiedResNet image tower" in report.results[-1].error
 
 
 def test_base_to_novel_runs_fit_the_base_half_and_score_both(two_seed_cache, tmp_path: Path) -> None:
@@ -161,13 +162,13 @@ def test_base_to_novel_runs_fit_the_base_half_and_score_both(two_seed_cache, tmp
     report = sweep(params, tmp_path)
     statuses = {r.key: r.status for r in report.results}
     assert statuses[f"{PAIR}/zero_shot/k2-s1-b2n"] == "done" and statuses[f"{PAIR}/tip_adapter/k2-s1-b2n"] == "n/a"
-    record = json.loads((tmp_path / "results" / "zero_shot" / "image_folder" / "tiny-ViT__none" / "k2-s1-b2n"
+    record = json.loads((tmp_path / "results" / "zero_shot" / "image_folder" / TINY_PAIR["vit"] / "k2-s1-b2n"
                          / "evaluation.json").read_text())
     b2n = record["base_to_novel"]
     assert (b2n["base_classes"], b2n["novel_classes"]) == ([0, 1], [2])  # 3 classes: ceil(3 / 2) base
     assert len(record["classnames"]) == 2 and len(record["metrics"]["confusion"]) == 2
     assert b2n["novel"] == 1.0  # one novel class: every novel image is right among the novel classes
-    run = json.loads((tmp_path / "results" / "zero_shot" / "image_folder" / "tiny-ViT__none" / "k2-s1-b2n"
+    run = json.loads((tmp_path / "results" / "zero_shot" / "image_folder" / TINY_PAIR["vit"] / "k2-s1-b2n"
                       / "run.json").read_text())
     assert run["protocol"] == "base_to_novel" and run["inputs"]["protocol"] == "base_to_novel"
     build_report(tmp_path / "results", tmp_path / "report")
