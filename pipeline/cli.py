@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from pipeline.errors import ClipCacheError
+from pipeline.errors import ClipCacheError, NoSpace, hard_exit
 
 
 @click.group()
@@ -190,11 +190,14 @@ def inspect(path: str, as_json: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the group; a ClipCacheError becomes one line on stderr and exit code 1."""
+    """Entry point: run the group; a ClipCacheError becomes one line on stderr and exit code 1 (the program, run
+    with no `argv`, ends at once on a disk-full error: see NoSpace)."""
     try:
         cli.main(args=argv, prog_name="clipcache", standalone_mode=False)
     except ClipCacheError as exc:
         click.echo(f"clipcache: error: {exc}", err=True)
+        if isinstance(exc, NoSpace) and argv is None:
+            hard_exit(1)
         return 1
     except click.ClickException as exc:
         exc.show()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -18,6 +19,20 @@ class NotApplicable(ClipCacheError):
     """A run that cannot exist by design (late visual prompts on a ResNet): a sweep reports it, not as a failure."""
 
 
+class NoSpace(ClipCacheError):
+    """A write refused or failed for want of disk space. After a failed write the HDF5 library may still hold a file
+    it could not flush, and the interpreter's teardown would crash inside it (a segfault): a program that stops on
+    this error ends with `hard_exit` instead, its message printed."""
+
+
+def hard_exit(code: int) -> None:
+    """End the process now, after flushing the output, skipping the teardown that HDF5 cannot survive."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def exit_code(action: Callable[[], object]) -> int:
     """Run an entry point's action: 0, or 1 with the ClipCacheError printed on one line of stderr."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -26,5 +41,7 @@ def exit_code(action: Callable[[], object]) -> int:
         action()
     except ClipCacheError as exc:
         print(f"clipcache: error: {exc}", file=sys.stderr)
+        if isinstance(exc, NoSpace):
+            hard_exit(1)
         return 1
     return 0

@@ -6,8 +6,10 @@ run deletes; never a half-written file under the final name.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import resource
 import shutil
 import socket
 import uuid
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import h5py
 
-from pipeline.errors import ClipCacheError
+from pipeline.errors import ClipCacheError, NoSpace
 
 TMP_MARK = ".tmp-"
 TMP_PREFIX, OLD_PREFIX = ".tmp-", ".old-"  # folders being written / set aside while a new one is renamed in
@@ -66,11 +68,49 @@ def fsync_dir(folder: Path) -> None:
         os.close(handle)
 
 
-@contextmanager
-def atomic_h5(path: Path) -> Iterator[h5py.File]:
-    """Yield an HDF5 file open for writing that appears at `path` only if the block finishes."""
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # disk full, quota reached, file size limit
+
+
+def no_space(exc: BaseException) -> bool:
+    """True for a write that failed for want of space (HDF5 reports the errno inside its message)."""
+    text = str(exc)
+    return getattr(exc, "errno", None) in NO_SPACE or any(
+        mark in text for mark in ("errno = 28", "errno = 122", "errno = 27", "No space left", "Disk quota", "File too large"))
+
+
+def space_error(path: Path, needed: int | None) -> NoSpace:
+    """The one line of a write refused or failed for want of space: the file, the bytes it needs, the bytes free."""
+    try:
+        free = f"{shutil.disk_usage(path.parent).free:,} bytes are free there"
+    except OSError:
+        free = "the free space could not be read"
+    need = f"about {needed:,} bytes" if needed else "more space than is free"
+    return NoSpace(f"not enough disk space to write {str(path)!r}: it needs {need}, {free}; free some space "
+                          "and run again (what is already written is kept)")
+
+
+def ensure_space(path: Path, needed: int) -> None:
+    """Refuse before writing `needed` bytes at `path` when its device has not that much free (plus a margin for the
+    file's own metadata), rather than fail half-way through the write."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}")
+    margin = 64 * 1024 + needed // 100
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]  # the file-size limit of this process (ulimit -f)
+    if limit != resource.RLIM_INFINITY and needed + margin > limit:
+        raise NoSpace(f"cannot write {str(path)!r}: it needs about {needed + margin:,} bytes and this process may "
+                      f"write files of at most {limit:,} bytes (ulimit -f); raise the limit and run again")
+    if shutil.disk_usage(path.parent).free < needed + margin:
+        raise space_error(path, needed + margin)
+
+
+@contextmanager
+def atomic_h5(path: Path, needed: int | None = None) -> Iterator[h5py.File]:
+    """Yield an HDF5 file open for writing that appears at `path` only if the block finishes; `needed`, the bytes of
+    data it will hold, is checked against the free space first, and a write that still runs out of space is one
+    line naming the file, never a traceback."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if needed is not None:
+        ensure_space(path, needed)
+    tmp = path.with_name(f"{path.name}{TMP_MARK}{unique_token()}")
     try:
         with h5py.File(tmp, "w", libver="latest") as handle:
             yield handle
@@ -78,6 +118,10 @@ def atomic_h5(path: Path) -> Iterator[h5py.File]:
             os.fsync(raw.fileno())
         os.replace(tmp, path)
         fsync_dir(path.parent)
+    except (OSError, RuntimeError) as exc:
+        if no_space(exc):
+            raise space_error(path, needed) from None
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -92,6 +136,13 @@ def remove_stale_temporaries(folder: Path) -> None:
 def write_json_atomic(path: Path, content: object) -> None:
     """Write `content` as JSON at `path` through a temporary file and a rename: never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}")
-    tmp.write_text(json.dumps(content, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    tmp = path.with_name(f"{path.name}{TMP_MARK}{unique_token()}")
+    try:
+        tmp.write_text(json.dumps(content, indent=1, sort_keys=True, default=str))
+        os.replace(tmp, path)
+    except OSError as exc:
+        if no_space(exc):
+            raise space_error(path, None) from None
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)

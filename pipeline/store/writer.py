@@ -91,7 +91,7 @@ class SplitWriter:
         for name, array in arrays.items():
             if array.dtype.kind == "f" and not np.isfinite(array).all():
                 raise ClipCacheError(f"{self.path}: non-finite values in {name!r} for items {shard.start}-{shard.stop}")
-        with atomic_h5(self.parts / shard.name) as handle:
+        with atomic_h5(self.parts / shard.name, sum(a.nbytes for a in arrays.values())) as handle:
             for name, array in arrays.items():
                 handle.create_dataset(name, data=array)
             write_attrs(handle, self.provenance, {**self.build, "skipped": skipped}, complete=True)
@@ -101,7 +101,8 @@ class SplitWriter:
         files = [h5py.File(self.parts / s.name, "r") for s in self.shards]
         try:
             skipped = [name for f in files for name in json.loads(f.attrs["build"]).get("skipped", [])]
-            with atomic_h5(self.path) as out:
+            needed = sum(int(f[name].nbytes) for f in files for name in dataset_names(f))
+            with atomic_h5(self.path, needed) as out:  # a full copy of the split, its shards removed afterwards
                 copy_datasets(files, out)
                 write_attrs(out, self.provenance, {**self.build, "skipped": skipped}, complete=True)
         finally:
@@ -111,11 +112,16 @@ class SplitWriter:
         log.info("%s: complete", self.path)
 
 
+def dataset_names(handle: h5py.File) -> list[str]:
+    """Every dataset of an open file, in visiting order."""
+    names: list[str] = []
+    handle.visit(lambda name: names.append(name) if isinstance(handle[name], h5py.Dataset) else None)
+    return names
+
+
 def copy_datasets(shards: list[h5py.File], out: h5py.File) -> None:
     """Concatenate every dataset of the shards along its image axis into contiguous datasets of `out`."""
-    names: list[str] = []
-    shards[0].visit(lambda name: names.append(name) if isinstance(shards[0][name], h5py.Dataset) else None)
-    for name in names:
+    for name in dataset_names(shards[0]):
         axis = image_axis(name)
         parts = [f[name] for f in shards]
         shape = list(parts[0].shape)
@@ -132,7 +138,7 @@ def copy_datasets(shards: list[h5py.File], out: h5py.File) -> None:
 
 def write_whole(path: Path, provenance: dict[str, Any], build: dict[str, Any], groups: dict[str, np.ndarray]) -> None:
     """Write a small file (text features) in one atomic step."""
-    with atomic_h5(path) as handle:
+    with atomic_h5(path, sum(a.nbytes for a in groups.values())) as handle:
         for name, array in groups.items():
             handle.create_dataset(name, data=array)
         write_attrs(handle, provenance, build, complete=True)
