@@ -14,7 +14,7 @@ from pipeline.errors import ClipCacheError
 from pipeline.heads.base import Head
 from pipeline.heads.registry import create_head
 from pipeline.params import as_dict
-from pipeline.store.atomic import TMP_MARK, unique_token, write_json_atomic
+from pipeline.store.atomic import TMP_MARK, no_space, space_error, unique_token, write_json_atomic
 
 WEIGHTS, META = "head.safetensors", "head.json"
 
@@ -29,6 +29,10 @@ def save_head(head: Head, folder: Path, provenance: dict[str, Any]) -> dict[str,
     try:
         save_file(tensors, str(tmp))
         tmp.replace(folder / WEIGHTS)
+    except Exception as exc:  # safetensors raises its own error types; space is the one a user can fix
+        if no_space(exc):
+            raise space_error(folder / WEIGHTS, sum(t.numel() * t.element_size() for t in tensors.values())) from None
+        raise
     finally:
         tmp.unlink(missing_ok=True)
     record = {"head": head.name, "params": as_dict(head.params), **head.extra_state(), "provenance": provenance}
