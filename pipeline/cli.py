@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from pipeline.errors import ClipCacheError, NoSpace, hard_exit
+from pipeline.errors import ClipCacheError, NoSpace, file_error, hard_exit
 
 
 @click.group()
@@ -198,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"clipcache: error: {exc}", err=True)
         if isinstance(exc, NoSpace) and argv is None:
             hard_exit(1)
+        return 1
+    except OSError as exc:
+        if file_error(exc) is None:
+            raise
+        click.echo(f"clipcache: error: {file_error(exc)}", err=True)
         return 1
     except click.ClickException as exc:
         exc.show()

@@ -33,6 +33,14 @@ def hard_exit(code: int) -> None:
     os._exit(code)
 
 
+def file_error(exc: OSError) -> str | None:
+    """The one line of an operating-system error about a named file (a folder that cannot be created, a file that
+    cannot be written); None for an error that names no file (then it is a bug, and its traceback is kept)."""
+    if exc.filename is None:
+        return None
+    return f"cannot use {str(exc.filename)!r}: {exc.strerror or type(exc).__name__}"
+
+
 def exit_code(action: Callable[[], object]) -> int:
     """Run an entry point's action: 0, or 1 with the ClipCacheError printed on one line of stderr."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -43,5 +51,10 @@ def exit_code(action: Callable[[], object]) -> int:
         print(f"clipcache: error: {exc}", file=sys.stderr)
         if isinstance(exc, NoSpace):
             hard_exit(1)
+        return 1
+    except OSError as exc:
+        if file_error(exc) is None:
+            raise
+        print(f"clipcache: error: {file_error(exc)}", file=sys.stderr)
         return 1
     return 0

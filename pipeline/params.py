@@ -47,6 +47,8 @@ def apply_overrides(params: dict[str, Any], overrides: list[str]) -> dict[str, A
             if not isinstance(node, dict):
                 raise ClipCacheError(f"override {item!r}: {part!r} is not a section")
         node[leaf] = yaml.safe_load(raw)
+        if key.split(".")[0] not in SECTIONS:
+            raise ClipCacheError(f"override {item!r}: unknown section {key.split('.')[0]!r}; known: {', '.join(SECTIONS)}")
     return out
 
 

@@ -80,6 +80,13 @@ def encode_params(section: dict[str, Any] | None) -> EncodeParams:
         raise ClipCacheError(f"encode.features.late_tokens must be >= 0 (0: off), got {params.features.late_tokens}")
     if params.views.count < 0 or not params.protocol.shots or not params.protocol.seeds:
         raise ClipCacheError("encode.views.count must be >= 0 and encode.protocol.shots/seeds non-empty")
+    if min(params.protocol.seeds) < 0 or params.views.seed < 0:
+        raise ClipCacheError(f"encode.protocol.seeds and encode.views.seed must be >= 0, got "
+                             f"{list(params.protocol.seeds)} and {params.views.seed}")
+    low, high = params.views.scale
+    if not 0 < low <= high <= 1:
+        raise ClipCacheError(f"encode.views.scale must be [low, high] with 0 < low <= high <= 1 (crop area fractions), "
+                             f"got {list(params.views.scale)}")
     for name in params.templates:
         if name not in TEMPLATE_SETS:
             raise ClipCacheError(f"unknown template set {name!r} in encode.templates; known: {', '.join(TEMPLATE_SETS)}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 from typing import Any, Callable
 
 from pipeline.errors import ClipCacheError
@@ -49,10 +50,36 @@ def head_class(name: str) -> type[Head]:
     return _HEADS[name]
 
 
+# ranges by parameter name, the same meaning in every head (a schedule's own rules are in pipeline.train.loop)
+POSITIVE = frozenset({"eps"})
+NON_NEGATIVE = frozenset({"lr", "warmup_lr", "init_std", "weight_decay", "aux_weight", "text_lr_scale", "epochs", "warmup_epochs", "min_steps",
+                          "patience", "max_iter", "refine_steps"})
+FRACTIONS = frozenset({"ratio", "dropout"})  # in [0, 1]
+AT_LEAST_ONE = frozenset({"n_ctx", "batch_size"})
+
+
+def check_ranges(name: str, params: Any) -> None:
+    """One line naming heads.<head>.<key> for a value outside its range, or a float that is not finite."""
+    for field in dataclasses.fields(params):
+        value, where = getattr(params, field.name), f"heads.{name}.{field.name}"
+        numbers = value if isinstance(value, tuple) else (value,)
+        if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+            raise ClipCacheError(f"{where} must be finite, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        rule = ("> 0", value > 0) if field.name in POSITIVE else (">= 0", value >= 0) if field.name in NON_NEGATIVE \
+            else ("in [0, 1]", 0 <= value <= 1) if field.name in FRACTIONS \
+            else (">= 1", value >= 1) if field.name in AT_LEAST_ONE else ("", True)
+        if not rule[1]:
+            raise ClipCacheError(f"{where} must be {rule[0]}, got {value!r}")
+
+
 def create_head(name: str, params: dict[str, Any] | None = None) -> Head:
-    """A fresh head with its params checked against its dataclass."""
+    """A fresh head with its params checked against its dataclass and their ranges."""
     cls = head_class(name)
-    return cls(build(cls.Params, params or {}, f"heads.{name}"))
+    checked = build(cls.Params, params or {}, f"heads.{name}")
+    check_ranges(name, checked)
+    return cls(checked)
 
 
 def describe_params(name: str) -> dict[str, Any]:

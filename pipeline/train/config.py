@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.errors import ClipCacheError
 from pipeline.params import build
 
 
@@ -19,5 +20,14 @@ class TrainParams:
     protocol: str = "all"  # sweep runs: 'all' classes, or 'base_to_novel' (CoCoOp: fit the first half, score both)
 
 
+PROTOCOLS = ("all", "base_to_novel")
+
+
 def train_params(section: dict[str, Any] | None) -> TrainParams:
-    return build(TrainParams, section, "train")
+    """The checked `train` section."""
+    params = build(TrainParams, section, "train")
+    if params.shots < 1 or params.seed < 0:
+        raise ClipCacheError(f"train.shots must be >= 1 and train.seed >= 0, got {params.shots} and {params.seed}")
+    if params.protocol not in PROTOCOLS:
+        raise ClipCacheError(f"train.protocol must be one of {', '.join(PROTOCOLS)}, got {params.protocol!r}")
+    return params

@@ -27,6 +27,10 @@ def head_section(params: dict[str, Any], name: str) -> dict[str, Any]:
     heads = params.get("heads") or {}
     if not isinstance(heads, dict):
         raise ClipCacheError("params.yaml: 'heads' must map head names to their parameters")
+    for other, section in heads.items():  # every entry is checked, not only the one asked for: a slip is named now
+        if section is not None and not isinstance(section, dict):
+            raise ClipCacheError(f"params.yaml: heads.{other} must map parameter names to values, got {section!r}")
+        create_head(str(other), section or {})
     return heads.get(name) or {}
 
 
