@@ -44,18 +44,21 @@ def datasets() -> None:
 @click.option("--params", "params_path", default="params.yaml", show_default=True, help="Parameters file.")
 @click.option("--set", "overrides", multiple=True, help="Override a parameter: encode.model.name=RN50 (repeatable).")
 @click.option("--skip-bad-images", is_flag=True, default=None, help="Skip undecodable images and list them in the cache.")
+@click.option("--repair", is_flag=True, default=None, help="Read complete files in full; rebuild those that fail their checksums.")
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:1, mps (not tracked: re-encodes nothing).")
 @click.option("--workers", type=int, default=None, help="Image-decoding processes.")
 @click.option("--batch-size", type=int, default=None, help="Images (views counted) per forward pass.")
 @click.option("--dataset", default=None, help="Only this data set of the grid.")
 @click.option("--model", default=None, help="Only this model of the grid (ViT-B-32 or ViT-B-32__openai).")
-def encode(params_path: str, overrides: tuple[str, ...], skip_bad_images: bool | None, device: str | None,
-           workers: int | None, batch_size: int | None, dataset: str | None, model: str | None) -> None:
+def encode(params_path: str, overrides: tuple[str, ...], skip_bad_images: bool | None, repair: bool | None,
+           device: str | None, workers: int | None, batch_size: int | None, dataset: str | None,
+           model: str | None) -> None:
     """Stage 1: encode every (data set, model) pair of the grid into cache/ (resumes an interrupted run)."""
     from pipeline.encode.entry import encode_from_params
 
-    encode_from_params(params_path, list(overrides), {"skip_bad_images": skip_bad_images, "device": device,
-                                                      "workers": workers, "batch_size": batch_size}, dataset, model)
+    encode_from_params(params_path, list(overrides), {"skip_bad_images": skip_bad_images, "repair": repair,
+                                                      "device": device, "workers": workers, "batch_size": batch_size},
+                       dataset, model)
 
 
 @cli.command()
@@ -187,6 +190,22 @@ def inspect(path: str, as_json: bool) -> None:
     if unhealthy:
         raise ClipCacheError(f"{len(unhealthy)} of {len(entries)} entries are not healthy; first: "
                              f"{unhealthy[0]['path']}: {unhealthy[0]['status']}")
+
+
+@cli.command()
+@click.argument("path", default=".")
+def verify(path: str) -> None:
+    """Read every cache file and fitted run under PATH in full and check them against their checksums (whatever was
+    verified before); exit 1 naming the first damaged one."""
+    from pipeline.store.verify import verify_path
+
+    entries = verify_path(path)
+    for entry in entries:
+        click.echo(f"{entry['path']}: {entry['status']}")
+    bad = [e for e in entries if not e["status"].startswith("ok")]
+    click.echo(f"{len(entries) - len(bad)} of {len(entries)} verified whole")
+    if bad:
+        raise ClipCacheError(f"{len(bad)} of {len(entries)} damaged; first: {bad[0]['path']}: {bad[0]['status']}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,15 @@ from pipeline.encode.run import EncodeReport
 from tests.helpers import encode_section, make_folder
 
 torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def verified_memo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The memo of verified files (pipeline.store.integrity) lives in the session's temporary folder, not ~/.cache;
+    subprocesses inherit it."""
+    folder = tmp_path_factory.mktemp("state")
+    os.environ["CLIPCACHE_STATE"] = str(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -68,6 +68,7 @@ class RuntimeParams:
     workers: int = 1  # DataLoader processes decoding images
     shard_images: int = 256  # images per resumable shard; keep it fixed between a kill and its resume
     skip_bad_images: bool = False  # skip undecodable images (listed in the file) instead of stopping
+    repair: bool = False  # read every complete file in full and rebuild those whose data fails its checksums
 
 
 def encode_params(section: dict[str, Any] | None) -> EncodeParams:

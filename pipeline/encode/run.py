@@ -72,7 +72,7 @@ def run_encode(params: EncodeParams, runtime: RuntimeParams) -> EncodeReport:
     report = EncodeReport(folder)
     build = build_info({**as_dict(runtime), "device": str(encoder.device)})
     build |= {"dataset_root": str(dataset.root), "sources": encoder.sources}  # paths: where, not what (not fingerprinted)
-    encode_text(params, encoder, dataset, folder / "text.h5", build, report)
+    encode_text(params, encoder, dataset, folder / "text.h5", build, report, runtime.repair)
     for job in jobs:
         encode_split(params, runtime, encoder, dataset, job, build, report, notes)
     report.seconds = time.perf_counter() - started
@@ -94,11 +94,12 @@ def late_tokens_for(params: EncodeParams, encoder: Encoder, arch: str) -> tuple[
     return dataclasses.replace(params, features=features), {"late_tokens_skipped": tower}
 
 
-def encode_text(params: EncodeParams, encoder: Encoder, dataset: DataSet, path: Path, build: dict, report: EncodeReport) -> None:
+def encode_text(params: EncodeParams, encoder: Encoder, dataset: DataSet, path: Path, build: dict, report: EncodeReport,
+                repair: bool = False) -> None:
     """text.h5: per template set, [C, T, D] and the normalised [C, D]."""
     templates = {name: templates_for(name, dataset) for name in params.templates}
     provenance = text_provenance(encoder.provenance, dataset, templates)
-    if is_complete(path, fingerprint(provenance)):
+    if is_complete(path, fingerprint(provenance), check_data=repair):
         report.files[str(path)] = "up to date"
         return
     groups = {}
@@ -114,7 +115,7 @@ def encode_split(params: EncodeParams, runtime: RuntimeParams, encoder: Encoder,
     """One split file: encode the pending shards in fixed batches, then consolidate."""
     writer = SplitWriter(job.path, split_provenance(params, encoder.provenance, dataset, job, notes), build,
                          len(job.items), runtime.shard_images)
-    if writer.up_to_date() and (runtime.skip_bad_images or not writer.skipped()):
+    if writer.up_to_date(runtime.repair) and (runtime.skip_bad_images or not writer.skipped()):
         writer.drop_leftovers()
         report.files[str(job.path)] = "up to date"
         return

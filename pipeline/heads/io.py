@@ -15,6 +15,7 @@ from pipeline.heads.base import Head
 from pipeline.heads.registry import create_head
 from pipeline.params import as_dict
 from pipeline.store.atomic import TMP_MARK, no_space, space_error, unique_token, write_json_atomic
+from pipeline.store.integrity import file_checksum
 
 WEIGHTS, META = "head.safetensors", "head.json"
 
@@ -35,7 +36,8 @@ def save_head(head: Head, folder: Path, provenance: dict[str, Any]) -> dict[str,
         raise
     finally:
         tmp.unlink(missing_ok=True)
-    record = {"head": head.name, "params": as_dict(head.params), **head.extra_state(), "provenance": provenance}
+    record = {"head": head.name, "params": as_dict(head.params), **head.extra_state(), "provenance": provenance,
+              "weights_checksum": file_checksum(folder / WEIGHTS)}
     write_json_atomic(folder / META, record)
     return record
 
@@ -78,6 +80,10 @@ def load_head(folder: str | Path, device: str | torch.device = "cpu") -> tuple[H
         raise ClipCacheError(f"{str(folder)!r}: head.json and head.safetensors do not belong together (tensor "
                              f"{wrong[0]!r}: head.json implies {expected.get(wrong[0])}, the weights hold "
                              f"{stored.get(wrong[0])})")
+    if meta.get("weights_checksum") != file_checksum(folder / WEIGHTS):
+        why = "records no checksum of its weights (fitted by an older clipcache)" if "weights_checksum" not in meta \
+            else "does not match its weights: head.safetensors is damaged or from another fit"
+        raise ClipCacheError(f"{str(folder / META)!r} {why}; fit the head again")
     tensors = load_file(str(folder / WEIGHTS), device=str(device))
     head = create_head(meta["head"], meta["params"])
     head.setup(**shapes)

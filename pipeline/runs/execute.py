@@ -49,6 +49,7 @@ from pipeline.store.atomic import (
     write_json_atomic,
 )
 from pipeline.store.provenance import code_version, fingerprint
+from pipeline.store.integrity import file_checksum
 from pipeline.store.together import check_identity
 from pipeline.train.run import fit_head, save_fitted
 
@@ -159,7 +160,8 @@ def build_run(spec: RunSpec, inputs: dict[str, Any], digest: str) -> tuple[dict[
             "model": spec.encode.model.name, "pretrained": spec.encode.model.pretrained, "head": spec.head,
             "shots": spec.shots, "seed": spec.seed, "protocol": spec.protocol, "seconds": seconds, "worker": worker_name(),
             "device": str(device), "code_version": code_version(),
-            "finished_at": datetime.now(UTC).isoformat()})
+            "finished_at": datetime.now(UTC).isoformat(),
+            "checksums": {p.name: file_checksum(p) for p in sorted(tmp.iterdir()) if p.is_file()}})
         publish(tmp, spec.folder, digest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

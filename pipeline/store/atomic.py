@@ -20,6 +20,7 @@ from pathlib import Path
 import h5py
 
 from pipeline.errors import ClipCacheError, NoSpace
+from pipeline.store.integrity import stamp
 
 TMP_MARK = ".tmp-"
 TMP_PREFIX, OLD_PREFIX = ".tmp-", ".old-"  # folders being written / set aside while a new one is renamed in
@@ -104,9 +105,9 @@ def ensure_space(path: Path, needed: int) -> None:
 
 @contextmanager
 def atomic_h5(path: Path, needed: int | None = None) -> Iterator[h5py.File]:
-    """Yield an HDF5 file open for writing that appears at `path` only if the block finishes; `needed`, the bytes of
-    data it will hold, is checked against the free space first, and a write that still runs out of space is one
-    line naming the file, never a traceback."""
+    """Yield an HDF5 file open for writing that appears at `path` only if the block finishes, stamped with the
+    checksum of each of its datasets; `needed`, the bytes of data it will hold, is checked against the free space
+    first, and a write that still runs out of space is one line naming the file, never a traceback."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if needed is not None:
         ensure_space(path, needed)
@@ -114,6 +115,7 @@ def atomic_h5(path: Path, needed: int | None = None) -> Iterator[h5py.File]:
     try:
         with h5py.File(tmp, "w", libver="latest") as handle:
             yield handle
+            stamp(handle, tmp)  # the checksum of every dataset, read back from the file as written
         with tmp.open("rb+") as raw:
             os.fsync(raw.fileno())
         os.replace(tmp, path)

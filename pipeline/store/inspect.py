@@ -10,6 +10,7 @@ import h5py
 
 from pipeline.errors import ClipCacheError
 from pipeline.store.provenance import ATTR_COMPLETE, ATTR_FINGERPRINT, fingerprint, read_attrs
+from pipeline.store.integrity import verify
 from pipeline.store.reader import dataset_specs
 
 HEALTHY = ("complete", "leftover")  # statuses `clipcache inspect` exits 0 with
@@ -32,6 +33,11 @@ def describe_file(path: Path) -> dict[str, Any]:
         if handle.attrs.get(ATTR_COMPLETE) and handle.attrs.get(ATTR_FINGERPRINT) != fingerprint(provenance):
             return {"path": str(path), "status": "not healthy (its provenance does not match its fingerprint: "
                     "edited after encoding)"}
+        if handle.attrs.get(ATTR_COMPLETE):
+            try:
+                verify(handle, path, str(handle.attrs[ATTR_FINGERPRINT]))  # once per file and modification
+            except ClipCacheError as exc:
+                return {"path": str(path), "status": f"damaged ({exc})"}
         return summary(handle, path, provenance, build)
 
 

@@ -15,7 +15,7 @@ import h5py
 import pipeline
 from pipeline.errors import ClipCacheError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: every dataset's checksum in the `checksums` attribute (pipeline.store.integrity)
 ATTR_PROVENANCE = "provenance"  # JSON: everything that determines the tensors (fingerprinted)
 ATTR_BUILD = "build"  # JSON: how this copy was made (code commit, time, runtime settings); not fingerprinted
 ATTR_FINGERPRINT = "fingerprint"  # sha256 of the canonical provenance JSON

@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 
 from pipeline.errors import ClipCacheError
+from pipeline.store.integrity import verify
 from pipeline.store.lazy import LazyArray, contiguous_offset
 from pipeline.store.provenance import (
     ATTR_COMPLETE,
@@ -69,7 +70,8 @@ def dataset_specs(handle: h5py.File, path: Path) -> dict[str, tuple[tuple[int, .
 
 @contextmanager
 def checked(path: Path, expect: dict[str, Any] | None) -> Iterator[tuple[h5py.File, dict[str, Any], dict[str, Any]]]:
-    """Open a cache file and yield (handle, provenance, build) once it is complete, of our schema, and as requested."""
+    """Open a cache file and yield (handle, provenance, build) once it is complete, of our schema, unedited, as
+    requested, whole, and its data matches its checksums (cheapest checks first)."""
     with open_h5(path) as handle:
         provenance, build = read_attrs(handle, path)
         if not handle.attrs.get(ATTR_COMPLETE):
@@ -81,6 +83,8 @@ def checked(path: Path, expect: dict[str, Any] | None) -> Iterator[tuple[h5py.Fi
             raise ClipCacheError(f"cache file {str(path)!r}: its provenance does not match the fingerprint it was "
                                  "written with (edited after encoding?); encode it again")
         check_request(provenance, expect or {}, path)
+        dataset_specs(handle, path)  # truncation and bytes from other files, before any data is read
+        verify(handle, path, str(handle.attrs[ATTR_FINGERPRINT]))  # once per file, size, time and fingerprint
         yield handle, provenance, build
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from pipeline.errors import ClipCacheError
 from pipeline.store.atomic import atomic_h5, remove_stale_temporaries
+from pipeline.store.integrity import dataset_names, verify
 from pipeline.store.provenance import ATTR_COMPLETE, ATTR_FINGERPRINT, fingerprint, read_attrs, write_attrs
 from pipeline.store.schema import image_axis
 
@@ -38,12 +39,20 @@ class Shard:
         return f"shard-{self.start:08d}-{self.stop:08d}.h5"
 
 
-def is_complete(path: Path, expected_fingerprint: str) -> bool:
-    """True if `path` is a complete file of this fingerprint; unreadable files count as incomplete."""
+def is_complete(path: Path, expected_fingerprint: str, check_data: bool = False) -> bool:
+    """True if `path` is a complete file of this fingerprint (with `check_data`, its datasets read in full also match
+    their checksums); unreadable files count as incomplete."""
     try:
         with h5py.File(path, "r") as handle:
-            return bool(handle.attrs.get(ATTR_COMPLETE)) and handle.attrs.get(ATTR_FINGERPRINT) == expected_fingerprint
-    except OSError:
+            if not (handle.attrs.get(ATTR_COMPLETE) and handle.attrs.get(ATTR_FINGERPRINT) == expected_fingerprint):
+                return False
+            if check_data:
+                verify(handle, path, expected_fingerprint, force=True)
+            return True
+    except (OSError, RuntimeError):
+        return False
+    except ClipCacheError as exc:
+        log.warning("%s: rebuilding it: %s", path, exc)
         return False
 
 
@@ -56,9 +65,10 @@ class SplitWriter:
         self.parts = path.with_name(path.name + ".parts")
         self.shards = [Shard(s, min(s + shard_items, n_items)) for s in range(0, n_items, max(1, shard_items))]
 
-    def up_to_date(self) -> bool:
-        """The final file exists, is complete and was made from the same provenance."""
-        return is_complete(self.path, self.fingerprint)
+    def up_to_date(self, check_data: bool = False) -> bool:
+        """The final file exists, is complete and was made from the same provenance; with `check_data`, its datasets
+        also match their checksums (read in full: `clipcache encode --repair`)."""
+        return is_complete(self.path, self.fingerprint, check_data)
 
     def skipped(self) -> list[str]:
         """The images the final file left out as undecodable (--skip-bad-images): without that flag such a file is
@@ -110,13 +120,6 @@ class SplitWriter:
                 handle.close()
         shutil.rmtree(self.parts, ignore_errors=True)
         log.info("%s: complete", self.path)
-
-
-def dataset_names(handle: h5py.File) -> list[str]:
-    """Every dataset of an open file, in visiting order."""
-    names: list[str] = []
-    handle.visit(lambda name: names.append(name) if isinstance(handle[name], h5py.Dataset) else None)
-    return names
 
 
 def copy_datasets(shards: list[h5py.File], out: h5py.File) -> None:

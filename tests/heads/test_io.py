@@ -44,3 +44,18 @@ def test_weights_of_another_head_are_refused(saved: Path) -> None:
         load_head(saved / "gda")
     head, meta = load_head(saved / "tip")
     assert meta["head"] == "tip_adapter" and head.shapes["keys"] > 0
+
+
+def test_damaged_weights_of_the_right_shapes_are_refused(saved: Path) -> None:
+    """Flipped bytes keep every shape: only the checksum in head.json can tell."""
+    weights = saved / "gda" / "head.safetensors"
+    raw = bytearray(weights.read_bytes())
+    raw[-16:] = bytes(255 - b for b in raw[-16:])  # inside the last tensor's data
+    weights.write_bytes(bytes(raw))
+    with pytest.raises(ClipCacheError, match=r"head\.json' does not match its weights: head\.safetensors is damaged"):
+        load_head(saved / "gda")
+    meta = json.loads((saved / "tip" / "head.json").read_text())
+    del meta["weights_checksum"]
+    (saved / "tip" / "head.json").write_text(json.dumps(meta))
+    with pytest.raises(ClipCacheError, match="records no checksum of its weights"):
+        load_head(saved / "tip")

@@ -177,3 +177,17 @@ def test_base_to_novel_runs_fit_the_base_half_and_score_both(two_seed_cache, tmp
     params["train"]["protocol"] = "novel_only"
     with pytest.raises(ClipCacheError, match="train.protocol must be one of all, base_to_novel"):
         sweep(params, tmp_path)
+
+
+def test_a_damaged_run_file_is_named_by_verify(two_seed_cache, tmp_path: Path, capsys) -> None:
+    """run.json records the checksum of every file of its run, head.json that of the weights."""
+    from pipeline.cli import main
+
+    sweep(grid_params(two_seed_cache, tmp_path, heads=["tip_adapter"]), tmp_path)
+    results = tmp_path / "results"
+    assert main(["verify", str(results)]) == 0
+    record = results / "tip_adapter" / "image_folder" / TINY_PAIR["vit"] / "k2-s1" / "evaluation.json"
+    record.write_text(record.read_text() + "\n")  # still valid JSON, other bytes
+    capsys.readouterr()
+    assert main(["verify", str(results)]) == 1
+    assert "k2-s1: damaged (evaluation.json does not match the checksum in run.json)" in capsys.readouterr().out
