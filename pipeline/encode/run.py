@@ -115,6 +115,13 @@ def encode_split(params: EncodeParams, runtime: RuntimeParams, encoder: Encoder,
     """One split file: encode the pending shards in fixed batches, then consolidate."""
     writer = SplitWriter(job.path, split_provenance(params, encoder.provenance, dataset, job, notes), build,
                          len(job.items), runtime.shard_images)
+    with writer.locked():  # a second encode of this split waits here, then finds it complete
+        write_split(writer, params, runtime, encoder, dataset, job, report)
+
+
+def write_split(writer: SplitWriter, params: EncodeParams, runtime: RuntimeParams, encoder: Encoder,
+                dataset: DataSet, job: SplitJob, report: EncodeReport) -> None:
+    """The split's pending shards, then its final file (the caller holds the split's lock)."""
     if writer.up_to_date(runtime.repair) and (runtime.skip_bad_images or not writer.skipped()):
         writer.drop_leftovers()
         report.files[str(job.path)] = "up to date"

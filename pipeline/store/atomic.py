@@ -7,7 +7,9 @@ run deletes; never a half-written file under the final name.
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
+import logging
 import os
 import resource
 import shutil
@@ -22,6 +24,7 @@ import h5py
 from pipeline.errors import ClipCacheError, NoSpace
 from pipeline.store.integrity import stamp
 
+log = logging.getLogger(__name__)
 TMP_MARK = ".tmp-"
 TMP_PREFIX, OLD_PREFIX = ".tmp-", ".old-"  # folders being written / set aside while a new one is renamed in
 
@@ -128,11 +131,29 @@ def atomic_h5(path: Path, needed: int | None = None) -> Iterator[h5py.File]:
         tmp.unlink(missing_ok=True)
 
 
-def remove_stale_temporaries(folder: Path) -> None:
-    """Delete temporaries that a killed writer left in `folder`."""
+def remove_stale_temporaries(folder: Path, name: str = "") -> None:
+    """Delete temporaries that a killed writer left in `folder` (only those of file `name` when given); call it only
+    while holding the lock of what they belong to (`exclusive`), so that no live writer's temporary is touched."""
     if folder.is_dir():
-        for stray in folder.glob(f"*{TMP_MARK}*"):
+        for stray in folder.glob(f"{name}*{TMP_MARK}*"):
             stray.unlink(missing_ok=True)
+
+
+@contextmanager
+def exclusive(path: Path, what: str) -> Iterator[None]:
+    """Hold an exclusive advisory lock on `path` (created if absent) for the block: writers of one split, from any
+    process, take turns; the kernel releases it if the holder is killed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another process writing %s", what)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def write_json_atomic(path: Path, content: object) -> None:

@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 from pipeline.errors import ClipCacheError
-from pipeline.store.atomic import atomic_h5, remove_stale_temporaries
+from pipeline.store.atomic import atomic_h5, exclusive, remove_stale_temporaries
 from pipeline.store.integrity import dataset_names, verify
 from pipeline.store.provenance import ATTR_COMPLETE, ATTR_FINGERPRINT, fingerprint, read_attrs, write_attrs
 from pipeline.store.schema import image_axis
@@ -65,6 +65,12 @@ class SplitWriter:
         self.parts = path.with_name(path.name + ".parts")
         self.shards = [Shard(s, min(s + shard_items, n_items)) for s in range(0, n_items, max(1, shard_items))]
 
+    def locked(self) -> Any:
+        """The split's lock (`.<split>.h5.lock` beside it): hold it from the up-to-date check to the final rename, so
+        that a second `encode` of the same split waits, then finds it complete, instead of removing the first
+        one's shards."""
+        return exclusive(self.path.with_name(f".{self.path.name}.lock"), str(self.path))
+
     def up_to_date(self, check_data: bool = False) -> bool:
         """The final file exists, is complete and was made from the same provenance; with `check_data`, its datasets
         also match their checksums (read in full: `clipcache encode --repair`)."""
@@ -84,9 +90,9 @@ class SplitWriter:
             shutil.rmtree(self.parts, ignore_errors=True)
 
     def pending(self) -> list[Shard]:
-        """Shards still to encode; clears temporaries and shards of another plan or fingerprint."""
+        """Shards still to encode; clears temporaries and shards of another plan or fingerprint (under `locked`)."""
         remove_stale_temporaries(self.parts)
-        remove_stale_temporaries(self.path.parent)
+        remove_stale_temporaries(self.path.parent, self.path.name)
         done = {s.name for s in self.shards if is_complete(self.parts / s.name, self.fingerprint)}
         if self.parts.is_dir():
             for stale in self.parts.glob("shard-*.h5"):
