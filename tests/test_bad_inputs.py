@@ -61,7 +61,7 @@ TRAIN = [  # (override, --head, what the line must say)
     ("heads.gda.alpha_grid=[a]", "gda", "heads.gda.alpha_grid must have 3 items"),
     ("heads.proker.lambda_grid=[-1]", "proker", "heads.proker.lambda_grid must have 3 items"),
     ("heads.linear_probe.c_grid=[0]", "linear_probe", "unknown key heads.linear_probe.c_grid"),
-    ("heads.zero_shot.template_set=nope", "zero_shot", "has no template set 'nope'"),
+    ("heads.zero_shot.template_set=nope", "zero_shot", "heads.zero_shot.template_set must be one of"),
     ("heads.coop.epochs=-5", "coop", "heads.coop.epochs must be >= 0"),
     ("heads.coop.lr=-1", "coop", "heads.coop.lr must be >= 0"),
     ("heads.tip_adapter_f.eps=0", "tip_adapter_f", "heads.tip_adapter_f.eps must be > 0"),

@@ -12,7 +12,7 @@ from pathlib import Path
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from pipeline.data import DataSet, create_dataset
+from pipeline.data import DataSet, create_dataset, list_datasets
 from pipeline.data.decode import ImageReader, collate, one_thread_worker
 from pipeline.data.templates import templates_for
 from pipeline.data.views import ViewSpec
@@ -60,9 +60,11 @@ class EncodeReport:
 def run_encode(params: EncodeParams, runtime: RuntimeParams) -> EncodeReport:
     """Encode everything `params` asks for; files already complete with the same provenance are kept."""
     started = time.perf_counter()
-    dataset = create_dataset(params.dataset.name, params.dataset.root, params.dataset.options)
-    arch, _ = resolve_architecture(params.model.name)  # validate the pair before any work
+    if params.dataset.name not in list_datasets():  # names first: nothing is listed, hashed or built before
+        raise ClipCacheError(f"unknown data set {params.dataset.name!r}; known: {', '.join(list_datasets())}")
+    arch, _ = resolve_architecture(params.model.name)
     resolve_pretrained(arch, params.model.pretrained)
+    dataset = create_dataset(params.dataset.name, params.dataset.root, params.dataset.options)
     folder = cache_folder(params)
     jobs = plan_jobs(params, dataset, folder)  # checks K against every class before a model is built
     encoder = load_encoder(params.model.name, params.model.pretrained, pick_device(runtime.device))

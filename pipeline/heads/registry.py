@@ -11,6 +11,7 @@ import importlib
 import math
 from typing import Any, Callable
 
+from pipeline.data.templates import REFERENCE, TEMPLATE_SETS
 from pipeline.errors import ClipCacheError
 from pipeline.heads.base import Head
 from pipeline.params import build
@@ -79,6 +80,10 @@ def create_head(name: str, params: dict[str, Any] | None = None) -> Head:
     cls = head_class(name)
     checked = build(cls.Params, params or {}, f"heads.{name}")
     check_ranges(name, checked)
+    template_set = getattr(checked, "template_set", None)
+    if template_set is not None and template_set not in (*TEMPLATE_SETS, REFERENCE):
+        raise ClipCacheError(f"heads.{name}.template_set must be one of {', '.join((*TEMPLATE_SETS, REFERENCE))}, "
+                             f"got {template_set!r}")
     return cls(checked)
 
 

@@ -49,6 +49,7 @@ from pipeline.store.atomic import (
     write_json_atomic,
 )
 from pipeline.store.provenance import code_version, fingerprint
+from pipeline.store.failpoints import failpoint
 from pipeline.store.integrity import file_checksum
 from pipeline.store.together import check_identity
 from pipeline.train.run import fit_head, save_fitted
@@ -146,6 +147,7 @@ def build_run(spec: RunSpec, inputs: dict[str, Any], digest: str) -> tuple[dict[
             classes, _ = base_and_novel(len(text.classnames))
         fitted = fit_head(spec.encode, spec.shots, spec.seed, spec.head, spec.head_params, device, classes)
         meta = save_fitted(fitted, tmp)
+        failpoint("run-fitted")
         started = time.perf_counter()
         test = test_split(spec.encode, meta, spec.folder / META)
         if classes is None:
@@ -163,6 +165,7 @@ def build_run(spec: RunSpec, inputs: dict[str, Any], digest: str) -> tuple[dict[
             "finished_at": datetime.now(UTC).isoformat(),
             "checksums": {p.name: file_checksum(p) for p in sorted(tmp.iterdir()) if p.is_file()}})
         publish(tmp, spec.folder, digest)
+        failpoint("run-published")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     metrics = {k: v for k, v in record["metrics"].items() if k != "confusion"}

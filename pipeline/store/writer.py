@@ -20,6 +20,7 @@ import numpy as np
 
 from pipeline.errors import ClipCacheError
 from pipeline.store.atomic import atomic_h5, exclusive, remove_stale_temporaries
+from pipeline.store.failpoints import failpoint
 from pipeline.store.integrity import dataset_names, verify
 from pipeline.store.provenance import ATTR_COMPLETE, ATTR_FINGERPRINT, fingerprint, read_attrs, write_attrs
 from pipeline.store.schema import image_axis
@@ -111,6 +112,7 @@ class SplitWriter:
             for name, array in arrays.items():
                 handle.create_dataset(name, data=array)
             write_attrs(handle, self.provenance, {**self.build, "skipped": skipped}, complete=True)
+        failpoint("shard-written")
 
     def finalize(self) -> None:
         """Join the shards into one contiguous file at `path`, then drop the parts folder."""
@@ -120,10 +122,12 @@ class SplitWriter:
             needed = sum(int(f[name].nbytes) for f in files for name in dataset_names(f))
             with atomic_h5(self.path, needed) as out:  # a full copy of the split, its shards removed afterwards
                 copy_datasets(files, out)
+                failpoint("consolidating")
                 write_attrs(out, self.provenance, {**self.build, "skipped": skipped}, complete=True)
         finally:
             for handle in files:
                 handle.close()
+        failpoint("consolidated")
         shutil.rmtree(self.parts, ignore_errors=True)
         log.info("%s: complete", self.path)
 
