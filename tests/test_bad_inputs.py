@@ -52,6 +52,9 @@ TRAIN = [  # (override, --head, what the line must say)
     ("train.shots=-1", None, "train.shots must be >= 1"),
     ("train.seed=x", None, "train.seed must be int"),
     ("train.head=nope", None, "unknown head 'nope'"),
+    ("encode.dataset.name=nope", None, "unknown data set 'nope'"),  # names before the cache is looked for
+    ("encode.model.name=nope", None, "unknown open_clip model 'nope'"),
+    ("encode.model.pretrained=nope", None, "unknown pretrained tag 'nope'"),
     ("train.protocol=nope", None, "train.protocol must be one of all, base_to_novel"),
     ("heads=3", None, "'heads' must map head names"),
     ("heads.coop=3", None, "heads.coop must map parameter names"),

@@ -12,7 +12,7 @@ from pathlib import Path
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from pipeline.data import DataSet, create_dataset, list_datasets
+from pipeline.data import DataSet, create_dataset
 from pipeline.data.decode import ImageReader, collate, one_thread_worker
 from pipeline.data.templates import templates_for
 from pipeline.data.views import ViewSpec
@@ -36,7 +36,7 @@ from pipeline.encoders import (
     require_spatial,
     tower_kind,
 )
-from pipeline.encoders.model import resolve_architecture, resolve_pretrained
+from pipeline.encoders.model import check_names, resolve_architecture
 from pipeline.errors import ClipCacheError
 from pipeline.params import as_dict
 from pipeline.store.provenance import build_info, fingerprint
@@ -60,10 +60,8 @@ class EncodeReport:
 def run_encode(params: EncodeParams, runtime: RuntimeParams) -> EncodeReport:
     """Encode everything `params` asks for; files already complete with the same provenance are kept."""
     started = time.perf_counter()
-    if params.dataset.name not in list_datasets():  # names first: nothing is listed, hashed or built before
-        raise ClipCacheError(f"unknown data set {params.dataset.name!r}; known: {', '.join(list_datasets())}")
+    check_names(params.dataset.name, params.model.name, params.model.pretrained)  # before any file is listed
     arch, _ = resolve_architecture(params.model.name)
-    resolve_pretrained(arch, params.model.pretrained)
     dataset = create_dataset(params.dataset.name, params.dataset.root, params.dataset.options)
     folder = cache_folder(params)
     jobs = plan_jobs(params, dataset, folder)  # checks K against every class before a model is built

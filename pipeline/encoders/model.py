@@ -96,6 +96,18 @@ def resolve_pretrained(arch: str, pretrained: str | None) -> dict[str, Any]:
     return {"pretrained": pretrained, "pretrained_kind": "tag", "random_weights": False}
 
 
+def check_names(dataset: str, model: str, pretrained: str | None) -> None:
+    """The names of a (data set, model, pretrained) request, before any of its files is listed, opened or built: the
+    data set is registered, the model is an open_clip architecture (or an existing config file), the tag is one
+    open_clip knows for it (or an existing checkpoint file)."""
+    from pipeline.data import list_datasets
+
+    if dataset not in list_datasets():
+        raise ClipCacheError(f"unknown data set {dataset!r}; known: {', '.join(list_datasets())}")
+    arch, _ = resolve_architecture(model)
+    resolve_pretrained(arch, pretrained)
+
+
 def sources_of(name: str, pretrained: str | None) -> dict[str, str]:
     """Where the pair's files are (absolute paths), for the build record and for rebuilding the model later."""
     out = {}

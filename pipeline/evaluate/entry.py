@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pipeline.encoders.model import check_names
 from pipeline.evaluate.config import results_dir
 from pipeline.evaluate.run import score_head, test_split, write_evaluation
 from pipeline.grid import one_pair
@@ -23,6 +24,7 @@ def evaluate_from_params(params_path: str | Path, overrides: list[str], head: st
     name = head or train.head
     head_class(name)  # an unknown head is named before any file is looked for
     encode = one_pair(params, dataset, model)
+    check_names(encode.dataset.name, encode.model.name, encode.model.pretrained)  # names before the run folder
     folder = run_folder(results_dir(params), name, encode.dataset.name,
                         pair_label(encode.model.name, encode.model.pretrained), train.shots, train.seed)
     fitted, meta = load_head(folder)

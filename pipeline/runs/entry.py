@@ -10,6 +10,7 @@ from typing import Any
 
 from pipeline.encode.config import runtime_params, runtime_section
 from pipeline.engine import CLUSTER_KEYS, cluster_params
+from pipeline.encoders.model import check_names
 from pipeline.errors import ClipCacheError
 from pipeline.evaluate.config import results_dir
 from pipeline.grid import grid_pairs
@@ -36,8 +37,11 @@ def sweep_from_params(params_path: str | Path, overrides: list[str], heads: list
     settings = runtime_section(params, runtime)
     device = runtime_params(settings).device
     root = results_dir(params)
-    specs = plan_runs(grid_pairs(params, dataset, model), names, {n: head_section(params, n) for n in names},
-                      root, device, train.protocol)
+    pairs = grid_pairs(params, dataset, model)
+    heads = {n: head_section(params, n) for n in names}
+    for pair in pairs:  # names before any cache file is looked for
+        check_names(pair.dataset.name, pair.model.name, pair.model.pretrained)
+    specs = plan_runs(pairs, names, heads, root, device, train.protocol)
     report = run_sweep(specs, cluster_params({k: settings[k] for k in CLUSTER_KEYS if k in settings}))
     if prune:
         prune_runs(specs, names, root, whole=dataset is None and model is None)

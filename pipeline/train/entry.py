@@ -9,6 +9,7 @@ from typing import Any
 
 from pipeline.encode.config import runtime_params, runtime_section
 from pipeline.encoders.device import pick_device
+from pipeline.encoders.model import check_names
 from pipeline.errors import ClipCacheError
 from pipeline.evaluate.config import results_dir
 from pipeline.grid import one_pair
@@ -47,6 +48,7 @@ def train_from_params(params_path: str | Path, overrides: list[str], head: str |
     name = head or train.head
     create_head(name, head_section(params, name))  # names and parameters first: cheaper than any file
     encode = one_pair(params, dataset, model)
+    check_names(encode.dataset.name, encode.model.name, encode.model.pretrained)
     device = pick_device(runtime_params(runtime_section(params, runtime)).device)
     fitted = fit_head(encode, train.shots, train.seed, name, head_section(params, name), device)
     out = run_folder(results_dir(params), name, encode.dataset.name,
