@@ -15,7 +15,7 @@ from pipeline.heads.base import Head
 from pipeline.heads.registry import create_head
 from pipeline.params import as_dict
 from pipeline.store.atomic import TMP_MARK, no_space, space_error, unique_token, write_json_atomic
-from pipeline.store.integrity import file_checksum
+from pipeline.digest import file_checksum
 
 WEIGHTS, META = "head.safetensors", "head.json"
 

@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.digest import file_checksum
 from pipeline.errors import ClipCacheError
 
+RUN_RECORD = "run.json"  # as pipeline.layout names it (not imported: the report imports no model or store code)
 NUMBER = (int, float)
 REQUIRED: dict[str, type | tuple[type, ...]] = {
     "head": str, "shots": int, "seed": int, "dataset": str, "model": str, "pretrained": str, "random_weights": bool,
@@ -64,7 +66,19 @@ def read_record(path: Path) -> dict[str, Any]:
         raise ClipCacheError(f"{path}: not a readable JSON file ({exc})") from exc
     if not isinstance(record, dict):
         raise ClipCacheError(f"{path}: an evaluation record must be a JSON object")
+    check_recorded_checksum(path)
     return record
+
+
+def check_recorded_checksum(path: Path) -> None:
+    """A sweep run's run.json records the checksum of each of its files: a changed evaluation.json is refused."""
+    try:
+        recorded = json.loads((path.parent / RUN_RECORD).read_text()).get("checksums") or {}
+    except (OSError, ValueError, AttributeError):
+        return  # a run of `clipcache evaluate`, or a run.json from before checksums: nothing recorded to compare
+    if path.name in recorded and file_checksum(path) != recorded[path.name]:
+        raise ClipCacheError(f"{path}: does not match the checksum in {path.parent / RUN_RECORD} (changed after "
+                             "the run); run `clipcache verify` and sweep again")
 
 
 def check_fields(record: dict[str, Any], fields: dict[str, type | tuple[type, ...]], path: Path, where: str) -> None:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline.digest import file_checksum
 from pipeline.encode.config import EncodeParams
 from pipeline.encoders.device import pick_device
 from pipeline.errors import ClipCacheError, NotApplicable
@@ -50,7 +51,6 @@ from pipeline.store.atomic import (
 )
 from pipeline.store.provenance import code_version, fingerprint
 from pipeline.store.failpoints import failpoint
-from pipeline.store.integrity import file_checksum
 from pipeline.store.together import check_identity
 from pipeline.train.run import fit_head, save_fitted
 

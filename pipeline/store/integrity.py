@@ -18,42 +18,16 @@ from typing import Any
 
 import h5py
 import numpy as np
-import xxhash
 
+from pipeline.digest import bytes_checksum, range_checksum
 from pipeline.errors import ClipCacheError
 from pipeline.store.lazy import contiguous_offset
 
 log = logging.getLogger(__name__)
 ATTR_CHECKSUMS = "checksums"
-ALGORITHM = "xxh3_64"
 MEMO_LIMIT = 100_000  # entries kept in the memo (the oldest are dropped)
-BLOCK = 16 << 20  # bytes read at a time
 
 _VERIFIED: set[tuple[str, int, int, str]] = set()  # (path, size, mtime_ns, fingerprint) verified in this process
-
-
-def bytes_checksum(data: bytes | memoryview) -> str:
-    return f"{ALGORITHM}:{xxhash.xxh3_64(data).hexdigest()}"
-
-
-def range_checksum(path: Path, offset: int, length: int) -> str:
-    """Checksum of `length` bytes of a file from `offset`, read in blocks."""
-    digest = xxhash.xxh3_64()
-    with path.open("rb") as handle:
-        handle.seek(offset)
-        left = length
-        while left:
-            block = handle.read(min(BLOCK, left))
-            if not block:
-                break  # a short file: the digest then differs from the stored one
-            digest.update(block)
-            left -= len(block)
-    return f"{ALGORITHM}:{digest.hexdigest()}"
-
-
-def file_checksum(path: Path) -> str:
-    """Checksum of a whole file (a fitted head's weights, a run's records)."""
-    return range_checksum(path, 0, path.stat().st_size)
 
 
 def dataset_checksum(path: Path, dataset: h5py.Dataset) -> str:

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ClipCacheError
-from pipeline.store.integrity import file_checksum, verify
+from pipeline.digest import file_checksum
+from pipeline.store.integrity import verify
 from pipeline.store.provenance import ATTR_FINGERPRINT, fingerprint, read_attrs
 from pipeline.store.reader import dataset_specs, open_h5
 

@@ -191,3 +191,14 @@ def test_a_damaged_run_file_is_named_by_verify(two_seed_cache, tmp_path: Path, c
     capsys.readouterr()
     assert main(["verify", str(results)]) == 1
     assert "k2-s1: damaged (evaluation.json does not match the checksum in run.json)" in capsys.readouterr().out
+
+
+def test_the_report_refuses_an_evaluation_changed_after_its_run(two_seed_cache, tmp_path: Path) -> None:
+    from pipeline.report.load import read_record
+
+    sweep(grid_params(two_seed_cache, tmp_path, heads=["zero_shot"]), tmp_path)
+    record = next((tmp_path / "results").rglob("evaluation.json"))
+    assert read_record(record)["head"] == "zero_shot"
+    record.write_text(record.read_text().replace('"top1": ', '"top1": 1.0, "was": ', 1))  # a number made up by hand
+    with pytest.raises(ClipCacheError, match=r"evaluation\.json: does not match the checksum in .*run\.json"):
+        read_record(record)
