@@ -81,14 +81,15 @@ def train(params_path: str, head: str | None, overrides: tuple[str, ...], device
 @click.option("--params", "params_path", default="params.yaml", show_default=True, help="Parameters file.")
 @click.option("--head", default=None, help="Head to score (default: train.head).")
 @click.option("--set", "overrides", multiple=True, help="Override: train.shots=4, train.seed=2 (repeatable).")
+@click.option("--device", default=None, help="auto, cpu, cuda, mps (not tracked).")
 @click.option("--dataset", default=None, help="Only this data set of the grid.")
 @click.option("--model", default=None, help="Only this model of the grid (ViT-B-32 or ViT-B-32__openai).")
-def evaluate(params_path: str, head: str | None, overrides: tuple[str, ...], dataset: str | None,
-             model: str | None) -> None:
-    """Stage 3: score a fitted head on the test split (the only stage that opens it)."""
+def evaluate(params_path: str, head: str | None, overrides: tuple[str, ...], device: str | None,
+             dataset: str | None, model: str | None) -> None:
+    """Stage 3: score a fitted head on the test split (the only stage that opens it), on the runtime device."""
     from pipeline.evaluate.entry import evaluate_from_params
 
-    record = evaluate_from_params(params_path, list(overrides), head, dataset, model)
+    record = evaluate_from_params(params_path, list(overrides), head, dataset, model, {"device": device})
     metrics = {k: v for k, v in record["metrics"].items() if k != "confusion"}
     click.echo(json.dumps({"head": record["head"], "shots": record["shots"], "seed": record["seed"], **metrics,
                            "random_weights": record["random_weights"]}))

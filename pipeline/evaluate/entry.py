@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pipeline.encode.config import runtime_params, runtime_section
+from pipeline.encoders.device import pick_device
 from pipeline.encoders.model import check_names
 from pipeline.evaluate.config import results_dir
 from pipeline.evaluate.run import score_head, test_split, write_evaluation
@@ -17,8 +19,10 @@ from pipeline.train.config import train_params
 
 
 def evaluate_from_params(params_path: str | Path, overrides: list[str], head: str | None,
-                         dataset: str | None = None, model: str | None = None) -> dict[str, Any]:
-    """Score the head fitted for params.yaml's train.shots / train.seed on the test split, into its run folder."""
+                         dataset: str | None = None, model: str | None = None,
+                         runtime: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Score the head fitted for params.yaml's train.shots / train.seed on the test split, into its run folder, on
+    the runtime device (runtime.device, or `runtime`'s `device` from the command line), as train fits it."""
     params = apply_overrides(load_params(params_path), overrides)
     train = train_params(params.get("train"))
     name = head or train.head
@@ -27,7 +31,9 @@ def evaluate_from_params(params_path: str | Path, overrides: list[str], head: st
     check_names(encode.dataset.name, encode.model.name, encode.model.pretrained)  # names before the run folder
     folder = run_folder(results_dir(params), name, encode.dataset.name,
                         pair_label(encode.model.name, encode.model.pretrained), train.shots, train.seed)
-    fitted, meta = load_head(folder)
+    device = pick_device(runtime_params(runtime_section(params, runtime or {})).device)
+    fitted, meta = load_head(folder, device)
     record = score_head(fitted, meta, test_split(encode, meta, folder / META))
+    record["device"] = str(device)
     write_evaluation(record, folder)
     return record

@@ -31,7 +31,7 @@ ATTENTION_IMAGES = 4  # test images whose attention maps are kept
 def attention_examples(head: Any, test: FeatureSplit, predictions: np.ndarray, root: str) -> list[dict[str, Any]]:
     """For the first test images: path, true and predicted class, and their attention grids [h, w]."""
     rows = np.arange(min(ATTENTION_IMAGES, test.n))
-    attention = head.attention(test, rows).numpy()  # [n, C, HW]
+    attention = head.attention(test, rows).cpu().numpy()  # [n, C, HW]
     side = int(round(attention.shape[-1] ** 0.5))
     out = []
     for i, row in enumerate(rows):

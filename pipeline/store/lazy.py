@@ -1,18 +1,26 @@
 """A lazily opened, picklable view of one HDF5 dataset (safe in DataLoader workers and dask tasks).
 
 Contiguous uncompressed datasets (our default) are read through a read-only numpy memmap at the dataset's byte
-offset: the file is immutable once complete, and this reads random rows at raw-file speed. Any other layout
+offset: the file is immutable once complete, and this reads random rows at raw-file speed. A dataset larger than
+half the memory this process can keep cached (MemAvailable, or its memory cgroup's limit) is mapped MADV_RANDOM and
+each read first asks for exactly the pages it touches (pipeline.store.rows.prefetch), so random rows of a file many
+times larger than memory are read once, without a read-ahead window around each; a smaller one keeps the kernel's
+read-ahead (it ends up cached whole, and small rows read fastest that way). Where the process may not map the file
+(an address-space cap), the same rows are read with pread (PreadArray). Any other layout
 (chunked, compressed) falls back to h5py with sorted indices.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
+
+from pipeline.store.rows import PreadArray, memory_budget, plan, prefetch
 
 
 class LazyArray:
@@ -23,10 +31,11 @@ class LazyArray:
         self.ndim = len(shape)
         self._pid: int | None = None
         self._source: Any = None
+        self._exact = False  # ask for exactly the pages each read touches (a dataset larger than memory)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_pid"], state["_source"] = None, None  # handles never cross a process boundary
+        state["_pid"], state["_source"], state["_exact"] = None, None, False  # handles never cross a process boundary
         return state
 
     def __len__(self) -> int:
@@ -35,7 +44,8 @@ class LazyArray:
     def _open(self) -> Any:
         if self._source is None or self._pid != os.getpid():
             if self.offset is not None:
-                self._source = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset, shape=self.shape)
+                self._exact = self.dtype.itemsize * int(np.prod(self.shape, dtype=np.int64)) > memory_budget() // 2
+                self._source = open_contiguous(self.path, self.offset, self.shape, self.dtype, self._exact)
             else:
                 self._source = h5py.File(self.path, "r")[self.name]
             self._pid = os.getpid()
@@ -44,8 +54,13 @@ class LazyArray:
     def __getitem__(self, index: Any) -> np.ndarray:
         source = self._open()
         if isinstance(source, np.memmap):
+            found = plan(self.shape, self.dtype.itemsize, index) if self._exact else None
+            if found is not None and source._mmap is not None:
+                prefetch(source._mmap, self.offset % mmap.ALLOCATIONGRANULARITY, found.ranges)  # type: ignore[operator]
             out = source[index]  # a slice is a view of the map: copy it so nothing holds the file or is read-only
             return np.array(out) if isinstance(out, np.memmap) else out  # fancy indexing already copied
+        if isinstance(source, PreadArray):
+            return source[index]
         return read_h5(source, index)
 
     def take(self, rows: np.ndarray) -> np.ndarray:
@@ -55,6 +70,19 @@ class LazyArray:
             return self[rows]
         unique, inverse = np.unique(rows, return_inverse=True)
         return self[unique][inverse]
+
+
+def open_contiguous(path: Path, offset: int, shape: tuple[int, ...], dtype: np.dtype,
+                    exact: bool) -> np.memmap | PreadArray:
+    """A read-only map (`exact`: opened for random access, read-ahead only where `prefetch` asks), or pread reads
+    where this process may not map the file."""
+    try:
+        source = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+    except (OSError, ValueError, MemoryError):  # ENOMEM under an address-space cap (ulimit -v)
+        return PreadArray(path, offset, shape, dtype)
+    if exact and source._mmap is not None:
+        source._mmap.madvise(mmap.MADV_RANDOM)  # read-ahead only where `prefetch` asks for it
+    return source
 
 
 def read_h5(dataset: h5py.Dataset, index: Any) -> np.ndarray:

@@ -28,6 +28,12 @@ def test_train_evaluate_report(encoded, image_root: Path, tmp_path: Path, capsys
     record = json.loads(next((tmp_path / "results").rglob(f"vt_clip/image_folder/{PAIR['vit']}/k2-s1/evaluation.json")).read_text())
     assert {"dataset", "model", "pretrained", "random_weights", "shots", "seed", "head", "head_params", "selected",
             "cache_files"} <= set(record)
+    cuda = __import__("torch").cuda.is_available()
+    assert record["device"] == ("cuda" if cuda else "cpu")  # runtime.device 'auto', recorded with the numbers
+    if not cuda:  # evaluate runs on the runtime device, as train does
+        capsys.readouterr()
+        assert main(["evaluate", "--params", str(params), "--head", "gda", "--device", "cuda"]) == 1
+        assert "device 'cuda' asked for, but CUDA is not available here" in capsys.readouterr().err
     assert record["random_weights"] is True and record["pretrained"] == "none" and record["model"] == LABEL["vit"]
     assert set(record["cache_files"]) == {"k2-s1/train.h5", "k2-s1/val.h5", f"{PAIR['vit']}/text.h5", "test.h5"}
     assert record["metrics"]["n_test"] == 9 and 0 <= record["metrics"]["top1"] <= 1
