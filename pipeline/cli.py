@@ -46,19 +46,20 @@ def datasets() -> None:
 @click.option("--skip-bad-images", is_flag=True, default=None, help="Skip undecodable images and list them in the cache.")
 @click.option("--repair", is_flag=True, default=None, help="Read complete files in full; rebuild those that fail their checksums.")
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:1, mps (not tracked: re-encodes nothing).")
+@click.option("--cluster", default=None, help="none, local:N, cuda, slurm, tcp://host:8786: one task per shard (not tracked).")
 @click.option("--workers", type=int, default=None, help="Image-decoding processes.")
 @click.option("--batch-size", type=int, default=None, help="Images (views counted) per forward pass.")
 @click.option("--dataset", default=None, help="Only this data set of the grid.")
 @click.option("--model", default=None, help="Only this model of the grid (ViT-B-32 or ViT-B-32__openai).")
 def encode(params_path: str, overrides: tuple[str, ...], skip_bad_images: bool | None, repair: bool | None,
-           device: str | None, workers: int | None, batch_size: int | None, dataset: str | None,
-           model: str | None) -> None:
+           device: str | None, cluster: str | None, workers: int | None, batch_size: int | None,
+           dataset: str | None, model: str | None) -> None:
     """Stage 1: encode every (data set, model) pair of the grid into cache/ (resumes an interrupted run)."""
     from pipeline.encode.entry import encode_from_params
 
     encode_from_params(params_path, list(overrides), {"skip_bad_images": skip_bad_images, "repair": repair,
-                                                      "device": device, "workers": workers, "batch_size": batch_size},
-                       dataset, model)
+                                                      "device": device, "cluster": cluster, "workers": workers,
+                                                      "batch_size": batch_size}, dataset, model)
 
 
 @cli.command()

@@ -8,6 +8,7 @@ from typing import Any
 
 from pipeline.encode.config import runtime_params, runtime_section
 from pipeline.encode.run import EncodeReport, run_encode
+from pipeline.engine import CLUSTER_KEYS, cluster_params
 from pipeline.grid import grid_pairs
 from pipeline.params import apply_overrides, load_params
 
@@ -18,11 +19,18 @@ def encode_from_params(params_path: str | Path, overrides: list[str], runtime: d
                        dataset: str | None = None, model: str | None = None) -> list[EncodeReport]:
     """Encode every (data set, model) pair of the grid (or those chosen); complete files are kept as they are."""
     params = apply_overrides(load_params(params_path), overrides)
-    settings = runtime_params(runtime_section(params, runtime))
+    section = runtime_section(params, runtime)
+    settings = runtime_params(section)
+    cluster = cluster_params({k: section[k] for k in CLUSTER_KEYS if k in section})
     reports = []
     for pair in grid_pairs(params, dataset, model):
         log.info("encoding %s with %s (%s)", pair.dataset.name, pair.model.name, pair.model.pretrained)
-        report = run_encode(pair, settings)
+        if cluster.cluster == "none":
+            report = run_encode(pair, settings)
+        else:  # one task per shard on the engine's workers
+            from pipeline.encode.distributed import run_encode_distributed
+
+            report = run_encode_distributed(pair, settings, cluster)
         for path, status in report.files.items():
             log.info("%-10s %s", status, path)
         rate = report.forwards / report.seconds if report.seconds else 0.0

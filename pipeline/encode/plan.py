@@ -85,7 +85,8 @@ def split_provenance(params: EncodeParams, encoder_prov: dict[str, Any], dataset
     }
 
 
-def text_provenance(encoder_prov: dict[str, Any], dataset: DataSet, templates: dict[str, list[str]]) -> dict[str, Any]:
-    """Everything that determines the text file."""
-    return {"schema_version": SCHEMA_VERSION, "encoder": encoder_prov, "dataset": dataset_provenance(dataset),
+def text_provenance(encoder_prov: dict[str, Any], dataset_prov: dict[str, Any],
+                    templates: dict[str, list[str]]) -> dict[str, Any]:
+    """Everything that determines the text file (`dataset_prov`: `dataset_provenance` of its data set)."""
+    return {"schema_version": SCHEMA_VERSION, "encoder": encoder_prov, "dataset": dataset_prov,
             "templates": templates, "normalised": "per_template raw; mean L2-normalised"}

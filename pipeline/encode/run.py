@@ -22,6 +22,7 @@ from pipeline.encode.forward import forward_batch, probe_shapes
 from pipeline.encode.plan import (
     SplitJob,
     cache_folder,
+    dataset_provenance,
     plan_jobs,
     split_provenance,
     text_provenance,
@@ -39,8 +40,9 @@ from pipeline.encoders import (
 from pipeline.encoders.model import check_names, resolve_architecture
 from pipeline.errors import ClipCacheError
 from pipeline.params import as_dict
+from pipeline.store.failpoints import failpoint
 from pipeline.store.provenance import build_info, fingerprint
-from pipeline.store.writer import SplitWriter, is_complete, write_whole
+from pipeline.store.writer import Shard, SplitWriter, is_complete, write_whole
 
 log = logging.getLogger(__name__)
 
@@ -98,16 +100,22 @@ def encode_text(params: EncodeParams, encoder: Encoder, dataset: DataSet, path: 
                 repair: bool = False) -> None:
     """text.h5: per template set, [C, T, D] and the normalised [C, D]."""
     templates = {name: templates_for(name, dataset) for name in params.templates}
-    provenance = text_provenance(encoder.provenance, dataset, templates)
+    report.files[str(path)] = write_text(encoder, list(dataset.classnames), templates, dataset_provenance(dataset),
+                                         path, build, repair)
+
+
+def write_text(encoder: Encoder, classnames: list[str], templates: dict[str, list[str]], dataset_prov: dict,
+               path: Path, build: dict, repair: bool = False) -> str:
+    """Write text.h5 unless it is complete with this provenance; 'written' or 'up to date'."""
+    provenance = text_provenance(encoder.provenance, dataset_prov, templates)
     if is_complete(path, fingerprint(provenance), check_data=repair):
-        report.files[str(path)] = "up to date"
-        return
+        return "up to date"
     groups = {}
     for name, texts in templates.items():
-        per_template, mean = encode_classes(encoder.model, encoder.tokenizer, list(dataset.classnames), texts, encoder.device)
+        per_template, mean = encode_classes(encoder.model, encoder.tokenizer, classnames, texts, encoder.device)
         groups[f"text/{name}/per_template"], groups[f"text/{name}/mean"] = per_template.numpy(), mean.numpy()
     write_whole(path, provenance, build, groups)
-    report.files[str(path)] = "written"
+    return "written"
 
 
 def encode_split(params: EncodeParams, runtime: RuntimeParams, encoder: Encoder, dataset: DataSet,
@@ -128,6 +136,16 @@ def write_split(writer: SplitWriter, params: EncodeParams, runtime: RuntimeParam
         return
     started = time.perf_counter()
     pending = writer.pending()
+    total = encode_shards(writer, params, runtime, encoder, str(dataset.root), job, pending, report)
+    writer.finalize()
+    report.files[str(job.path)] = "written"
+    report.timings[str(job.path)] = (total, time.perf_counter() - started)
+
+
+def encode_shards(writer: SplitWriter, params: EncodeParams, runtime: RuntimeParams, encoder: Encoder, root: str,
+                  job: SplitJob, pending: list[Shard], report: EncodeReport) -> int:
+    """Encode these shards of a split, each in the same fixed batches whoever runs it (a resumed or a distributed
+    encode writes the same bytes), and write each atomically; the number of input images."""
     views = params.views if job.with_views else None
     spec = ViewSpec(views.count, views.seed, tuple(views.scale)) if views else None
     per_image = 1 + (views.count if views else 0)
@@ -140,7 +158,7 @@ def write_split(writer: SplitWriter, params: EncodeParams, runtime: RuntimeParam
                         worker_init_fn=one_thread_worker if runtime.workers else None)
     shapes = functools.cache(lambda: probe_shapes(encoder, params.features, views))  # for all-skipped shards only
     shards = iter(pending)
-    shard, buffer = next(shards, None), ShardBuffer(job, shapes, str(dataset.root))
+    shard, buffer = next(shards, None), ShardBuffer(job, shapes, root)
     total = sum(s.stop - s.start for s in pending)
     name = f"{job.path.parent.name}/{job.path.stem}"
     lines = ProgressLines(name, total)
@@ -153,12 +171,11 @@ def write_split(writer: SplitWriter, params: EncodeParams, runtime: RuntimeParam
                 report.forwards += len(batch["pos"]) * per_image
             bar.update(len(batch["positions"]))
             lines.update(len(batch["positions"]))
+            failpoint("shard-encoding")
             if max(batch["positions"]) == shard.stop - 1:
                 writer.write_shard(shard, buffer.arrays(), buffer.skipped)
-                shard, buffer = next(shards, None), ShardBuffer(job, shapes, str(dataset.root))
-    writer.finalize()
-    report.files[str(job.path)] = "written"
-    report.timings[str(job.path)] = (total, time.perf_counter() - started)
+                shard, buffer = next(shards, None), ShardBuffer(job, shapes, root)
+    return total
 
 
 def take_errors(errors: list[tuple[int, str]], job: SplitJob, runtime: RuntimeParams, buffer: ShardBuffer) -> None:

@@ -13,6 +13,7 @@ import os
 import signal
 
 POINTS = (
+    "shard-encoding",  # a batch of a shard encoded, the shard not yet written
     "shard-written",  # a shard renamed into the parts folder
     "consolidating",  # the final file half copied from the shards (its temporary on disk)
     "consolidated",  # the final file renamed into place, its parts folder not yet removed

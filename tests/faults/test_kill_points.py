@@ -84,7 +84,7 @@ def evaluations(results: Path) -> dict[str, dict]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("point", ["run-fitted@2", "run-published@3"])
-def test_sweep_killed_at_a_point_resumes_with_the_same_results(point: str, two_seed_cache, tmp_path: Path) -> None:
+def test_sweep_killed_at_a_point_resumes_with_the_same_results(point: str, two_seed_cache, tmp_path: Path) -> None:  # noqa: F811
     heads = ["tip_adapter", "gda"]
     reference = write(grid_params(two_seed_cache, tmp_path / "reference", heads), tmp_path / "reference.yaml")
     assert run(["sweep", "--params", str(reference)]).returncode == 0
