@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.data import create_dataset
+from pipeline.data import DataSet, create_dataset
 from pipeline.data.templates import templates_for
 from pipeline.encode.config import EncodeParams, RuntimeParams
 from pipeline.encode.plan import SplitJob, cache_folder, dataset_provenance, plan_jobs, split_provenance
@@ -139,7 +139,7 @@ def run_encode_distributed(params: EncodeParams, runtime: RuntimeParams, cluster
     return report
 
 
-def plan_shards(probe: dict[str, Any], runtime: RuntimeParams, dataset: Any, jobs: list[SplitJob],
+def plan_shards(probe: dict[str, Any], runtime: RuntimeParams, dataset: DataSet, jobs: list[SplitJob],
                 build: dict[str, Any], locks: ExitStack, report: EncodeReport) -> tuple[list[ShardTask], list[FinalizeTask]]:
     """Under each split's lock (held by the driver until its file is final): the splits to write, their pending
     shards (stale shards and temporaries removed first), and a finalize task per split."""

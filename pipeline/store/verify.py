@@ -4,6 +4,7 @@ whatever was verified before; name the damaged dataset of each damaged file. Imp
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +28,8 @@ def verify_file(path: Path) -> dict[str, Any]:
             verify(handle, path, str(handle.attrs[ATTR_FINGERPRINT]), force=True)
     except ClipCacheError as exc:
         return {"path": str(path), "status": f"damaged ({exc})"}
-    mib = sum(int(dtype.itemsize) * int(_size(shape)) for shape, dtype, _ in specs.values()) / 2**20
+    mib = sum(int(dtype.itemsize) * math.prod(shape) for shape, dtype, _ in specs.values()) / 2**20
     return {"path": str(path), "status": f"ok ({len(specs)} datasets, {mib:.1f} MiB read)"}
-
-
-def _size(shape: tuple[int, ...]) -> int:
-    out = 1
-    for side in shape:
-        out *= side
-    return out
 
 
 def verify_run(folder: Path) -> dict[str, Any]:
