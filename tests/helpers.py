@@ -76,3 +76,23 @@ def make_imagenet(root: Path, names: list[str], train_per_class: int) -> Path:
             make_image(root / "images" / "train" / wnid / f"{i}.JPEG", label, i)
         make_image(root / "images" / "val" / wnid / "v.JPEG", label, 99)
     return root
+
+
+def cache_tensors(folder: Path) -> dict[str, np.ndarray]:
+    """Every dataset of every cache file under `folder`, keyed 'relative/file.h5:dataset' (bitwise comparisons)."""
+    import h5py
+
+    out: dict[str, np.ndarray] = {}
+    for path in sorted(folder.rglob("*.h5")):
+        with h5py.File(path, "r") as handle:
+            handle.visititems(lambda name, obj: out.__setitem__(f"{path.relative_to(folder)}:{name}", obj[()])
+                              if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def assert_same_tensors(got: Path, want: Path) -> None:
+    """The cache under `got` holds the same files, datasets and bytes as the one under `want`."""
+    mine, theirs = cache_tensors(got), cache_tensors(want)
+    assert sorted(mine) == sorted(theirs) and len(theirs) > 0
+    for key in theirs:
+        assert np.array_equal(mine[key], theirs[key]), f"{key} differs"

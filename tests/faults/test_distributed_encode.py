@@ -11,14 +11,13 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 import torch
 
 from pipeline.encode.entry import encode_from_params
 from tests.engine.test_address import WORKER, kill_group, wait_for_file
-from tests.helpers import encode_section, make_folder, write_params
+from tests.helpers import cache_tensors, encode_section, make_folder, write_params
 
 REPO = Path(__file__).resolve().parents[2]
 RUNTIME = {"workers": 0, "batch_size": 4, "shard_images": 2}
@@ -35,13 +34,6 @@ def encode_single(params: Path) -> None:
         torch.set_num_threads(threads)
 
 
-def tensors(cache: Path) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    for path in sorted(cache.rglob("*.h5")):
-        with h5py.File(path, "r") as handle:
-            handle.visititems(lambda name, obj: out.__setitem__(f"{path.relative_to(cache)}:{name}", obj[()])
-                              if isinstance(obj, h5py.Dataset) else None)
-    return out
 
 
 @pytest.fixture
@@ -83,7 +75,7 @@ def test_encode_on_two_workers_one_killed_mid_shard_equals_a_single_process(clus
     (report,) = encode_from_params(shared, [], {})
     assert victim.wait(timeout=60) == -signal.SIGKILL, "the victim worker died in the middle of a shard"
     assert set(report.files.values()) == {"written"} and len(report.files) == 4
-    got, want = tensors(tmp_path / "engine"), tensors(tmp_path / "single")
+    got, want = cache_tensors(tmp_path / "engine"), cache_tensors(tmp_path / "single")
     assert sorted(got) == sorted(want) and len(want) > 20
     for key in want:
         assert np.array_equal(got[key], want[key]), f"{key} differs from a single-process encode"
@@ -102,7 +94,7 @@ def test_encode_on_a_local_cluster_with_decoding_processes_equals_a_single_proce
                          {**RUNTIME, "workers": 1, "cluster": "local:2"})
     (report,) = encode_from_params(local, [], {})
     assert set(report.files.values()) == {"written"} and report.images > 0
-    got, want = tensors(tmp_path / "local"), tensors(tmp_path / "single")
+    got, want = cache_tensors(tmp_path / "local"), cache_tensors(tmp_path / "single")
     assert sorted(got) == sorted(want)
     for key in want:
         assert np.array_equal(got[key], want[key]), f"{key} differs from a single-process encode"

@@ -12,11 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
-from tests.helpers import encode_section, make_folder, write_params
+from tests.helpers import cache_tensors, encode_section, make_folder, write_params
 from tests.runs.conftest import grid_params, two_seed_cache, write  # noqa: F401  (a fixture)
 
 CLI = [sys.executable, "-m", "pipeline.cli"]
@@ -30,13 +29,6 @@ def run(argv: list[str], failpoint: str | None = None) -> subprocess.CompletedPr
     return subprocess.run([*CLI, *argv], capture_output=True, text=True, env=env, timeout=300)
 
 
-def tensors(cache: Path) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    for path in sorted(cache.rglob("*.h5")):
-        with h5py.File(path, "r") as handle:
-            handle.visititems(lambda name, obj: out.__setitem__(f"{path.relative_to(cache)}:{name}", obj[()])
-                              if isinstance(obj, h5py.Dataset) else None)
-    return out
 
 
 def leftovers(folder: Path) -> list[Path]:
@@ -53,7 +45,7 @@ def reference(images: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     where = tmp_path_factory.mktemp("reference")
     params = write_params(where / "p.yaml", encode_section(images, "vit", where / "cache"), RUNTIME)
     assert run(["encode", "--params", str(params)]).returncode == 0
-    return tensors(where / "cache")
+    return cache_tensors(where / "cache")
 
 
 @pytest.mark.slow
@@ -69,7 +61,7 @@ def test_encode_killed_at_a_point_resumes_bitwise(point: str, images: Path, refe
     assert ("interrupted" in inspect.stdout) == (inspect.returncode == 1)
     resumed = run(["encode", "--params", str(params)])
     assert resumed.returncode == 0, resumed.stderr[-1500:]
-    got = tensors(tmp_path / "cache")
+    got = cache_tensors(tmp_path / "cache")
     assert sorted(got) == sorted(reference)
     for key in reference:
         assert np.array_equal(got[key], reference[key]), f"{key} differs after a kill at {point} and a resume"

@@ -7,22 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
-from tests.helpers import encode_section, make_folder, write_params
+from tests.helpers import cache_tensors, encode_section, make_folder, write_params
 
 RUNTIME = {"workers": 0, "batch_size": 4, "shard_images": 2}  # many small shards: the two writers overlap
 
 
-def tensors(cache: Path) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    for path in sorted(cache.rglob("*.h5")):
-        with h5py.File(path, "r") as handle:
-            handle.visititems(lambda name, obj: out.__setitem__(f"{path.relative_to(cache)}:{name}", obj[()])
-                              if isinstance(obj, h5py.Dataset) else None)
-    return out
 
 
 @pytest.mark.slow
@@ -37,7 +29,7 @@ def test_two_encodes_of_one_cache_at_once_both_finish_with_a_single_runs_files(t
     assert (first.returncode, second.returncode) == (0, 0), [e[-1500:] for e in errors]
     assert any("waiting for another process writing" in e or "up to date" in e for e in errors), \
         "the two runs met on a split"
-    got, want = tensors(tmp_path / "shared"), tensors(tmp_path / "single")
+    got, want = cache_tensors(tmp_path / "shared"), cache_tensors(tmp_path / "single")
     assert sorted(got) == sorted(want) and len(want) > 20
     for key in want:
         assert np.array_equal(got[key], want[key]), f"{key} differs from a single run"

@@ -10,11 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import h5py
-import numpy as np
 import pytest
 
-from tests.helpers import encode_section, write_params
+from tests.helpers import assert_same_tensors, encode_section, write_params
 
 CLI = [sys.executable, "-m", "pipeline.cli"]
 RUNTIME = {"workers": 0, "batch_size": 8, "shard_images": 4}
@@ -24,18 +22,8 @@ def params_at(image_root: Path, cache: Path, where: Path) -> Path:
     return write_params(where, encode_section(image_root, "vit", cache), RUNTIME)
 
 
-def files(cache: Path) -> dict[str, Path]:
-    return {str(p.relative_to(cache)): p for p in sorted(cache.rglob("*.h5"))}
 
 
-def assert_same_cache(got: Path, want: Path) -> None:
-    assert files(got).keys() == files(want).keys()
-    for name, path in files(want).items():
-        with h5py.File(path) as a, h5py.File(files(got)[name]) as b:
-            names: list[str] = []
-            a.visit(lambda n: names.append(n) if isinstance(a[n], h5py.Dataset) else None)
-            for dataset in names:
-                np.testing.assert_array_equal(a[dataset][()], b[dataset][()], err_msg=f"{name}:{dataset}")
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -64,13 +52,13 @@ def test_a_file_size_limit_is_one_line_then_the_run_resumes_bitwise(image_root: 
     lines = error_lines(failed.stderr)
     assert failed.returncode == 1 and len(lines) == 1, failed.stderr[-2000:]
     assert "train.h5'" in lines[0] and "bytes" in lines[0] and "ulimit -f" in lines[0]
-    written = files(tmp_path / "cache")
+    written = [str(p) for p in (tmp_path / "cache").rglob("*.h5")]
     assert any(name.endswith("text.h5") for name in written) and any(name.endswith("test.h5") for name in written)
     assert list((tmp_path / "cache").rglob("train.h5.parts/shard-*.h5")), "the shards already encoded are kept"
     again = subprocess.run([*CLI, "encode", "--params", str(params)], capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "up to date" in again.stderr and not list((tmp_path / "cache").rglob("*.tmp-*"))
-    assert_same_cache(tmp_path / "cache", reference)
+    assert_same_tensors(tmp_path / "cache", reference)
 
 
 @pytest.mark.slow
@@ -97,4 +85,4 @@ def test_a_full_device_is_one_line_then_the_run_resumes_bitwise(image_root: Path
     assert "not enough disk space to write" in lines[0] and "bytes are free there" in lines[0]
     assert "text.h5" in (tmp_path / "first.ls").read_text(), "the files finished before the disk filled are kept"
     assert (tmp_path / "second.rc").read_text().strip() == "0", (tmp_path / "second.err").read_text()[-2000:]
-    assert_same_cache(tmp_path / "kept", reference)
+    assert_same_tensors(tmp_path / "kept", reference)
