@@ -133,15 +133,29 @@ def report(params_path: str, results: str | None, out: str | None) -> None:
 
 
 @cli.command()
-def heads() -> None:
-    """The registered heads, what each needs from the cache, and its parameters."""
-    from pipeline.heads import describe_params, head_class, list_heads
+@click.option("--params", "params_path", default="params.yaml", show_default=True,
+              help="Parameters file whose heads.<name> sections apply (code defaults when it does not exist).")
+@click.option("--set", "overrides", multiple=True, help="Override: heads.coop.epochs=50 (repeatable).")
+def heads(params_path: str, overrides: tuple[str, ...]) -> None:
+    """The registered heads, what each needs from the cache, and its effective parameters: params.yaml's values
+    (marked *) over the code defaults."""
+    from pathlib import Path
 
+    from pipeline.heads import create_head, describe_params, head_class, list_heads
+    from pipeline.params import apply_overrides, as_dict, load_params
+    from pipeline.train.entry import head_section
+
+    exists = Path(params_path).is_file()
+    params = apply_overrides(load_params(params_path) if exists else {}, list(overrides))
+    click.echo(f"parameters: the code defaults, with {params_path} applied (* marks its values)" if exists else
+               f"parameters: the code defaults ({params_path} does not exist)")
     for name in list_heads():
-        params = ", ".join(f"{k}={v}" for k, v in describe_params(name).items())
+        defaults, effective = describe_params(name), as_dict(create_head(name, head_section(params, name)).params)
+        shown = ", ".join(f"{k}={v}{'*' if json.dumps(v) != json.dumps(defaults[k]) else ''}"
+                          for k, v in effective.items())
         runs = head_class(name).runs
         runs_line = f"\n  runs in stage 2: {', '.join(runs)} (frozen, rebuilt from the cache's provenance)" if runs else ""
-        click.echo(f"{name}\n  needs: {', '.join(sorted(head_class(name).requires))}{runs_line}\n  params: {params}")
+        click.echo(f"{name}\n  needs: {', '.join(sorted(head_class(name).requires))}{runs_line}\n  params: {shown}")
 
 
 @cli.command()

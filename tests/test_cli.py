@@ -119,3 +119,18 @@ def test_an_unknown_head_is_named_before_any_file_is_looked_for(tmp_path, capsys
     for command in ("train", "evaluate"):
         assert main([command, "--params", str(params), "--head", "nope"]) == 1
         assert "unknown head 'nope'" in capsys.readouterr().err
+
+
+def test_heads_lists_the_effective_parameters_with_params_yaml_applied(tmp_path: Path, capsys) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("heads:\n  coop: {epochs: 7}\n  gda: {alpha_grid: [-4, 2, 7]}\n")
+    assert main(["heads", "--params", str(params), "--set", "heads.tip_adapter.per_dataset=false"]) == 0
+    out = capsys.readouterr().out
+    coop = out[out.index("\ncoop\n"):].split("\n")[4]
+    assert "epochs=7*" in coop and "n_ctx=16," in coop, "the params file's value, marked; the others as coded"
+    assert "alpha_grid=[-4.0, 2.0, 7]," in out[out.index("\ngda\n"):].split("\n")[3], "equal to the default: unmarked"
+    assert "per_dataset=False*" in out[out.index("\ntip_adapter\n"):].split("\n")[3]
+    assert out.startswith(f"parameters: the code defaults, with {params} applied")
+    params.write_text("heads:\n  coop: {epochs: -3}\n")
+    code = main(["heads", "--params", str(params)])
+    assert code == 1 and "heads.coop.epochs must be >= 0, got -3" in capsys.readouterr().err
