@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pipeline.data.custom import CUSTOM_DEFAULTS, with_custom_text
 from pipeline.data.partition import PARTITION_DEFAULTS, partition
 from pipeline.data.registry import DataSet, ImageItem, load_resource, register_dataset, take_options
 from pipeline.errors import ClipCacheError
@@ -51,7 +52,11 @@ def build_folder(
 
 @register_dataset("image_folder")
 def image_folder(root: Path | None, options: dict[str, Any]) -> DataSet:
-    """One sub-folder per class; fixed seeded partition unless train/ and test/ folders exist."""
+    """One sub-folder per class; fixed seeded partition unless train/ and test/ folders exist; class names and
+    templates from files when `classnames_file` / `templates_file` name them (pipeline.data.custom)."""
     if root is None:
         raise ClipCacheError("data set 'image_folder' needs a root (encode.dataset.root)")
-    return build_folder("image_folder", root, options, {}, load_resource("datasets/generic.json")["coop_template"])
+    options = take_options("image_folder", options, {**PARTITION_DEFAULTS, **CUSTOM_DEFAULTS})
+    custom = {k: options.pop(k) for k in CUSTOM_DEFAULTS}
+    dataset = build_folder("image_folder", root, options, {}, load_resource("datasets/generic.json")["coop_template"])
+    return with_custom_text(dataset, custom)

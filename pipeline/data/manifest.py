@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pipeline.data.custom import CUSTOM_DEFAULTS, with_custom_text
 from pipeline.data.partition import PARTITION_DEFAULTS, partition
 from pipeline.data.registry import (
     SPLITS,
@@ -60,7 +61,8 @@ def manifest(root: Path | None, options: dict[str, Any]) -> DataSet:
     """Images listed in a manifest; paths relative to the manifest's folder; class order = sorted labels."""
     if root is None:
         raise ClipCacheError("data set 'manifest' needs a root (the folder holding the manifest)")
-    options = take_options("manifest", options, MANIFEST_DEFAULTS)
+    options = take_options("manifest", options, {**MANIFEST_DEFAULTS, **CUSTOM_DEFAULTS})
+    custom = {k: options.pop(k) for k in CUSTOM_DEFAULTS}
     path = find_manifest(root, options["file"])
     rows = read_rows(path)
     classes = sorted({str(row["label"]) for row in rows})
@@ -72,4 +74,5 @@ def manifest(root: Path | None, options: dict[str, Any]) -> DataSet:
     else:
         splits = partition(items, options, str(path))
     template = load_resource("datasets/generic.json")["coop_template"]
-    return DataSet("manifest", root, tuple(c.replace("_", " ") for c in classes), splits, template, options)
+    dataset = DataSet("manifest", root, tuple(c.replace("_", " ") for c in classes), splits, template, options)
+    return with_custom_text(dataset, custom)

@@ -32,6 +32,7 @@ class DataSet:
     splits: dict[str, list[ImageItem]]  # 'train' / 'val' / 'test' -> items; 'val' may be empty
     coop_template: str  # CoOp's single hand-written template for this data set
     options: dict[str, Any] = field(default_factory=dict)  # the layout options it was built with
+    templates: tuple[str, ...] = ()  # its own prompt templates (a templates_file), the 'coop' set instead of coop_template
 
     def file_list_hash(self) -> str:
         """sha256 over every split's (relative path, label) and the class names: the data set's identity."""

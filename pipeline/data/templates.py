@@ -25,7 +25,7 @@ def resolve_template_set(set_name: str, dataset_name: str) -> str:
 def templates_for(set_name: str, dataset: DataSet) -> list[str]:
     """The templates of one named set; each holds one '{}' for the class name."""
     if set_name == "coop":
-        return [dataset.coop_template]
+        return list(dataset.templates) or [dataset.coop_template]
     shipped = load_resource("templates.json")
     if set_name not in shipped or set_name.startswith("_"):
         raise ClipCacheError(f"unknown template set {set_name!r}; known: {', '.join(TEMPLATE_SETS)}")

@@ -164,3 +164,30 @@ def test_coop_split_paths_stay_inside_the_data_set(tmp_path: Path) -> None:
                                              r"'\.\./\.\./\.\./\.\./etc/passwd' leaves the data root"):
         create_dataset("dtd", folder, {})
     assert len(create_dataset("dtd", folder, {"allow_outside_root": True}).splits["test"]) == 4
+
+
+@pytest.mark.parametrize("kind", ["image_folder", "manifest"])
+def test_class_names_and_templates_come_from_files(tmp_path: Path, kind: str) -> None:
+    from pipeline.data.templates import templates_for
+
+    root = make_folder(tmp_path / "data", ["cat_a", "dog_b"], 6)
+    if kind == "manifest":
+        rows = [f"{p.relative_to(root)},{p.parent.name}" for p in sorted(root.rglob("*.jpg"))]
+        (root / "manifest.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+    (root / "names.txt").write_text("# one per class, in folder order\na tabby cat\n\na spotted dog\n")
+    (root / "prompts.txt").write_text("a photo of {c}.\nart of {}.\n")
+    dataset = create_dataset(kind, str(root), {"classnames_file": "names.txt", "templates_file": str(root / "prompts.txt")})
+    assert dataset.classnames == ("a tabby cat", "a spotted dog")
+    assert templates_for("coop", dataset) == ["a photo of {}.", "art of {}."]
+    assert dataset.options["classnames_file"] == "names.txt"
+    plain = create_dataset(kind, str(root), {})
+    assert plain.file_list_hash() != dataset.file_list_hash(), "other class names: another data set identity"
+    assert templates_for("coop", plain) == [plain.coop_template]
+    (root / "names.txt").write_text("only one\n")
+    with pytest.raises(ClipCacheError, match=r"names\.txt' has 1 names for the 2 classes"):
+        create_dataset(kind, str(root), {"classnames_file": "names.txt"})
+    (root / "prompts.txt").write_text("a photo of a thing.\n")
+    with pytest.raises(ClipCacheError, match=r"prompts\.txt': template 1 must hold the class name's place once"):
+        create_dataset(kind, str(root), {"templates_file": "prompts.txt"})
+    with pytest.raises(ClipCacheError, match=r"classnames_file '.*absent\.txt' cannot be read"):
+        create_dataset(kind, str(root), {"classnames_file": "absent.txt"})
