@@ -21,6 +21,7 @@ def packaged_root() -> Path:
 
 @register_dataset("textile")
 def textile(root: Path | None, options: dict[str, Any]) -> DataSet:
-    """2,000 real 250x250 textile images in 3 classes, partitioned with a fixed seed."""
+    """2,000 simulated 250x250 textile textures (spc4sts; 1,000 nominal, 500 local-defect, 500 global-defect), as
+    conformal-clip-data describes them, partitioned with a fixed seed."""
     spec = load_resource("datasets/textile.json")
     return build_folder("textile", root or packaged_root(), options, spec["classnames"], spec["coop_template"])

@@ -1,6 +1,6 @@
 """CAVPT: class-aware visual prompts in the last blocks of the ViT, trained on cached late tokens.
 
-Paper: Xing et al., "Dual Modality Prompt Tuning for Vision-Language Pre-Trained Model" (../shared/papers/cavpt.txt),
+Paper: Xing et al., "Dual Modality Prompt Tuning for Vision-Language Pre-Trained Model" (docs/papers/cavpt.txt),
 eqs. 9-10. On top of `vpt_late` (VPT-deep in the last k blocks), each of the last `cavpt_layers` blocks l also gets
 K_N class-aware prompts:
 - the top-K_N classes of the image by zero-shot score (the cached global feature of the same view against the

@@ -1,7 +1,7 @@
 """CoOp: context optimisation, trained with the image side read from the cache.
 
 Paper: Zhou et al., "Learning to Prompt for Vision-Language Models" (IJCV 2022); with OpenCLIP towers as in
-../shared/papers/coop-with-openclip.txt. n_ctx learnable vectors in the token-embedding space replace the hand-written
+docs/papers/coop-with-openclip.txt. n_ctx learnable vectors in the token-embedding space replace the hand-written
 words of the prompt: "[SOS] v_1 .. v_M [CLASS] ." (class token at the end) or with the class in the middle; one shared
 context or class-specific contexts (csc); random init N(0, 0.02) or a phrase's embeddings ("a photo of a").
 Each step runs the frozen text tower forward and backward once for all C prompts; the image features of the step are

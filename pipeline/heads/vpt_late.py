@@ -1,6 +1,6 @@
 """VPT on a frozen CLIP ViT trained on cached tokens (VPT-CLIP-Deep, and VPT-CLIP-Shallow, made cacheable).
 
-Paper: Xing et al., "Dual Modality Prompt Tuning for Vision-Language Pre-Trained Model" (../shared/papers/cavpt.txt),
+Paper: Xing et al., "Dual Modality Prompt Tuning for Vision-Language Pre-Trained Model" (docs/papers/cavpt.txt),
 eq. 6: P learnable prompt tokens enter every block after the class token, [s, P_l, E] -> block -> drop the prompt
 outputs (VPT-deep); eqs. 4-5: prompts enter the first block only and their outputs flow through (VPT-shallow,
 `depth: shallow`). Stage 1 caches the sequence entering block L-K (`encode.features.late_tokens: K`) for every view,

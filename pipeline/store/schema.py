@@ -1,7 +1,7 @@
 """The layout of a split file (train/val/test .h5). The README's "Cache schema" section documents it.
 
 Row datasets have N rows (one per image kept); view datasets have V x N rows. All are contiguous and
-uncompressed (DESIGN.md: fastest random batch reads), written whole by the consolidation step.
+uncompressed (docs/DESIGN.md: fastest random batch reads), written whole by the consolidation step.
 """
 
 from __future__ import annotations
