@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from read_throughput import drop_caches  # benchmarks/ is on the path of a script run from it
 
 CGROUP = Path("/sys/fs/cgroup/memory/clipcache-bench")
 
@@ -89,8 +90,8 @@ def main() -> None:
         subprocess.run([sys.executable, "-c", f"from pipeline.store import FeatureSplit; FeatureSplit({str(path)!r})"],
                        check=True)  # verified once, outside the cap (its read is the checksum's, not the loader's)
         for how in ("store", "plain_memmap", "pread"):
-            os.sync()
-            Path("/proc/sys/vm/drop_caches").write_text("3\n")
+            if not drop_caches():
+                raise SystemExit("dropping the page cache needs root")
             command = [sys.executable, __file__, "--child", str(path), how, "--batches", str(args.batches),
                        "--batch", str(args.batch)]
             joined = " ".join(command)

@@ -19,19 +19,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from read_throughput import drop_caches  # benchmarks/ is on the path of a script run from it
+
 from pipeline.store import FeatureSplit
 from pipeline.store.integrity import verify
 from pipeline.store.provenance import ATTR_FINGERPRINT
 from pipeline.store.writer import SplitWriter
 
-
-def drop_caches() -> bool:
-    try:
-        os.sync()
-        Path("/proc/sys/vm/drop_caches").write_text("3\n")
-        return True
-    except OSError:
-        return False
 
 
 def main() -> None:

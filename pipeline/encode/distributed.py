@@ -22,8 +22,8 @@ from pipeline.data import DataSet, create_dataset
 from pipeline.data.templates import templates_for
 from pipeline.encode.config import EncodeParams, RuntimeParams
 from pipeline.encode.plan import SplitJob, cache_folder, dataset_provenance, plan_jobs, split_provenance
-from pipeline.encode.run import EncodeReport, encode_shards, late_tokens_for, write_text
-from pipeline.encoders import Encoder, load_encoder, pick_device, require_spatial
+from pipeline.encode.run import EncodeReport, current, encode_shards, features_for, write_text
+from pipeline.encoders import Encoder, load_encoder, pick_device
 from pipeline.encoders.model import check_names, resolve_architecture, resolve_pretrained
 from pipeline.engine import ClusterParams, open_engine
 from pipeline.errors import ClipCacheError
@@ -62,10 +62,7 @@ def text_task(task: TextTask) -> dict[str, Any]:
     """Write text.h5; return what the driver needs to plan the splits: the encoder's provenance and paths, the
     encode params as this model takes them (late tokens are a ViT's), and the notes for the files' provenance."""
     encoder = worker_encoder(task.params, task.runtime)
-    arch, _ = resolve_architecture(task.params.model.name)
-    if task.params.features.spatial or task.params.features.spatial_raw:
-        require_spatial(encoder.model.visual, arch)
-    params, notes = late_tokens_for(task.params, encoder, arch)
+    params, notes = features_for(task.params, encoder, resolve_architecture(task.params.model.name)[0])
     build = {**task.build, "sources": encoder.sources, "device": str(encoder.device)}
     status = write_text(encoder, task.classnames, task.templates, task.dataset_prov, task.path, build,
                         task.runtime.repair)
@@ -149,7 +146,7 @@ def plan_shards(probe: dict[str, Any], runtime: RuntimeParams, dataset: DataSet,
         provenance = split_provenance(params, probe["provenance"], dataset, job, probe["notes"])
         writer = writer_of(job, provenance, build, runtime)
         locks.enter_context(writer.locked())
-        if writer.up_to_date(runtime.repair) and (runtime.skip_bad_images or not writer.skipped()):
+        if current(writer, runtime):
             writer.drop_leftovers()
             report.files[str(job.path)] = "up to date"
             continue

@@ -68,9 +68,7 @@ def run_encode(params: EncodeParams, runtime: RuntimeParams) -> EncodeReport:
     folder = cache_folder(params)
     jobs = plan_jobs(params, dataset, folder)  # checks K against every class before a model is built
     encoder = load_encoder(params.model.name, params.model.pretrained, pick_device(runtime.device))
-    if params.features.spatial or params.features.spatial_raw:
-        require_spatial(encoder.model.visual, arch)
-    params, notes = late_tokens_for(params, encoder, arch)
+    params, notes = features_for(params, encoder, arch)
     report = EncodeReport(folder)
     build = build_info({**as_dict(runtime), "device": str(encoder.device)})
     build |= {"dataset_root": str(dataset.root), "sources": encoder.sources}  # paths: where, not what (not fingerprinted)
@@ -79,6 +77,14 @@ def run_encode(params: EncodeParams, runtime: RuntimeParams) -> EncodeReport:
         encode_split(params, runtime, encoder, dataset, job, build, report, notes)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def features_for(params: EncodeParams, encoder: Encoder, arch: str) -> tuple[EncodeParams, dict[str, str]]:
+    """The params as this model takes them, checked (spatial maps need a tower that has them; late tokens are a
+    ViT's), and the notes for the files' provenance."""
+    if params.features.spatial or params.features.spatial_raw:
+        require_spatial(encoder.model.visual, arch)
+    return late_tokens_for(params, encoder, arch)
 
 
 def late_tokens_for(params: EncodeParams, encoder: Encoder, arch: str) -> tuple[EncodeParams, dict[str, str]]:
@@ -127,10 +133,16 @@ def encode_split(params: EncodeParams, runtime: RuntimeParams, encoder: Encoder,
         write_split(writer, params, runtime, encoder, dataset, job, report)
 
 
+def current(writer: SplitWriter, runtime: RuntimeParams) -> bool:
+    """The split's final file needs no work: complete with this provenance (read in full against its checksums with
+    --repair), and it skipped no image unless --skip-bad-images is given again."""
+    return writer.up_to_date(runtime.repair) and (runtime.skip_bad_images or not writer.skipped())
+
+
 def write_split(writer: SplitWriter, params: EncodeParams, runtime: RuntimeParams, encoder: Encoder,
                 dataset: DataSet, job: SplitJob, report: EncodeReport) -> None:
     """The split's pending shards, then its final file (the caller holds the split's lock)."""
-    if writer.up_to_date(runtime.repair) and (runtime.skip_bad_images or not writer.skipped()):
+    if current(writer, runtime):
         writer.drop_leftovers()
         report.files[str(job.path)] = "up to date"
         return

@@ -9,7 +9,7 @@ from typing import Any
 import h5py
 
 from pipeline.errors import ClipCacheError
-from pipeline.store.provenance import ATTR_COMPLETE, ATTR_FINGERPRINT, fingerprint, read_attrs
+from pipeline.store.provenance import ATTR_COMPLETE, ATTR_FINGERPRINT, edited, read_attrs
 from pipeline.store.integrity import verify
 from pipeline.store.reader import dataset_specs
 
@@ -30,7 +30,7 @@ def describe_file(path: Path) -> dict[str, Any]:
             dataset_specs(handle, path)  # truncation, damaged metadata, bytes taken from other files
         except ClipCacheError as exc:
             return {"path": str(path), "status": f"not healthy ({exc})"}
-        if handle.attrs.get(ATTR_COMPLETE) and handle.attrs.get(ATTR_FINGERPRINT) != fingerprint(provenance):
+        if handle.attrs.get(ATTR_COMPLETE) and edited(handle, provenance):
             return {"path": str(path), "status": "not healthy (its provenance does not match its fingerprint: "
                     "edited after encoding)"}
         if handle.attrs.get(ATTR_COMPLETE):

@@ -59,6 +59,11 @@ def write_attrs(handle: h5py.File, provenance: dict[str, Any], build: dict[str, 
     handle.attrs[ATTR_COMPLETE] = complete
 
 
+def edited(handle: h5py.File, provenance: dict[str, Any]) -> bool:
+    """True when a file's provenance no longer matches the fingerprint it was written with."""
+    return handle.attrs.get(ATTR_FINGERPRINT) != fingerprint(provenance)
+
+
 def read_attrs(handle: h5py.File, path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(provenance, build) of an open file; a file without them is not ours."""
     try:

@@ -18,7 +18,7 @@ from pipeline.store.provenance import (
     ATTR_FINGERPRINT,
     SCHEMA_VERSION,
     check_request,
-    fingerprint,
+    edited,
     read_attrs,
 )
 from pipeline.store.schema import ENABLED_BY, image_axis, known
@@ -36,7 +36,10 @@ def open_h5(path: Path) -> h5py.File:
         raise ClipCacheError(f"cache file {str(path)!r} is corrupt or not HDF5: {str(exc).splitlines()[0]}") from exc
 
 
-def dataset_specs(handle: h5py.File, path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype, int | None]]:
+Specs = dict[str, tuple[tuple[int, ...], np.dtype, int | None]]  # dataset -> (shape, dtype, byte offset)
+
+
+def dataset_specs(handle: h5py.File, path: Path) -> Specs:
     """(shape, dtype, byte offset) of every dataset, after checking its bytes lie inside the file."""
     specs: dict[str, tuple[tuple[int, ...], np.dtype, int | None]] = {}
     size = path.stat().st_size
@@ -69,7 +72,7 @@ def dataset_specs(handle: h5py.File, path: Path) -> dict[str, tuple[tuple[int, .
 
 
 @contextmanager
-def checked(path: Path, expect: dict[str, Any] | None) -> Iterator[tuple[h5py.File, dict[str, Any], dict[str, Any]]]:
+def checked(path: Path, expect: dict[str, Any] | None) -> Iterator[tuple[h5py.File, dict[str, Any], dict[str, Any], Specs]]:
     """Open a cache file and yield (handle, provenance, build) once it is complete, of our schema, unedited, as
     requested, whole, and its data matches its checksums (cheapest checks first)."""
     with open_h5(path) as handle:
@@ -79,13 +82,13 @@ def checked(path: Path, expect: dict[str, Any] | None) -> Iterator[tuple[h5py.Fi
         if int(handle.attrs.get("schema_version", -1)) != SCHEMA_VERSION:
             raise ClipCacheError(f"cache file {str(path)!r} has schema version "
                                  f"{handle.attrs.get('schema_version')}, this code reads {SCHEMA_VERSION}")
-        if handle.attrs.get(ATTR_FINGERPRINT) != fingerprint(provenance):
+        if edited(handle, provenance):
             raise ClipCacheError(f"cache file {str(path)!r}: its provenance does not match the fingerprint it was "
                                  "written with (edited after encoding?); encode it again")
         check_request(provenance, expect or {}, path)
-        dataset_specs(handle, path)  # truncation and bytes from other files, before any data is read
+        specs = dataset_specs(handle, path)  # truncation and bytes from other files, before any data is read
         verify(handle, path, str(handle.attrs[ATTR_FINGERPRINT]))  # once per file, size, time and fingerprint
-        yield handle, provenance, build
+        yield handle, provenance, build, specs
 
 
 class FeatureSplit:
@@ -93,8 +96,7 @@ class FeatureSplit:
 
     def __init__(self, path: str | Path, expect: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
-        with checked(self.path, expect) as (handle, self.provenance, self.build):
-            specs = dataset_specs(handle, self.path)
+        with checked(self.path, expect) as (handle, self.provenance, self.build, specs):
             self.labels = handle["labels"][()] if "labels" in handle else np.zeros(0, np.int64)  # [N]
             self.image_ids = [s.decode() for s in handle["image_id"][()]] if "image_id" in handle else []
         self.arrays = {name: LazyArray(self.path, name, shape, dtype, offset) for name, (shape, dtype, offset) in specs.items()}

@@ -16,7 +16,7 @@ class TextFeatures:
 
     def __init__(self, path: str | Path, expect: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
-        with checked(self.path, expect) as (handle, self.provenance, self.build):
+        with checked(self.path, expect) as (handle, self.provenance, self.build, _):
             self._arrays = {name: handle[f"text/{name}/per_template"][()] for name in handle["text"]}  # [C, T, D]
             self._means = {name: handle[f"text/{name}/mean"][()] for name in handle["text"]}  # [C, D]
 

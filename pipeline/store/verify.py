@@ -11,7 +11,7 @@ from typing import Any
 from pipeline.errors import ClipCacheError
 from pipeline.digest import file_checksum
 from pipeline.store.integrity import verify
-from pipeline.store.provenance import ATTR_FINGERPRINT, fingerprint, read_attrs
+from pipeline.store.provenance import ATTR_FINGERPRINT, edited, read_attrs
 from pipeline.store.reader import dataset_specs, open_h5
 
 HEAD_JSON, WEIGHTS, RUN_JSON = "head.json", "head.safetensors", "run.json"
@@ -22,7 +22,7 @@ def verify_file(path: Path) -> dict[str, Any]:
     try:
         with open_h5(path) as handle:
             provenance, _ = read_attrs(handle, path)
-            if handle.attrs.get(ATTR_FINGERPRINT) != fingerprint(provenance):
+            if edited(handle, provenance):
                 raise ClipCacheError(f"{str(path)!r}: its provenance does not match its fingerprint")
             specs = dataset_specs(handle, path)
             verify(handle, path, str(handle.attrs[ATTR_FINGERPRINT]), force=True)

@@ -54,18 +54,24 @@ def kill_group(proc: subprocess.Popen) -> None:
     proc.wait(timeout=10)
 
 
+def start_module(folder: Path, procs: list[subprocess.Popen], name: str, *args: str,
+                 env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`python -m args...` from the repository, in its own process group, output in folder/<name>.log, added to
+    `procs` (for kill_group at the end)."""
+    with open(folder / f"{name}.log", "wb") as log:  # a file: a pipe nobody reads would block the child
+        proc = subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}, start_new_session=True)
+    procs.append(proc)
+    return proc
+
+
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[Deployment]:
     """Scheduler on 127.0.0.1 (port 0, scheduler file) and two workers, each in its own process group, all killed."""
     procs: list[subprocess.Popen] = []
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
 
     def start(name: str, *args: str) -> subprocess.Popen:
-        with open(tmp_path / f"{name}.log", "wb") as log:  # a file: a pipe nobody reads would block the child
-            proc = subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, env=env, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-        procs.append(proc)
-        return proc
+        return start_module(tmp_path, procs, name, *args)
 
     try:
         file = tmp_path / "scheduler.json"

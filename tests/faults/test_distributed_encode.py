@@ -4,10 +4,8 @@ worker, and the files equal a single-process encode bit for bit."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,10 +14,9 @@ import pytest
 import torch
 
 from pipeline.encode.entry import encode_from_params
-from tests.engine.test_address import WORKER, kill_group, wait_for_file
+from tests.engine.test_address import WORKER, kill_group, start_module, wait_for_file
 from tests.helpers import cache_tensors, encode_section, make_folder, write_params
 
-REPO = Path(__file__).resolve().parents[2]
 RUNTIME = {"workers": 0, "batch_size": 4, "shard_images": 2}
 
 
@@ -43,11 +40,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
     procs: list[subprocess.Popen] = []
 
     def start(name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-        with open(tmp_path / f"{name}.log", "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                    env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}, start_new_session=True)
-        procs.append(proc)
-        return proc
+        return start_module(tmp_path, procs, name, *args, env=env)
 
     try:
         file = tmp_path / "scheduler.json"
