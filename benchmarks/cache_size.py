@@ -11,9 +11,9 @@ import json
 import numpy as np
 import torch
 
-from pipeline.encode.config import FeatureParams
+from pipeline.backbone import load_encoder
 from pipeline.encode.forward import probe_shapes
-from pipeline.encoders import load_encoder
+from pipeline.params import FeatureParams
 
 MODELS = ("RN50", "RN101", "ViT-B-32", "ViT-B-16")
 

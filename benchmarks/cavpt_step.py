@@ -20,8 +20,8 @@ import time
 
 import torch
 
-from pipeline.encoders.blocks import n_blocks, run_blocks
-from pipeline.encoders.model import load_encoder
+from pipeline.backbone.blocks import n_blocks, run_blocks
+from pipeline.backbone.model import load_encoder
 from pipeline.heads import create_head
 from pipeline.heads.maths import normalize
 
@@ -77,8 +77,8 @@ def main() -> None:
         optimizer = torch.optim.SGD([p for p in head.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
 
         def step(block_of) -> None:
-            block = {**block_of(), "labels": labels}
-            loss = head.loss(block)
+            batch = {**block_of(), "labels": labels}
+            loss = head.loss(batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -19,9 +19,10 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from pipeline.backbone import load_encoder, pick_device
 from pipeline.data import create_dataset
-from pipeline.encode import encode_params, run_encode, runtime_params
-from pipeline.encoders import load_encoder, pick_device
+from pipeline.encode import run_encode
+from pipeline.params import encode_params, runtime_params
 
 
 def bare_forward(model_name: str, paths: list[Path], batch_size: int, device: torch.device) -> float:

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import torch
 
-from pipeline.encode import encode_params, run_encode, runtime_params
+from pipeline.encode import run_encode
 from pipeline.heads import list_heads
-from pipeline.train.run import fit_head, save_fitted
+from pipeline.heads.fitting import fit_head, save_fitted
+from pipeline.params import encode_params, runtime_params
 
 
 def main() -> None:

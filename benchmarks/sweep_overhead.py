@@ -18,8 +18,9 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.encode import encode_params, run_encode, runtime_params
-from pipeline.runs.entry import sweep_from_params
+from pipeline.encode import run_encode
+from pipeline.params import encode_params, runtime_params
+from pipeline.sweep.entry import sweep_from_params
 
 REPO = Path(__file__).resolve().parents[1]
 

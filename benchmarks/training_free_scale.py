@@ -74,7 +74,7 @@ def run_one(folder: Path, name: str, params: dict) -> dict:
     head = create_head(name, params).fit(data)
     fitted = time.perf_counter()
     test = FeatureSplit(folder / "test.h5")
-    logits = head.logits(test)
+    logits = head.scores(test)
     done = time.perf_counter()
     acc = float((logits.argmax(-1).numpy() == test.labels).mean())
     return {"head": name, "fit_s": round(fitted - started, 1), "predict_s": round(done - fitted, 1),

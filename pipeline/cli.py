@@ -24,7 +24,7 @@ def cli(verbose: bool) -> None:
 @click.option("--checkpoints", default="checkpoints", show_default=True, help="Folder of local checkpoint files.")
 def models(contains: str | None, checkpoints: str) -> None:
     """Architectures and pretrained tags open_clip offers, plus local checkpoint files."""
-    from pipeline.models import architectures, local_checkpoints
+    from pipeline.backbone.catalog import architectures, local_checkpoints
 
     for name, tags in architectures(contains).items():
         click.echo(f"{name:<40} none{''.join(', ' + t for t in tags)}")
@@ -108,7 +108,7 @@ def evaluate(params_path: str, head: str | None, overrides: tuple[str, ...], dev
 def sweep(params_path: str, heads: tuple[str, ...], overrides: tuple[str, ...], cluster: str | None,
           device: str | None, dataset: str | None, model: str | None, prune: bool) -> None:
     """Fit and evaluate every run of the grid (data sets x models x heads x shots x seeds) not done yet."""
-    from pipeline.runs.entry import sweep_from_params
+    from pipeline.sweep.entry import sweep_from_params
 
     report = sweep_from_params(params_path, list(overrides), list(heads) or None,
                                {"cluster": cluster, "device": device}, dataset, model, prune)
@@ -142,8 +142,8 @@ def heads(params_path: str, overrides: tuple[str, ...]) -> None:
     from pathlib import Path
 
     from pipeline.heads import create_head, describe_params, head_class, list_heads
+    from pipeline.heads.registry import head_section
     from pipeline.params import apply_overrides, as_dict, load_params
-    from pipeline.train.entry import head_section
 
     exists = Path(params_path).is_file()
     params = apply_overrides(load_params(params_path) if exists else {}, list(overrides))

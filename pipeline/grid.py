@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.encode.config import EncodeParams, encode_params
-from pipeline.encoders.naming import model_label
+from pipeline.backbone.naming import model_label
 from pipeline.errors import ClipCacheError
 from pipeline.layout import pair_label
+from pipeline.params import EncodeParams, encode_params
 
 
 def _entries(grid: dict[str, Any], key: str) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.encoders.naming import model_label, pretrained_label
+from pipeline.backbone.naming import model_label, pretrained_label
 
 FIT_RECORD = "fit.json"  # validation accuracy, selection, per-epoch history and fit time of a fitted head
 EVALUATION, METRICS = "evaluation.json", "metrics.json"  # the test-split record; its scalars

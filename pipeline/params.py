@@ -1,14 +1,25 @@
-"""params.yaml: load it, apply `--set dotted.key=value` overrides, build typed sections that reject unknown keys."""
+"""Every section of params.yaml and its loader: load the file, apply `--set dotted.key=value` overrides, and build
+typed sections that reject unknown keys. Torch-free: `clipcache report` reads its section here.
+
+Sections: `grid` (pipeline/grid.py expands it), `encode` and `runtime` (stage 1, and the runtime of every stage),
+`train`, `evaluate` (where run folders and the report go) and `heads` (each head's own Params dataclass checks its
+entry: pipeline/heads/registry.py). The engine's runtime keys are checked by pipeline/engine/config.py.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
 import yaml
 
 from pipeline.errors import ClipCacheError
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -92,3 +103,184 @@ def as_dict(obj: Any) -> dict[str, Any]:
     """A dataclass as plain JSON-able data (tuples become lists)."""
     return yaml.safe_load(yaml.safe_dump(dataclasses.asdict(obj)))
 
+
+# --- encode and runtime: stage 1, and the runtime settings of every stage ---
+
+
+# the prompt-template sets pipeline/data/resources ships (<name>.json), named here so that params need no data code
+TEMPLATE_SETS = ("imagenet80", "tip7", "coop")
+
+
+DTYPES = ("float16", "float32")
+
+
+@dataclass(frozen=True)
+class DatasetParams:
+    name: str = "textile"  # the data set's name: its cache and results folders, --dataset, the report
+    root: str | None = None  # the layout's local root; None for 'textile' uses the installed package's images
+    options: dict[str, Any] = field(default_factory=dict)  # layout options (partition fractions, manifest file...)
+    layout: str | None = None  # the registered layout that reads it (`clipcache datasets`); None: `name` itself
+
+    @property
+    def registered(self) -> str:
+        """The registry name the data set is read with: its layout, or its own name when that is registered."""
+        return self.layout or self.name
+
+
+FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")  # a data set's own name becomes a folder name
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    name: str = "ViT-B-32"  # open_clip architecture, or a path to an open_clip model-config JSON
+    pretrained: str = "none"  # a tag (`clipcache models`), a local checkpoint file, or 'none' (random weights)
+
+
+@dataclass(frozen=True)
+class ProtocolParams:
+    shots: tuple[int, ...] = (1, 2, 4, 8, 16)  # K training images per class, one few-shot set per (K, seed)
+    seeds: tuple[int, ...] = (1, 2, 3)  # few-shot draw seeds
+
+
+@dataclass(frozen=True)
+class ViewParams:
+    count: int = 10  # augmented views per few-shot training image (0: none)
+    seed: int = 0  # base seed of the views' RNG
+    scale: tuple[float, float] = (0.5, 1.0)  # RandomResizedCrop area range
+    spatial: bool = True  # also store the spatial map of every view (VT-CLIP trains on random views)
+
+
+@dataclass(frozen=True)
+class FeatureParams:
+    spatial: bool = True  # store the spatial map in the joint space [HW, D]
+    spatial_raw: bool = False  # also store the pre-projection map [HW, C_s]
+    global_dtype: str = "float32"  # dtype of global features
+    spatial_dtype: str = "float16"  # dtype of spatial maps (and of late tokens)
+    late_tokens: int = 0  # k > 0 (ViTs): also store the token sequence entering block L-k, [1+HW, width], views too
+
+
+@dataclass(frozen=True)
+class EncodeParams:
+    dataset: DatasetParams = field(default_factory=DatasetParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    protocol: ProtocolParams = field(default_factory=ProtocolParams)
+    views: ViewParams = field(default_factory=ViewParams)
+    features: FeatureParams = field(default_factory=FeatureParams)
+    templates: tuple[str, ...] = TEMPLATE_SETS  # template sets whose text features are stored
+    cache_dir: str = "cache"  # root of the feature files
+
+
+@dataclass(frozen=True)
+class RuntimeParams:
+    """Settings that change speed, not tensors; DVC does not track them, so changing them re-encodes nothing."""
+
+    device: str = "auto"  # 'auto' (cuda > mps > cpu), or a torch device name
+    batch_size: int = 64  # images (counting views) per forward pass
+    workers: int = 1  # DataLoader processes decoding images
+    shard_images: int = 256  # images per resumable shard; keep it fixed between a kill and its resume
+    skip_bad_images: bool = False  # skip undecodable images (listed in the file) instead of stopping
+    repair: bool = False  # read every complete file in full and rebuild those whose data fails its checksums
+
+
+def encode_params(section: dict[str, Any] | None) -> EncodeParams:
+    """The checked `encode` section."""
+    params = build(EncodeParams, section, "encode")
+    if not FOLDER_NAME.fullmatch(params.dataset.name):
+        raise ClipCacheError(f"data set name {params.dataset.name!r} must be letters, digits and . _ + - (it names "
+                             f"its cache and results folders)")
+    for name in ("global_dtype", "spatial_dtype"):
+        if getattr(params.features, name) not in DTYPES:
+            raise ClipCacheError(f"encode.features.{name} must be one of {DTYPES}, got {getattr(params.features, name)!r}")
+    if params.features.late_tokens < 0:
+        raise ClipCacheError(f"encode.features.late_tokens must be >= 0 (0: off), got {params.features.late_tokens}")
+    if params.views.count < 0 or not params.protocol.shots or not params.protocol.seeds:
+        raise ClipCacheError("encode.views.count must be >= 0 and encode.protocol.shots/seeds non-empty")
+    if min(params.protocol.seeds) < 0 or params.views.seed < 0:
+        raise ClipCacheError(f"encode.protocol.seeds and encode.views.seed must be >= 0, got "
+                             f"{list(params.protocol.seeds)} and {params.views.seed}")
+    low, high = params.views.scale
+    if not 0 < low <= high <= 1:
+        raise ClipCacheError(f"encode.views.scale must be [low, high] with 0 < low <= high <= 1 (crop area fractions), "
+                             f"got {list(params.views.scale)}")
+    for name in params.templates:
+        if name not in TEMPLATE_SETS:
+            raise ClipCacheError(f"unknown template set {name!r} in encode.templates; known: {', '.join(TEMPLATE_SETS)}")
+    return params
+
+
+# runtime keys that belong to the engine (pipeline.engine.config.ClusterParams checks them when a sweep starts)
+ENGINE_KEYS = frozenset({"cluster", "threads_per_worker", "worker_timeout", "slurm"})
+
+
+def runtime_section(params: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """params.yaml's `runtime` section with the command line's values (those given, i.e. not None) on top."""
+    return {**(params.get("runtime") or {}), **{k: v for k, v in given.items() if v is not None}}
+
+
+def runtime_params(section: dict[str, Any] | None) -> RuntimeParams:
+    """The checked `runtime` section, less the engine's keys."""
+    own = {k: v for k, v in (section or {}).items() if k not in ENGINE_KEYS}
+    params = build(RuntimeParams, own, "runtime")
+    if params.batch_size < 1 or params.workers < 0 or params.shard_images < 1:
+        raise ClipCacheError("runtime.batch_size and runtime.shard_images must be >= 1, runtime.workers >= 0")
+    return params
+
+
+# --- train ---
+
+@dataclass(frozen=True)
+class TrainParams:
+    head: str = "tip_adapter"  # head fitted by `clipcache train` when --head is not given
+    shots: int = 16  # which few-shot cache (k<shots>-s<seed>) to fit on
+    seed: int = 1
+    out_dir: str | None = None  # no longer used: a run's fitted head and evaluation share its folder under
+    #                             evaluate.results_dir (pipeline/layout.py); accepted so that older params still load
+    heads: tuple[str, ...] = ()  # the heads `clipcache sweep` runs by default (and dvc.yaml's sweep stages)
+    protocol: str = "all"  # sweep runs: 'all' classes, or 'base_to_novel' (CoCoOp: fit the first half, score both)
+
+
+PROTOCOLS = ("all", "base_to_novel")
+
+
+def train_params(section: dict[str, Any] | None) -> TrainParams:
+    """The checked `train` section."""
+    params = build(TrainParams, section, "train")
+    if params.shots < 1 or params.seed < 0:
+        raise ClipCacheError(f"train.shots must be >= 1 and train.seed >= 0, got {params.shots} and {params.seed}")
+    if params.protocol not in PROTOCOLS:
+        raise ClipCacheError(f"train.protocol must be one of {', '.join(PROTOCOLS)}, got {params.protocol!r}")
+    return params
+
+
+# --- evaluate and report ---
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    results_dir: str = "results"  # run folders: <results_dir>/<head>/<data set>/<model>__<pretrained>/k<K>-s<seed>/
+    report_dir: str = "report"  # tables, CSVs, figures and index.html of `clipcache report`
+
+
+def evaluate_params(section: dict[str, Any] | None) -> EvaluateParams:
+    """The checked `evaluate` section."""
+    return build(EvaluateParams, section, "evaluate")
+
+
+def results_dir(params: dict[str, Any]) -> str:
+    """evaluate.results_dir of a whole params mapping."""
+    return evaluate_params(params.get("evaluate")).results_dir
+
+
+ReportSettings = EvaluateParams  # the report reads the `evaluate` section
+
+
+def report_settings(params_path: str | Path) -> ReportSettings:
+    """The settings from the params file's `evaluate` section; unknown keys there are errors.
+
+    Args:
+        params_path: the params file; when it does not exist the defaults are used (and logged).
+    """
+    path = Path(params_path)
+    if not path.exists():
+        log.info("params file %s not found: results_dir and report_dir take their defaults", path)
+        return ReportSettings()
+    return evaluate_params(load_params(path).get("evaluate"))

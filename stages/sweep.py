@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from pipeline.errors import exit_code
-from pipeline.runs.entry import sweep_from_params
+from pipeline.sweep.entry import sweep_from_params
 
 
 def main(argv: list[str] | None = None) -> int:

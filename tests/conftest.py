@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.encode import encode_params, run_encode, runtime_params
+from pipeline.encode import run_encode
 from pipeline.encode.run import EncodeReport
+from pipeline.params import encode_params, runtime_params
 from tests.helpers import encode_section, make_folder
 
 torch.set_num_threads(2)

@@ -9,7 +9,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from pipeline.encoders.naming import model_label
+from pipeline.backbone.naming import model_label
 from pipeline.layout import pair_label
 
 CONFIGS = Path(__file__).parent / "configs"

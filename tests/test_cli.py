@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.store import FeatureSplit
-from tests.helpers import make_image, encode_section, make_folder, write_params
+from tests.helpers import encode_section, make_folder, make_image, write_params
 
 
 @pytest.fixture()

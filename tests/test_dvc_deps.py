@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from pipeline.heads.registry import MODULES
-from pipeline.runs.code import closure, imported_modules
+from pipeline.sweep.code import closure, imported_modules
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]

@@ -9,13 +9,12 @@ from pathlib import Path
 import open_clip
 import PIL.Image
 import pytest
+from open_clip.modified_resnet import ModifiedResNet
+from open_clip.transformer import VisionTransformer
 
 import pipeline.store.reader as reader
 from pipeline.cli import main
 from pipeline.errors import ClipCacheError
-from open_clip.modified_resnet import ModifiedResNet
-from open_clip.transformer import VisionTransformer
-
 from pipeline.heads import head_class, list_heads
 from pipeline.heads.io import load_head
 from pipeline.store import FeatureSplit
@@ -90,7 +89,7 @@ def check_trains_from_the_cache_alone(name: str, kind: str, params: Path, report
     metrics = json.loads((result.folder / "fit.json").read_text())
     assert 0.0 <= metrics["val_acc"] <= 1.0 and metrics["model"].startswith("tiny")
     head, _ = load_head(result.folder)
-    assert head.logits(FeatureSplit(report.folder / "k2-s1" / "val.h5")).shape == (3 * 2, 3)
+    assert head.scores(FeatureSplit(report.folder / "k2-s1" / "val.h5")).shape == (3 * 2, 3)
 
 
 def test_a_head_needing_spatial_maps_fails_early_naming_the_setting(image_root: Path, tmp_path: Path, capsys) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pipeline.data.registry import DataSet, load_resource
 from pipeline.errors import ClipCacheError
+from pipeline.params import TEMPLATE_SETS
 
-TEMPLATE_SETS = ("imagenet80", "tip7", "coop")
 REFERENCE = "reference"
 ENSEMBLE_DATASETS = ("imagenet",)  # where the references use the 7-template ensemble instead of CoOp's template
 

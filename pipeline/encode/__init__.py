@@ -1,6 +1,6 @@
 """Stage 1 in the library: plan the cache files of a run and fill them.
 
-Exports resolve lazily, so that stages which only locate the cache (train, evaluate) do not import the encoders.
+Exports resolve lazily: importing the package imports no encoder. Its params sections live in pipeline/params.py.
 """
 
 from __future__ import annotations
@@ -8,8 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 _EXPORTS = {
-    "EncodeParams": "pipeline.encode.config", "RuntimeParams": "pipeline.encode.config",
-    "encode_params": "pipeline.encode.config", "runtime_params": "pipeline.encode.config",
     "EncodeReport": "pipeline.encode.run", "run_encode": "pipeline.encode.run",
 }
 __all__ = sorted(_EXPORTS)

@@ -18,16 +18,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.backbone import Encoder, load_encoder, pick_device
+from pipeline.backbone.model import (
+    check_names,
+    resolve_architecture,
+    resolve_pretrained,
+)
 from pipeline.data import DataSet, create_dataset
 from pipeline.data.templates import templates_for
-from pipeline.encode.config import EncodeParams, RuntimeParams
-from pipeline.encode.plan import SplitJob, cache_folder, dataset_provenance, plan_jobs, split_provenance
-from pipeline.encode.run import EncodeReport, current, encode_shards, features_for, write_text
-from pipeline.encoders import Encoder, load_encoder, pick_device
-from pipeline.encoders.model import check_names, resolve_architecture, resolve_pretrained
+from pipeline.encode.plan import (
+    SplitJob,
+    cache_folder,
+    dataset_provenance,
+    plan_jobs,
+    split_provenance,
+)
+from pipeline.encode.run import (
+    EncodeReport,
+    current,
+    encode_shards,
+    features_for,
+    write_text,
+)
 from pipeline.engine import ClusterParams, open_engine
 from pipeline.errors import ClipCacheError
-from pipeline.params import as_dict
+from pipeline.params import EncodeParams, RuntimeParams, as_dict
 from pipeline.store.provenance import build_info
 from pipeline.store.writer import Shard, SplitWriter
 
@@ -111,8 +126,8 @@ def finalize_task(task: FinalizeTask) -> str:
 def run_encode_distributed(params: EncodeParams, runtime: RuntimeParams, cluster: ClusterParams) -> EncodeReport:
     """Encode everything `params` asks for on the engine `cluster` names; the files equal a single process's."""
     started = time.perf_counter()
-    check_names(params.dataset.name, params.model.name, params.model.pretrained)
-    dataset = create_dataset(params.dataset.name, params.dataset.root, params.dataset.options)
+    check_names(params.dataset.registered, params.model.name, params.model.pretrained)
+    dataset = create_dataset(params.dataset.registered, params.dataset.root, params.dataset.options)
     folder = cache_folder(params)
     jobs = plan_jobs(params, dataset, folder)
     report = EncodeReport(folder)

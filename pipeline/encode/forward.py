@@ -7,8 +7,8 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from pipeline.encode.config import FeatureParams, ViewParams
-from pipeline.encoders import Encoder, encode_images
+from pipeline.backbone import Encoder, encode_images
+from pipeline.params import FeatureParams, ViewParams
 
 
 def forward_batch(encoder: Encoder, pixels: torch.Tensor, features: FeatureParams, views: ViewParams | None) -> dict[str, np.ndarray]:

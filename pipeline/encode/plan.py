@@ -12,9 +12,8 @@ import numpy as np
 from pipeline import layout
 from pipeline.data import DataSet, ImageItem, sample_few_shot
 from pipeline.data.content import INDEX_NAME, ContentIndex, items_sha256
-from pipeline.encode.config import EncodeParams
 from pipeline.layout import few_shot_folder
-from pipeline.params import as_dict
+from pipeline.params import EncodeParams, as_dict
 from pipeline.store.provenance import SCHEMA_VERSION
 
 

@@ -12,12 +12,21 @@ from pathlib import Path
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from pipeline.backbone import (
+    Encoder,
+    encode_classes,
+    load_encoder,
+    pick_device,
+    require_late_tokens,
+    require_spatial,
+    tower_kind,
+)
+from pipeline.backbone.model import check_names, resolve_architecture
 from pipeline.data import DataSet, create_dataset
 from pipeline.data.decode import ImageReader, collate, one_thread_worker
 from pipeline.data.templates import templates_for
 from pipeline.data.views import ViewSpec
 from pipeline.encode.buffer import ShardBuffer
-from pipeline.encode.config import EncodeParams, RuntimeParams
 from pipeline.encode.forward import forward_batch, probe_shapes
 from pipeline.encode.plan import (
     SplitJob,
@@ -28,18 +37,8 @@ from pipeline.encode.plan import (
     text_provenance,
 )
 from pipeline.encode.progress import ProgressLines
-from pipeline.encoders import (
-    Encoder,
-    encode_classes,
-    load_encoder,
-    pick_device,
-    require_late_tokens,
-    require_spatial,
-    tower_kind,
-)
-from pipeline.encoders.model import check_names, resolve_architecture
 from pipeline.errors import ClipCacheError
-from pipeline.params import as_dict
+from pipeline.params import EncodeParams, RuntimeParams, as_dict
 from pipeline.store.failpoints import failpoint
 from pipeline.store.provenance import build_info, fingerprint
 from pipeline.store.writer import Shard, SplitWriter, is_complete, write_whole
@@ -62,9 +61,9 @@ class EncodeReport:
 def run_encode(params: EncodeParams, runtime: RuntimeParams) -> EncodeReport:
     """Encode everything `params` asks for; files already complete with the same provenance are kept."""
     started = time.perf_counter()
-    check_names(params.dataset.name, params.model.name, params.model.pretrained)  # before any file is listed
+    check_names(params.dataset.registered, params.model.name, params.model.pretrained)  # before any file is listed
     arch, _ = resolve_architecture(params.model.name)
-    dataset = create_dataset(params.dataset.name, params.dataset.root, params.dataset.options)
+    dataset = create_dataset(params.dataset.registered, params.dataset.root, params.dataset.options)
     folder = cache_folder(params)
     jobs = plan_jobs(params, dataset, folder)  # checks K against every class before a model is built
     encoder = load_encoder(params.model.name, params.model.pretrained, pick_device(runtime.device))

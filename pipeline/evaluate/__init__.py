@@ -1,1 +1,4 @@
-"""Stage 3 in the library: score a fitted head on the test split (metrics, evaluation records)."""
+"""Stage 3 alone: score one fitted head on the test split (`clipcache evaluate`).
+
+The work is pipeline/scoring's (metrics and the evaluation record); this stage only reads params and the run folder.
+"""

@@ -5,17 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pipeline.encode.config import runtime_params, runtime_section
-from pipeline.encoders.device import pick_device
-from pipeline.encoders.model import check_names
-from pipeline.evaluate.config import results_dir
-from pipeline.evaluate.run import score_head, test_split, write_evaluation
+from pipeline.backbone.device import pick_device
+from pipeline.backbone.model import check_names
 from pipeline.grid import one_pair
 from pipeline.heads.io import META, load_head
 from pipeline.heads.registry import head_class
 from pipeline.layout import pair_label, run_folder
-from pipeline.params import apply_overrides, load_params
-from pipeline.train.config import train_params
+from pipeline.params import (
+    apply_overrides,
+    load_params,
+    results_dir,
+    runtime_params,
+    runtime_section,
+    train_params,
+)
+from pipeline.scoring.evaluation import score_head, test_split, write_evaluation
 
 
 def evaluate_from_params(params_path: str | Path, overrides: list[str], head: str | None,
@@ -28,7 +32,7 @@ def evaluate_from_params(params_path: str | Path, overrides: list[str], head: st
     name = head or train.head
     head_class(name)  # an unknown head is named before any file is looked for
     encode = one_pair(params, dataset, model)
-    check_names(encode.dataset.name, encode.model.name, encode.model.pretrained)  # names before the run folder
+    check_names(encode.dataset.registered, encode.model.name, encode.model.pretrained)  # names before the run folder
     folder = run_folder(results_dir(params), name, encode.dataset.name,
                         pair_label(encode.model.name, encode.model.pretrained), train.shots, train.seed)
     device = pick_device(runtime_params(runtime_section(params, runtime or {})).device)

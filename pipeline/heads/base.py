@@ -1,8 +1,8 @@
 """The one contract every head follows.
 
 A head is a torch Module with a frozen params dataclass (`Params`, unknown keys rejected), a `requires` set naming
-what it needs from the store, `fit(data) -> self` (selection on data.val only), `logits(split) -> [N, C]`, and
-`shapes` (the sizes its tensors were built with) so that `setup(**shapes)` + `load_state_dict` restores it.
+what it needs from the store, `fit(data) -> self` (selection on data.val only), `scores(split) -> [N, C]` (in its
+`units`), and `shapes` (the sizes its tensors were built with) so that `setup(**shapes)` + `load_state_dict` restores it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from pipeline.errors import NotApplicable
-from pipeline.heads.data import ROW_BLOCK, FitData, split_blocks, text_classifier
+from pipeline.heads.inputs import ROW_BATCH, FitData, split_batches, text_classifier
 from pipeline.heads.maths import clip_logits
 from pipeline.heads.reference import for_dataset
 from pipeline.store import FeatureSplit, TextFeatures
@@ -37,9 +37,9 @@ class Head(nn.Module):
     name: ClassVar[str] = ""
     Params: ClassVar[type]
     requires: ClassVar[frozenset[str]] = frozenset({"global"})
-    scores: ClassVar[str] = "logits"  # what `logits` returns: 'logits', or 'probabilities' (scores in [0, 1] units)
+    units: ClassVar[str] = "logits"  # what `scores` returns: 'logits', or 'probabilities' (in [0, 1] units)
     runs: ClassVar[tuple[str, ...]] = ()  # frozen encoder parts run in stage 2 (prompt learners), e.g. ('text tower',)
-    block_rows: ClassVar[int] = ROW_BLOCK  # rows per block when scoring a split (token heads use fewer)
+    batch_rows: ClassVar[int] = ROW_BATCH  # rows per batch when scoring a split (token heads use fewer)
     novel_classes: ClassVar[bool] = False  # can score classes it was not fitted on (base-to-novel): see `retarget`
 
     def __init__(self, params: Any) -> None:
@@ -96,20 +96,20 @@ class Head(nn.Module):
         self.class_weights = text_classifier(text, self.params.template_set, self.device())  # [C', D]
         self.shapes["classes"] = int(self.class_weights.shape[0])
 
-    def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Logits [B, C] of one row block from `split_blocks` (globals normalised)."""
+    def batch_scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits [B, C] of one row batch from `split_batches` (globals normalised)."""
         raise NotImplementedError
 
-    def block_names(self) -> tuple[str, ...]:
-        """Datasets `block_logits` reads."""
+    def batch_inputs(self) -> tuple[str, ...]:
+        """Datasets `batch_scores` reads."""
         return ("global",)
 
     @torch.no_grad()
-    def logits(self, split: FeatureSplit) -> torch.Tensor:
-        """[N, C] logits of every image of a split, streamed in row blocks."""
+    def scores(self, split: FeatureSplit) -> torch.Tensor:
+        """[N, C] scores (in `units`) of every image of a split, streamed in row batches."""
         self.eval()
-        blocks = split_blocks(split, self.device(), self.block_names(), self.block_rows)
-        return torch.cat([self.block_logits(b).float().cpu() for b in blocks])
+        batches = split_batches(split, self.device(), self.batch_inputs(), self.batch_rows)
+        return torch.cat([self.batch_scores(b).float().cpu() for b in batches])
 
     def device(self) -> torch.device:
         """Where the head's tensors live."""
@@ -129,7 +129,7 @@ class Head(nn.Module):
 
 def val_accuracy(head: Head, split: FeatureSplit) -> float:
     """Accuracy of a head on a split (used on val only during fit)."""
-    logits = head.logits(split)
+    logits = head.scores(split)
     return float((logits.argmax(-1).numpy() == split.labels).mean()) if split.n else 0.0
 
 

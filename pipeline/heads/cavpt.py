@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.errors import ClipCacheError
-from pipeline.heads.data import FitData
+from pipeline.heads.inputs import FitData
 from pipeline.heads.registry import register_head
 from pipeline.heads.vpt_late import VPTLate, VPTLateParams
 from pipeline.prompts.vision import PromptFn
@@ -84,38 +84,38 @@ class CAVPT(VPTLate):
         super().fit(data)
         return self
 
-    def top_classes(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
+    def top_classes(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """[B, K_N] classes ranked by zero-shot score of the cached (view's) global feature."""
-        zero_shot = block["global"] @ self.class_weights.T  # [B, D] x [D, C] -> [B, C]
+        zero_shot = batch["global"] @ self.class_weights.T  # [B, D] x [D, C] -> [B, C]
         top_k = self.params.top_k or zero_shot.shape[1]  # 0: every class (the paper's FULL)
         return zero_shot.topk(min(top_k, zero_shot.shape[1]), dim=-1).indices
 
-    def block_prompts(self, block: dict[str, torch.Tensor]) -> PromptFn:
-        """Visual prompts, and class-aware prompts in the last `cavpt_layers` blocks; aux logits kept on the block."""
+    def batch_prompts(self, batch: dict[str, torch.Tensor]) -> PromptFn:
+        """Visual prompts, and class-aware prompts in the last `cavpt_layers` blocks; aux logits kept on the batch."""
         p = self.params
-        top = self.top_classes(block)  # [B, K_N]
+        top = self.top_classes(batch)  # [B, K_N]
         text = self.class_weights[top]  # [B, K_N, D]
-        batch = top.shape[0]
-        block["aux"], block["top"] = [], top
+        size = top.shape[0]
+        batch["aux"], batch["top"] = [], top
         first = self.shapes["blocks"] - p.cavpt_layers
 
         def prompts(i: int, x: torch.Tensor) -> torch.Tensor:
-            visual = self.prompts[i].unsqueeze(0).expand(batch, -1, -1)  # [B, P, W]
+            visual = self.prompts[i].unsqueeze(0).expand(size, -1, -1)  # [B, P, W]
             if i < first:
                 return visual
             keys = torch.cat([x[:, :1], visual] if p.keys == "class_token" else [x, visual], dim=1)  # [B, M, W]
             aware, aux = self.class_aware[i - first](text, keys.to(visual.dtype), x[:, 0].to(visual.dtype))
-            block["aux"].append(aux)
+            batch["aux"].append(aux)
             return torch.cat([visual, aware], dim=1)  # [B, P + K_N, W]
 
         return prompts
 
-    def loss(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
-        main = F.cross_entropy(self.block_logits(block), block["labels"])
-        aux = torch.stack(block["aux"])  # [layers, B, K_N, C]
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        main = F.cross_entropy(self.batch_scores(batch), batch["labels"])
+        aux = torch.stack(batch["aux"])  # [layers, B, K_N, C]
         classes = aux.shape[-1]
-        hit = (block["top"] == block["labels"].unsqueeze(1)).unsqueeze(-1)  # [B, K_N, 1]: output of the true class
-        target = torch.where(hit, F.one_hot(block["labels"], classes).unsqueeze(1).float(),
+        hit = (batch["top"] == batch["labels"].unsqueeze(1)).unsqueeze(-1)  # [B, K_N, 1]: output of the true class
+        target = torch.where(hit, F.one_hot(batch["labels"], classes).unsqueeze(1).float(),
                              torch.full_like(aux[0], 1.0 / classes))  # [B, K_N, C]
         aux_loss = -(target * aux.log_softmax(-1)).sum(-1).mean()
         return main + self.params.aux_weight * aux_loss

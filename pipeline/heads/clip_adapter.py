@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from pipeline.heads.base import Head
-from pipeline.heads.data import FitData
+from pipeline.heads.inputs import FitData
+from pipeline.heads.loop import Schedule, train
 from pipeline.heads.maths import clip_logits, normalize
 from pipeline.heads.registry import register_head
-from pipeline.train.loop import Schedule, train
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class CLIPAdapter(Head):
     def residual(self, x: torch.Tensor, adapter: nn.Module) -> torch.Tensor:
         return normalize(self.params.ratio * adapter(x) + (1 - self.params.ratio) * x)
 
-    def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
-        image = self.residual(block["global"], self.image_adapter)  # [B, D]
+    def batch_scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        image = self.residual(batch["global"], self.image_adapter)  # [B, D]
         text = self.residual(self.class_weights, self.text_adapter) if self.text_adapter else self.class_weights
         return clip_logits(image, text, self.logit_scale)

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline.heads.data import FitData
+from pipeline.heads.inputs import FitData
+from pipeline.heads.loop import Schedule, train
 from pipeline.heads.prompted import (
     EncoderHead,
     TextContext,
@@ -30,7 +31,6 @@ from pipeline.heads.prompted import (
 from pipeline.heads.registry import register_head
 from pipeline.prompts.text import TextTower
 from pipeline.store import TextFeatures
-from pipeline.train.loop import Schedule, train
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,6 @@ class CoOp(EncoderHead):
         relayout(self.context, self.tokenizer(self.device()), list(text.classnames), self.params.class_token_position)
         self.shapes["classes"] = len(text.classnames)
 
-    def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
+    def batch_scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         text = self.context.features(self.tower())  # [C, D]
-        return self.logit_scale * block["global"] @ text.T  # [B, D] x [D, C] -> [B, C]
+        return self.logit_scale * batch["global"] @ text.T  # [B, D] x [D, C] -> [B, C]

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 
 from pipeline.heads.base import Head
-from pipeline.heads.data import FitData, global_feats, view_blocks
 from pipeline.heads.grid import best_of, logspace_grid
+from pipeline.heads.inputs import FitData, each_view, global_feats
 from pipeline.heads.maths import accuracy
 from pipeline.heads.registry import register_head
 
@@ -33,8 +33,8 @@ def class_statistics(data: FitData, n_classes: int) -> tuple[torch.Tensor, torch
     """Streaming class means [C, D] and within-class scatter [D, D] (float64) over all views; and the count."""
     labels = data.labels(data.train)
     sums, counts, second, n = None, torch.zeros(n_classes, dtype=torch.float64, device=data.device), None, 0
-    for block in view_blocks(data.train, data.device):
-        x = block.double()  # [N, D]
+    for view in each_view(data.train, data.device):
+        x = view.double()  # [N, D]
         if sums is None:
             sums = torch.zeros(n_classes, x.shape[1], dtype=torch.float64, device=data.device)
             second = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64, device=data.device)
@@ -91,6 +91,6 @@ class GDA(Head):
         self.alpha.fill_(alpha)
         self.selected.update({"alpha": alpha, "val_acc": scores[(alpha,)]})
 
-    def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
-        feats = block["global"]
+    def batch_scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        feats = batch["global"]
         return self.zero_shot(feats) + self.alpha * self.gda_logits(feats)

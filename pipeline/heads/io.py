@@ -10,12 +10,18 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from pipeline.digest import file_checksum
 from pipeline.errors import ClipCacheError
 from pipeline.heads.base import Head
 from pipeline.heads.registry import create_head
 from pipeline.params import as_dict
-from pipeline.store.atomic import TMP_MARK, no_space, space_error, unique_token, write_json_atomic
-from pipeline.digest import file_checksum
+from pipeline.store.atomic import (
+    TMP_MARK,
+    no_space,
+    space_error,
+    unique_token,
+    write_json_atomic,
+)
 
 WEIGHTS, META = "head.safetensors", "head.json"
 

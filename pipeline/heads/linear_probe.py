@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.heads.base import Head
-from pipeline.heads.data import FitData, global_feats, view_blocks
 from pipeline.heads.grid import logspace_grid
+from pipeline.heads.inputs import FitData, each_view, global_feats
 from pipeline.heads.maths import accuracy
 from pipeline.heads.registry import register_head
 
@@ -66,7 +66,7 @@ class LinearProbe(Head):
     def training_set(self, data: FitData) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = global_feats(data.train, data.device), data.labels(data.train)
         if self.params.use_views and data.train.n_views:
-            x = torch.cat([x, *view_blocks(data.train, data.device)])  # [(1+V) N, D]
+            x = torch.cat([x, *each_view(data.train, data.device)])  # [(1+V) N, D]
             y = y.repeat(1 + data.train.n_views)
         return x, y
 
@@ -98,5 +98,5 @@ class LinearProbe(Head):
         self.selected.update({"lambda": lam, "val_acc": scores[(lam,)]})
         return self
 
-    def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
-        return block["global"] @ self.weight.T + self.bias
+    def batch_scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return batch["global"] @ self.weight.T + self.bias

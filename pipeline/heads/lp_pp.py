@@ -25,10 +25,10 @@ import torch.nn.functional as F
 
 from pipeline.errors import ClipCacheError
 from pipeline.heads.base import Head
-from pipeline.heads.data import FitData, global_feats, view_blocks
+from pipeline.heads.inputs import FitData, each_view, global_feats
+from pipeline.heads.loop import Schedule, train
 from pipeline.heads.maths import normalize
 from pipeline.heads.registry import register_head
-from pipeline.train.loop import Schedule, train
 
 SOLVERS = ("authors", "adam")
 
@@ -143,8 +143,8 @@ class LPPlusPlus(Head):
         """Our earlier variant: centroid init, alpha 1, AdamW through the shared loop (best epoch on validation)."""
         labels, classes = data.labels(data.train), data.n_classes
         sums = torch.zeros(classes, self.weight.shape[1], device=data.device)  # [C, D]
-        for block in view_blocks(data.train, data.device):  # streamed: one view [N, D] at a time
-            sums.index_add_(0, labels, block)
+        for view in each_view(data.train, data.device):  # streamed: one view [N, D] at a time
+            sums.index_add_(0, labels, view)
         counts = torch.bincount(labels, minlength=classes).clamp(min=1) * max(data.train.n_views, 1)
         with torch.no_grad():
             self.weight.copy_(sums / counts[:, None])  # class centroids of the view features
@@ -155,6 +155,6 @@ class LPPlusPlus(Head):
                                    keep="best_val"))
         return self
 
-    def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
-        feats = block["global"]
+    def batch_scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        feats = batch["global"]
         return self.logit_scale * lp_logits(feats, self.class_weights, self.weight, self.bias, self.alpha)

@@ -27,10 +27,10 @@ from torch import nn
 
 from pipeline.errors import ClipCacheError
 from pipeline.heads.base import Head
-from pipeline.heads.data import FitData
+from pipeline.heads.inputs import FitData
+from pipeline.heads.loop import Schedule, train
 from pipeline.heads.maths import normalize
 from pipeline.heads.registry import register_head
-from pipeline.train.loop import Schedule, train
 
 MASKS = ("authors", "block", "none")
 
@@ -112,8 +112,8 @@ class MMAdapter(Head):
         r = self.params.ratio
         return normalize(r * normalize(adapted) + (1 - r) * x)
 
-    def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
-        image = block["global"]  # [B, D]
+    def batch_scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        image = batch["global"]  # [B, D]
         classes = self.class_weights.shape[0]
         tokens = torch.cat([self.class_weights.expand(image.shape[0], -1, -1), image[:, None]], dim=1)  # [B, C+1, D]
         adapted = self.blend(tokens, self.adapter(tokens, cross_modal_mask(classes, self.params.mask, image.device)))

@@ -28,8 +28,8 @@ import torch
 
 from pipeline.errors import ClipCacheError
 from pipeline.heads.base import Head
-from pipeline.heads.data import FitData, global_feats, view_blocks, view_mean_keys
 from pipeline.heads.grid import best_of, linspace_grid
+from pipeline.heads.inputs import FitData, each_view, global_feats, view_mean_keys
 from pipeline.heads.maths import accuracy, cache_kernel, kernel_of, one_hot
 from pipeline.heads.registry import register_head
 
@@ -59,7 +59,7 @@ def support_set(data: FitData, support: str) -> tuple[torch.Tensor, torch.Tensor
         return global_feats(data.train, data.device), labels
     if support == "mean":
         return view_mean_keys(data.train, data.device), labels
-    views = list(view_blocks(data.train, data.device))  # V x [N, D]
+    views = list(each_view(data.train, data.device))  # V x [N, D]
     if support == "one_view":
         return views[0], labels
     return torch.cat(views), labels.repeat(len(views))
@@ -76,7 +76,7 @@ def solve_proker(kernel: torch.Tensor, residual: torch.Tensor, lam: float) -> to
 class ProKeR(Head):
     Params = ProKeRParams
     requires = frozenset({"global", "views"})
-    scores = "probabilities"  # a regression onto one-hot targets: for calibration, scores are read in one-hot units
+    units = "probabilities"  # a regression onto one-hot targets: for calibration, scores are read in one-hot units
 
     def setup(self, dim: int, classes: int, keys: int) -> None:
         super().setup(dim=dim, classes=classes, keys=keys)
@@ -143,6 +143,6 @@ class ProKeR(Head):
                        lambda w=weights, q=basis, p=projected: q @ (w[:, None] * p))  # [S, S] @ [S, C]
         return scores, best
 
-    def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
-        feats = block["global"]
+    def batch_scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        feats = batch["global"]
         return self.prior(feats) + cache_kernel(feats, self.keys, self.beta) @ self.dual  # [N, S] @ [S, C]

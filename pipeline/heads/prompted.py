@@ -12,14 +12,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.encoders.frozen import encoder_source, rebuild_encoder
-from pipeline.encoders.model import Encoder
+from pipeline.backbone.frozen import encoder_source, rebuild_encoder
+from pipeline.backbone.model import Encoder
 from pipeline.errors import NotApplicable
 from pipeline.heads.base import Head
+from pipeline.heads.loop import epochs_by_shots  # noqa: F401  (the prompt learners' schedule, re-exported)
 from pipeline.heads.maths import normalize
 from pipeline.prompts.text import phrase_embedding, prompt_layout
 from pipeline.store import FeatureSplit
-from pipeline.train.loop import epochs_by_shots  # noqa: F401  (the prompt learners' schedule, re-exported)
 
 
 class EncoderHead(Head):
@@ -75,7 +75,7 @@ class TextContext(nn.Module):
         """Normalised class features [C, D] of the prompts with the current context.
 
         Without grad (validation, scoring) the result is kept until the context changes (its version counter moves
-        with every optimiser step and load), so scoring a split runs the text tower once, not once per row block.
+        with every optimiser step and load), so scoring a split runs the text tower once, not once per row batch.
         """
         if not torch.is_grad_enabled():
             key = (self.ctx._version, self.ctx.device)

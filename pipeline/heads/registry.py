@@ -11,10 +11,10 @@ import importlib
 import math
 from typing import Any, Callable
 
-from pipeline.data.templates import REFERENCE, TEMPLATE_SETS
+from pipeline.data.templates import REFERENCE
 from pipeline.errors import ClipCacheError
 from pipeline.heads.base import Head
-from pipeline.params import build
+from pipeline.params import TEMPLATE_SETS, build
 
 _HEADS: dict[str, type[Head]] = {}
 # every head and the module that registers it, imported on demand
@@ -51,7 +51,7 @@ def head_class(name: str) -> type[Head]:
     return _HEADS[name]
 
 
-# ranges by parameter name, the same meaning in every head (a schedule's own rules are in pipeline.train.loop)
+# ranges by parameter name, the same meaning in every head (a schedule's own rules are in pipeline.heads.loop)
 POSITIVE = frozenset({"eps"})
 NON_NEGATIVE = frozenset({"lr", "warmup_lr", "init_std", "weight_decay", "aux_weight", "text_lr_scale", "epochs", "warmup_epochs", "min_steps",
                           "patience", "max_iter", "refine_steps"})
@@ -92,3 +92,15 @@ def describe_params(name: str) -> dict[str, Any]:
     cls = head_class(name)
     return {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())  # type: ignore[misc]
             for f in dataclasses.fields(cls.Params)}
+
+
+def head_section(params: dict[str, Any], name: str) -> dict[str, Any]:
+    """heads.<name> of params.yaml (empty: the head's defaults)."""
+    heads = params.get("heads") or {}
+    if not isinstance(heads, dict):
+        raise ClipCacheError("params.yaml: 'heads' must map head names to their parameters")
+    for other, section in heads.items():  # every entry is checked, not only the one asked for: a slip is named now
+        if section is not None and not isinstance(section, dict):
+            raise ClipCacheError(f"params.yaml: heads.{other} must map parameter names to values, got {section!r}")
+        create_head(str(other), section or {})
+    return heads.get(name) or {}

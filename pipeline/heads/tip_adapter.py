@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import torch
 
 from pipeline.heads.base import Head
-from pipeline.heads.data import FitData, global_feats, view_mean_keys
 from pipeline.heads.grid import best_of, tip_grid
+from pipeline.heads.inputs import FitData, global_feats, view_mean_keys
 from pipeline.heads.maths import (
     accuracy,
     cache_kernel,
@@ -89,6 +89,6 @@ class TipAdapter(Head):
         self.alpha.fill_(alpha)
         self.selected.update({"beta": beta, "alpha": alpha, "val_acc": scores[(beta, alpha)]})
 
-    def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
-        feats = block["global"]
+    def batch_scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        feats = batch["global"]
         return self.zero_shot(feats) + self.alpha * self.cache_logits(feats, self.beta)

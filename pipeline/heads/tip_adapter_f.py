@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline.heads.data import FitData, view_mean_keys
+from pipeline.heads.inputs import FitData, view_mean_keys
+from pipeline.heads.loop import Schedule, train
 from pipeline.heads.maths import sort_by_label
 from pipeline.heads.registry import register_head
 from pipeline.heads.tip_adapter import TipAdapter, TipAdapterParams
-from pipeline.train.loop import Schedule, train
 
 
 @dataclass(frozen=True)

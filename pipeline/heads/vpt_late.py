@@ -26,10 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.encoders.blocks import n_blocks
+from pipeline.backbone.blocks import n_blocks
 from pipeline.errors import ClipCacheError
 from pipeline.heads.base import val_accuracy
-from pipeline.heads.data import FitData
+from pipeline.heads.inputs import FitData
+from pipeline.heads.loop import Schedule, train
 from pipeline.heads.maths import normalize
 from pipeline.heads.prompted import (
     EncoderHead,
@@ -44,7 +45,6 @@ from pipeline.heads.registry import register_head
 from pipeline.prompts.text import TextTower
 from pipeline.prompts.vision import LateViT, PromptFn
 from pipeline.store import TextFeatures
-from pipeline.train.loop import Schedule, train
 
 DEPTHS = ("deep", "shallow")
 
@@ -83,7 +83,7 @@ class VPTLate(EncoderHead):
     Params = VPTLateParams
     requires = frozenset({"global", "views", "late_tokens", "late_token_views"})
     runs = ("last k ViT blocks",)
-    block_rows = 256  # token sequences are large: score 256 images at a time
+    batch_rows = 256  # token sequences are large: score 256 images at a time
     novel_classes = True  # prompts are class-agnostic; classes enter through the text features
 
     def setup(self, dim: int, classes: int, width: int, stored: int, n_ctx: int = 0, text_width: int = 0,
@@ -153,20 +153,20 @@ class VPTLate(EncoderHead):
             return self.context.features(TextTower(self.encoder(self.device())))
         return self.class_weights
 
-    def block_prompts(self, block: dict[str, torch.Tensor]) -> PromptFn:
+    def batch_prompts(self, batch: dict[str, torch.Tensor]) -> PromptFn:
         """The prompt function LateViT calls at each prompted block: the block's P prompts for every image."""
-        batch = block["late_tokens"].shape[0]
-        return lambda i, _x: self.prompts[i].unsqueeze(0).expand(batch, -1, -1)  # [P, W] -> [B, P, W]
+        size = batch["late_tokens"].shape[0]
+        return lambda i, _x: self.prompts[i].unsqueeze(0).expand(size, -1, -1)  # [P, W] -> [B, P, W]
 
 
-    def image_features(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
-        return normalize(self.late()(block["late_tokens"], self.block_prompts(block)))  # [B, D]
+    def image_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return normalize(self.late()(batch["late_tokens"], self.batch_prompts(batch)))  # [B, D]
 
-    def block_names(self) -> tuple[str, ...]:
+    def batch_inputs(self) -> tuple[str, ...]:
         return ("global", "late_tokens")
 
-    def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.logit_scale * self.image_features(block) @ self.classifier().T  # [B, D] x [D, C] -> [B, C]
+    def batch_scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.logit_scale * self.image_features(batch) @ self.classifier().T  # [B, D] x [D, C] -> [B, C]
 
-    def loss(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
-        return F.cross_entropy(self.block_logits(block), block["labels"])
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return F.cross_entropy(self.batch_scores(batch), batch["labels"])

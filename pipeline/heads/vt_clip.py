@@ -27,11 +27,11 @@ from torch import nn
 
 from pipeline.errors import ClipCacheError
 from pipeline.heads.base import Head
-from pipeline.heads.data import ROW_BLOCK, FitData
+from pipeline.heads.inputs import ROW_BATCH, FitData
+from pipeline.heads.loop import Schedule, epochs_by_shots, train
 from pipeline.heads.maths import normalize
 from pipeline.heads.registry import register_head
 from pipeline.store import FeatureSplit
-from pipeline.train.loop import Schedule, epochs_by_shots, train
 
 KEYS = ("spatial", "spatial_raw")
 
@@ -127,22 +127,22 @@ class VTCLIP(Head):
             text, attention = block(text, spatial)
         return normalize(text), attention
 
-    def block_names(self) -> tuple[str, ...]:
+    def batch_inputs(self) -> tuple[str, ...]:
         return ("global", self.params.keys)
 
-    def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
-        text, _ = self.adapted_text(block[self.params.keys])
-        return self.logit_scale * torch.einsum("bd,bcd->bc", block["global"], text)  # [B, D] x [B, C, D] -> [B, C]
+    def batch_scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        text, _ = self.adapted_text(batch[self.params.keys])
+        return self.logit_scale * torch.einsum("bd,bcd->bc", batch["global"], text)  # [B, D] x [B, C, D] -> [B, C]
 
     @torch.no_grad()
     def attention(self, split: FeatureSplit, rows: np.ndarray | None = None) -> torch.Tensor:
         """Cross-attention of every class over the spatial grid: [N, C, HW] for `rows` (all rows when None).
 
-        Only the asked rows' spatial maps are read, ROW_BLOCK at a time, in ascending row order.
+        Only the asked rows' spatial maps are read, ROW_BATCH at a time, in ascending row order.
         """
         self.eval()
         device = self.class_weights.device
         wanted = np.arange(split.n) if rows is None else np.unique(np.asarray(rows, dtype=np.int64))
-        out = [self.adapted_text(torch.from_numpy(split.read(self.params.keys, wanted[i : i + ROW_BLOCK])).float().to(device))[1].cpu()
-               for i in range(0, len(wanted), ROW_BLOCK)]  # each [b, C, HW]
+        out = [self.adapted_text(torch.from_numpy(split.read(self.params.keys, wanted[i : i + ROW_BATCH])).float().to(device))[1].cpu()
+               for i in range(0, len(wanted), ROW_BATCH)]  # each [b, C, HW]
         return torch.cat(out) if out else torch.zeros(0, self.shapes["classes"], self.shapes["hw"])

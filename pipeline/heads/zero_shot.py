@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from pipeline.heads.base import Head
-from pipeline.heads.data import FitData
+from pipeline.heads.inputs import FitData
 from pipeline.heads.registry import register_head
 
 
@@ -37,5 +37,5 @@ class ZeroShot(Head):
         self.prepare(data, self.params.template_set, dim=data.train.array("global").shape[1], classes=data.n_classes)
         return self
 
-    def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.zero_shot(block["global"])
+    def batch_scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.zero_shot(batch["global"])

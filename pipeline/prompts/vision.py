@@ -15,8 +15,8 @@ from collections.abc import Callable
 import torch
 from open_clip.transformer import VisionTransformer
 
-from pipeline.encoders.blocks import n_blocks, run_blocks
-from pipeline.encoders.image import tower_kind
+from pipeline.backbone.blocks import n_blocks, run_blocks
+from pipeline.backbone.image import tower_kind
 from pipeline.errors import ClipCacheError
 
 # per prompted block: (index among the k prompted blocks, the sequence entering it [B, 1+HW, W]) -> prompts [B, P, W]

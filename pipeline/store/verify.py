@@ -8,8 +8,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ClipCacheError
 from pipeline.digest import file_checksum
+from pipeline.errors import ClipCacheError
 from pipeline.store.integrity import verify
 from pipeline.store.provenance import ATTR_FINGERPRINT, edited, read_attrs
 from pipeline.store.reader import dataset_specs, open_h5

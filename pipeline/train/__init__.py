@@ -1,1 +1,4 @@
-"""Stage 2 in the library: the shared training loop and the train stage."""
+"""Stage 2 alone: fit one head on one few-shot cache into its run folder (`clipcache train`).
+
+The work is the heads' (pipeline/heads/fitting.py); this stage only reads params and writes the run folder.
+"""

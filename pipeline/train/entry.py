@@ -7,32 +7,25 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pipeline.encode.config import runtime_params, runtime_section
-from pipeline.encoders.device import pick_device
-from pipeline.encoders.model import check_names
-from pipeline.errors import ClipCacheError
-from pipeline.evaluate.config import results_dir
+from pipeline.backbone.device import pick_device
+from pipeline.backbone.model import check_names
 from pipeline.grid import one_pair
-from pipeline.heads.registry import create_head
+from pipeline.heads.fitting import TrainResult, fit_head, save_fitted
+from pipeline.heads.registry import create_head, head_section
 from pipeline.layout import pair_label, run_folder
-from pipeline.params import apply_overrides, load_params
+from pipeline.params import (
+    apply_overrides,
+    load_params,
+    results_dir,
+    runtime_params,
+    runtime_section,
+    train_params,
+)
 from pipeline.store.atomic import replace_folder, temp_folder
-from pipeline.train.config import train_params
-from pipeline.train.run import TrainResult, fit_head, save_fitted
 
 log = logging.getLogger(__name__)
 
 
-def head_section(params: dict[str, Any], name: str) -> dict[str, Any]:
-    """heads.<name> of params.yaml (empty: the head's defaults)."""
-    heads = params.get("heads") or {}
-    if not isinstance(heads, dict):
-        raise ClipCacheError("params.yaml: 'heads' must map head names to their parameters")
-    for other, section in heads.items():  # every entry is checked, not only the one asked for: a slip is named now
-        if section is not None and not isinstance(section, dict):
-            raise ClipCacheError(f"params.yaml: heads.{other} must map parameter names to values, got {section!r}")
-        create_head(str(other), section or {})
-    return heads.get(name) or {}
 
 
 def train_from_params(params_path: str | Path, overrides: list[str], head: str | None, runtime: dict[str, Any],
@@ -48,7 +41,7 @@ def train_from_params(params_path: str | Path, overrides: list[str], head: str |
     name = head or train.head
     create_head(name, head_section(params, name))  # names and parameters first: cheaper than any file
     encode = one_pair(params, dataset, model)
-    check_names(encode.dataset.name, encode.model.name, encode.model.pretrained)
+    check_names(encode.dataset.registered, encode.model.name, encode.model.pretrained)
     device = pick_device(runtime_params(runtime_section(params, runtime)).device)
     fitted = fit_head(encode, train.shots, train.seed, name, head_section(params, name), device)
     out = run_folder(results_dir(params), name, encode.dataset.name,

@@ -191,3 +191,36 @@ def test_class_names_and_templates_come_from_files(tmp_path: Path, kind: str) ->
         create_dataset(kind, str(root), {"templates_file": "prompts.txt"})
     with pytest.raises(ClipCacheError, match=r"classnames_file '.*absent\.txt' cannot be read"):
         create_dataset(kind, str(root), {"classnames_file": "absent.txt"})
+
+
+def test_a_data_set_takes_its_own_name_and_two_folders_of_one_layout_share_a_grid(tmp_path: Path) -> None:
+    """`name` names the folders, `layout` reads the files: two image folders are two data sets, each under its name."""
+    from pipeline.encode import run_encode
+    from pipeline.grid import grid_pairs
+    from pipeline.params import runtime_params
+    from tests.helpers import encode_section
+
+    roots = [make_folder(tmp_path / f"data{i}", ["cat_a", "dog_b"], 8 + 4 * i) for i in range(2)]
+    encode = encode_section(roots[0], "resnet", tmp_path / "cache", views__count=0)
+    del encode["dataset"], encode["model"]
+    grid = {"datasets": [{"name": f"parts_{i}", "layout": "image_folder", "root": str(roots[i]),
+                          "options": {"val_fraction": 0.25, "test_fraction": 0.25}} for i in range(2)],
+            "models": [{"name": encode_section(roots[0], "resnet", tmp_path)["model"]["name"], "pretrained": "none"}]}
+    pairs = grid_pairs({"grid": grid, "encode": encode})
+    assert [p.dataset.name for p in pairs] == ["parts_0", "parts_1"]
+    assert [p.dataset.registered for p in pairs] == ["image_folder", "image_folder"]
+    (chosen,) = grid_pairs({"grid": grid, "encode": encode}, dataset="parts_1")
+    run_encode(chosen, runtime_params({"workers": 0, "batch_size": 8}))
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["parts_1"], "encoded under its own name only"
+    test_files = list((tmp_path / "cache" / "parts_1").rglob("test.h5"))
+    assert len(test_files) == 1
+    from pipeline.store import FeatureSplit
+
+    split = FeatureSplit(test_files[0])
+    assert split.n == 6  # 12 images per class in parts_1: a quarter of each is test
+    assert split.provenance["dataset"]["name"] == "image_folder", "the layout is the data set's identity, not its name"
+    with pytest.raises(ClipCacheError, match="unknown data set 'parts_1'"):
+        run_encode(grid_pairs({"encode": {**encode, "dataset": {"name": "parts_1", "root": str(roots[1])},
+                                          "model": grid["models"][0]}})[0], runtime_params({"workers": 0}))
+    with pytest.raises(ClipCacheError, match=r"data set name '\.\./up' must be letters"):
+        grid_pairs({"grid": {**grid, "datasets": [{**grid["datasets"][0], "name": "../up"}]}, "encode": encode})

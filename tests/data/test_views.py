@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pipeline.backbone import load_encoder
 from pipeline.data.views import ViewSpec, crop_box, render_view
-from pipeline.encoders import load_encoder
 from pipeline.store import FeatureSplit
 from tests.helpers import TINY
 

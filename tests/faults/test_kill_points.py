@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import cache_tensors, encode_section, make_folder, write_params
-from tests.runs.conftest import grid_params, two_seed_cache, write  # noqa: F401  (a fixture)
+from tests.sweep.conftest import grid_params, two_seed_cache, write  # noqa: F401  (a fixture)
 
 CLI = [sys.executable, "-m", "pipeline.cli"]
 RUNTIME = {"workers": 0, "batch_size": 4, "shard_images": 3}

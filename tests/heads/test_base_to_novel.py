@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from pipeline.errors import NotApplicable
-from pipeline.evaluate.run import score_base_to_novel
 from pipeline.heads import FitData, create_head
 from pipeline.heads.classes import SubsetSplit, SubsetText, base_and_novel
+from pipeline.scoring.evaluation import score_base_to_novel
 from tests.heads.synthetic import World, make_task
 
 
@@ -79,7 +79,7 @@ def test_text_conditioned_heads_score_novel_classes(task, name: str) -> None:
                   torch.device("cpu"))
     head = create_head(name, {"epochs": 2}).fit(fit)
     head.retarget(SubsetText(data.text, novel))
-    logits = head.logits(SubsetSplit(test, novel))
+    logits = head.scores(SubsetSplit(test, novel))
     assert logits.shape == (10 * len(novel), len(novel)) and head.shapes["classes"] == len(novel)
 
 
@@ -95,7 +95,7 @@ def test_heads_with_per_class_parameters_refuse_novel_classes(task, name: str) -
 def test_a_class_without_training_images_is_named(tmp_path: Path) -> None:
     """Issue 14: a class whose every training image was skipped must not be fitted with zero examples."""
     from pipeline.errors import ClipCacheError
-    from pipeline.train.run import check_classes
+    from pipeline.heads.fitting import check_classes
     from tests.heads.synthetic import draw, write_split
 
     arrays = draw(World(), 2, 0, np.random.default_rng(0))

@@ -36,14 +36,14 @@ def test_gda_equals_the_lda_solution_computed_with_numpy(task) -> None:
     f = unit(test.read("global").astype(np.float64))
     text = data.text.mean("tip7").astype(np.float64)
     expected = 100 * f @ text.T + float(head.alpha) * (f @ weight.T + bias)
-    np.testing.assert_allclose(head.logits(test).numpy(), expected, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(head.scores(test).numpy(), expected, rtol=1e-3, atol=1e-3)
 
 
 def test_tip_adapter_with_alpha_zero_is_zero_shot(task) -> None:
     data, test = task
     tip = create_head("tip_adapter", {"alpha_grid": [0.0, 0.0, 1], "beta_grid": [1.0, 1.0, 1]}).fit(data)
     zero_shot = create_head("zero_shot", {"template_set": "tip7"}).fit(data)
-    torch.testing.assert_close(tip.logits(test), zero_shot.logits(test))
+    torch.testing.assert_close(tip.scores(test), zero_shot.scores(test))
 
 
 def test_linear_probe_recovers_a_separable_problem(tmp_path: Path) -> None:
@@ -120,7 +120,7 @@ def test_vt_clip_attention_concentrates_on_the_planted_locations(tmp_path: Path)
 
 def test_coops_epochs_by_shots_and_imagenets_fifty() -> None:
     """COOP.md: 1 shot 50 epochs, 2-4 shots 100, 8-16 shots 200; ImageNet 50 at every shot count."""
-    from pipeline.train.loop import epochs_by_shots
+    from pipeline.heads.loop import epochs_by_shots
 
     assert [epochs_by_shots(k) for k in (1, 2, 4, 8, 16)] == [50, 100, 100, 200, 200]
     assert [epochs_by_shots(k, "imagenet") for k in (1, 2, 4, 8, 16)] == [50] * 5
@@ -130,7 +130,7 @@ def test_coops_epochs_by_shots_and_imagenets_fifty() -> None:
 def test_dassl_cosine_is_constant_within_an_epoch_and_never_zero() -> None:
     """Dassl's ConstantWarmupScheduler(1 epoch, 1e-5) over CosineAnnealingLR(T_max = epochs), stepped per epoch:
     epoch e >= 1 runs at lr (1 + cos(pi (e - 1) / E)) / 2 (checked against Dassl's own classes when written)."""
-    from pipeline.train.loop import Schedule, lr_at
+    from pipeline.heads.loop import Schedule, lr_at
 
     s = Schedule("sgd", 2e-3, 5e-4, 5, 32, warmup_epochs=1, lr_schedule="dassl")
     assert [round(lr_at(e + 0.5, s), 9) for e in range(5)] == [1e-5, 0.002, 0.001809017, 0.001309017, 0.000690983]

@@ -1,4 +1,4 @@
-"""The shared training loop (pipeline.train.loop) against an independent restatement of what it promises.
+"""The shared training loop (pipeline.heads.loop) against an independent restatement of what it promises.
 
 A two-group linear probe is trained by `train` and, step by step, by the loop written out here from the module's
 docstrings: the same minibatches (a seeded permutation per pass, one random view per image), the learning rate of
@@ -20,7 +20,7 @@ from torch import nn
 
 from pipeline.errors import ClipCacheError
 from pipeline.heads.base import Head
-from pipeline.train.loop import (
+from pipeline.heads.loop import (
     Schedule,
     check_schedule,
     epoch_rows,
@@ -46,8 +46,8 @@ class Probe(Head):
         self.weight = nn.Parameter(torch.randn(classes, dim, generator=generator) * 0.1)
         self.bias = nn.Parameter(torch.randn(classes, generator=generator) * 0.1)
 
-    def block_logits(self, block: dict[str, torch.Tensor]) -> torch.Tensor:
-        return block["global"] @ self.weight.T + self.bias
+    def batch_scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return batch["global"] @ self.weight.T + self.bias
 
     def param_groups(self) -> list[dict]:
         return [{"params": [self.weight]}, {"params": [self.bias], "lr_scale": TEXT_SCALE}]
@@ -93,10 +93,7 @@ def reference_train(data, s: Schedule) -> tuple[Probe, list[dict], dict]:
                 order, start = rng.permutation(n), 0
             rows = np.sort(order[start : start + s.batch_size])
             start += s.batch_size
-            if s.views:
-                x = views[rng.integers(0, views.shape[0], size=len(rows)), rows]
-            else:
-                x = plain[rows]
+            x = views[rng.integers(0, views.shape[0], size=len(rows)), rows] if s.views else plain[rows]
             x = torch.from_numpy(unit(x.astype(np.float32)))
             for group in optimizer.param_groups:
                 group["lr"] = scheduled_lr(epoch + step / per_epoch, s) * group["scale"]

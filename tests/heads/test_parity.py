@@ -41,7 +41,7 @@ def test_zero_shot_is_clip(task) -> None:
     data, test = task
     head = create_head("zero_shot").fit(data)
     expected = 100.0 * unit(test.read("global").astype(np.float64)) @ data.text.mean("coop").T.astype(np.float64)
-    np.testing.assert_allclose(head.logits(test).numpy(), expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(head.scores(test).numpy(), expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("grids", [{"beta_grid": (0.5, 3.0, 6), "lambda_grid": (0.001, 1.0, 5)},
@@ -71,7 +71,7 @@ def test_proker_is_the_authors_kernel_ridge_regression(task, grids: dict) -> Non
     assert head.selected["val_acc"] == pytest.approx(best_acc)
     x = unit(test.read("global").astype(np.float64))
     expected = x @ text.T + np.exp(-beta * (1 - x @ support.T)) @ alpha
-    np.testing.assert_allclose(head.logits(test).numpy(), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(head.scores(test).numpy(), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_proker_support_points(task) -> None:
@@ -115,7 +115,7 @@ def test_gda_is_the_authors_shrinkage_lda(task) -> None:
     assert head.selected["alpha"] == best
     x = unit(test.read("global").astype(np.float64))
     expected = 100.0 * x @ text.T + best * (x @ weight.T + bias)
-    np.testing.assert_allclose(head.logits(test).numpy(), expected, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(head.scores(test).numpy(), expected, rtol=1e-4, atol=1e-3)
 
 
 def test_lp_pp_is_the_authors_procedure(task) -> None:
@@ -159,7 +159,7 @@ def test_lp_pp_is_the_authors_procedure(task) -> None:
     assert head.selected["epoch"] == kept[0]
     x = torch.from_numpy(unit(test.read("global").astype(np.float64)))
     expected = x @ kept[1].T + kept[2] + kept[3] * (x @ text)
-    np.testing.assert_allclose(head.logits(test).numpy(), expected.numpy(), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(head.scores(test).numpy(), expected.numpy(), rtol=1e-4, atol=1e-3)
 
 
 def test_mm_adapter_is_the_authors_forward(task) -> None:
@@ -190,7 +190,7 @@ def test_mm_adapter_is_the_authors_forward(task) -> None:
         image_features = image_features / image_features.norm(dim=-1, keepdim=True)
         text_features = text_features / text_features.norm(dim=-1, keepdim=True)
         expected = 100.0 * torch.bmm(image_features.permute(1, 0, 2), text_features.permute(1, 2, 0)).squeeze(1)
-    torch.testing.assert_close(head.logits(test), expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(head.scores(test), expected, rtol=1e-4, atol=1e-4)
     assert head.selected["keep"] == "best_val" and 1 <= head.selected["epoch"] <= 3
 
 
@@ -204,7 +204,7 @@ def test_linear_probe_solves_the_clip_protocol_objective(task) -> None:
     x, y = unit(data.train.read("global").astype(np.float64)), data.train.labels
     reference = LogisticRegression(C=1.0 / (1e-2 * len(y)), max_iter=5000, tol=1e-10).fit(x, y)
     scores = reference.decision_function(unit(test.read("global").astype(np.float64)))
-    ours = head.logits(test).numpy()
+    ours = head.scores(test).numpy()
     np.testing.assert_allclose(ours - ours.mean(1, keepdims=True), scores - scores.mean(1, keepdims=True),
                                rtol=1e-3, atol=2e-3)
 
@@ -242,7 +242,7 @@ def test_tip_adapter_is_the_authors_cache_and_search(task) -> None:
     assert head.selected["beta"] == pytest.approx(beta, abs=1e-12) and head.selected["alpha"] == pytest.approx(alpha)
     f = unit(test.read("global").astype(np.float64))
     expected = 100.0 * f @ clip_weights + np.exp((-1) * (beta - beta * (f @ keys.T))) @ values * alpha
-    np.testing.assert_allclose(head.logits(test).numpy(), expected, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(head.scores(test).numpy(), expected, rtol=1e-4, atol=1e-3)
 
 
 def test_tip_adapter_uses_the_authors_scale_per_data_set(task) -> None:
@@ -264,7 +264,7 @@ def test_tip_adapter_uses_the_authors_scale_per_data_set(task) -> None:
 
 def batches(data, batch_size: int, epochs: int, steps: int | None = None) -> list[list[dict]]:
     """The minibatches our loop draws (a random cached view per image): the tensors both sides are fed."""
-    from pipeline.train.loop import view_batches
+    from pipeline.heads.loop import view_batches
 
     rng = np.random.default_rng(data.seed)
     return [list(view_batches(data.train, ("global",), batch_size, rng, data.device, steps)) for _ in range(epochs)]

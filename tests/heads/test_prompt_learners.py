@@ -10,13 +10,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pipeline.encode import encode_params, run_encode, runtime_params
-from pipeline.encoders import load_encoder
-from pipeline.encoders.naming import model_label
+from pipeline.backbone import load_encoder
+from pipeline.backbone.naming import model_label
+from pipeline.encode import run_encode
 from pipeline.errors import ClipCacheError
 from pipeline.heads import FitData, create_head
 from pipeline.heads.io import load_head, save_head
 from pipeline.heads.maths import normalize
+from pipeline.params import encode_params, runtime_params
 from pipeline.prompts.text import TextTower, prompt_layout
 from pipeline.prompts.vision import LateViT
 from pipeline.store import FeatureSplit, TextFeatures
@@ -143,17 +144,17 @@ def test_contract(name: str, cache: Path, tmp_path: Path) -> None:
     head = create_head(name, QUICK[name])
     torch.manual_seed(0)
     assert head.fit(data) is head
-    logits = head.logits(test)
+    logits = head.scores(test)
     assert logits.shape == (test.n, data.n_classes) and torch.isfinite(logits).all()
     again = create_head(name, QUICK[name])
     torch.manual_seed(0)
-    torch.testing.assert_close(again.fit(data).logits(test), logits, msg=f"{name} is not deterministic under a seed")
+    torch.testing.assert_close(again.fit(data).scores(test), logits, msg=f"{name} is not deterministic under a seed")
     save_head(head, tmp_path / name, {"test": True})
     weights = load_file(str(tmp_path / name / "head.safetensors"))
     assert not [k for k in weights if "resblocks" in k or "token_embedding" in k], "frozen weights were saved"
     loaded, meta = load_head(tmp_path / name)
     assert meta["encoder"]["model"] == LABEL["vit"] and meta["encoder"]["random_weights"] is True
-    assert torch.equal(loaded.logits(test), logits), f"{name}: logits differ after save/load"
+    assert torch.equal(loaded.scores(test), logits), f"{name}: logits differ after save/load"
 
 
 def test_coop_from_words_starts_at_the_hand_written_prompt(cache: Path) -> None:
@@ -167,7 +168,7 @@ def test_coop_from_words_starts_at_the_hand_written_prompt(cache: Path) -> None:
     with torch.no_grad():
         text = normalize(encoder.model.encode_text(encoder.tokenizer(prompts)))  # [C, D]
     expected = data.text.logit_scale * normalize(torch.from_numpy(test.read("global"))) @ text.T
-    torch.testing.assert_close(head.logits(test), expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(head.scores(test), expected, rtol=1e-4, atol=1e-4)
 
 
 def test_vpt_late_without_prompts_is_zero_shot(cache: Path) -> None:
@@ -175,7 +176,7 @@ def test_vpt_late_without_prompts_is_zero_shot(cache: Path) -> None:
     head = create_head("vpt_late", {"n_prompts": 0, "epochs": 1, "warmup_epochs": 0})
     head.fit(data)
     expected = data.text.logit_scale * normalize(torch.from_numpy(test.read("global"))) @ data.class_weights("coop").T
-    torch.testing.assert_close(head.logits(test), expected, rtol=2e-2, atol=5e-2)
+    torch.testing.assert_close(head.scores(test), expected, rtol=2e-2, atol=5e-2)
 
 
 @pytest.mark.parametrize("name", PROMPT_LEARNERS)
@@ -186,24 +187,24 @@ def test_training_lowers_the_training_loss(name: str, cache: Path) -> None:
     assert np.mean(losses[-5:]) < np.mean(losses[:5]), losses
 
 
-def cavpt_block(cache: Path, weight: float) -> tuple:
+def cavpt_batch(cache: Path, weight: float) -> tuple:
     """A cavpt head at its initial state (lr 0) and one training minibatch."""
     head = create_head("cavpt", {**QUICK["cavpt"], "aux_weight": weight, "epochs": 1, "lr": 0.0, "warmup_lr": 0.0})
     head.fit(fit_data(cache))
     train = FeatureSplit(cache / "k2-s1" / "train.h5")
-    block = {"labels": torch.from_numpy(train.labels).long(),
+    batch = {"labels": torch.from_numpy(train.labels).long(),
              "global": normalize(torch.from_numpy(train.read("global"))),
              "late_tokens": torch.from_numpy(train.read("late_tokens")).float()}
-    return head, block
+    return head, batch
 
 
 def test_cavpt_auxiliary_loss_is_eq_10_and_alone_trains_its_classifier(cache: Path) -> None:
-    head, block = cavpt_block(cache, 1.0)
+    head, batch = cavpt_batch(cache, 1.0)
     head.train()
-    loss = head.loss(block)
-    main = torch.nn.functional.cross_entropy(head.block_logits(dict(block)), block["labels"])
-    aux = torch.stack(block["aux"]).detach().numpy()  # [layers, B, K_N, C]
-    top, labels = block["top"].numpy(), block["labels"].numpy()
+    loss = head.loss(batch)
+    main = torch.nn.functional.cross_entropy(head.batch_scores(dict(batch)), batch["labels"])
+    aux = torch.stack(batch["aux"]).detach().numpy()  # [layers, B, K_N, C]
+    top, labels = batch["top"].numpy(), batch["labels"].numpy()
     log_p = aux - np.log(np.exp(aux).sum(-1, keepdims=True))
     expected = []
     for layer in range(aux.shape[0]):
@@ -213,9 +214,9 @@ def test_cavpt_auxiliary_loss_is_eq_10_and_alone_trains_its_classifier(cache: Pa
                 expected.append(-(target * log_p[layer, b, j]).sum())
     assert float((loss - main).detach()) == pytest.approx(float(np.mean(expected)), rel=1e-5)
     for weight, moves in ((0.0, False), (1.0, True)):
-        head, block = cavpt_block(cache, weight)
+        head, batch = cavpt_batch(cache, weight)
         head.train()
-        head.loss(block).backward()
+        head.loss(batch).backward()
         grad = head.class_aware[0].classifier.weight.grad
         assert (grad is not None and bool(grad.abs().sum() > 0)) == moves
 
@@ -227,7 +228,7 @@ def test_dual_modality_learns_text_context_at_its_own_rate(cache: Path) -> None:
     assert [g.get("lr_scale", 1.0) for g in groups] == [1.0, 0.2]
     assert groups[1]["params"] == [head.context.ctx]
     test = FeatureSplit(cache / "test.h5")
-    assert head.logits(test).shape == (test.n, 3)
+    assert head.scores(test).shape == (test.n, 3)
 
 
 @pytest.mark.parametrize("position", ["end", "middle"])
@@ -263,7 +264,7 @@ def test_coop_trains_on_a_hugging_face_text_tower(image_root: Path, tmp_path: Pa
     save_head(head, tmp_path / "coop", {})
     loaded, meta = load_head(tmp_path / "coop")
     assert meta["encoder"]["model"] == model_label(config) and model_label(config).startswith("tiny-roberta-ViT-")
-    assert torch.equal(loaded.logits(test), head.logits(test)) and torch.isfinite(head.logits(test)).all()
+    assert torch.equal(loaded.scores(test), head.scores(test)) and torch.isfinite(head.scores(test)).all()
 
 
 def test_vpt_deep_over_every_block_needs_the_tokens_after_the_patch_embedding(image_root: Path, tmp_path: Path) -> None:

@@ -31,18 +31,18 @@ def test_contract(name: str, task, tmp_path: Path) -> None:
     assert dataclasses.is_dataclass(head.params) and head.params.__dataclass_params__.frozen
     torch.manual_seed(0)
     assert head.fit(data) is head
-    logits = head.logits(test)
+    logits = head.scores(test)
     assert logits.shape == (test.n, data.n_classes) and torch.isfinite(logits).all()
 
     again = create_head(name, QUICK.get(name))
     torch.manual_seed(0)
     again.fit(data)
-    torch.testing.assert_close(again.logits(test), logits, msg=f"{name} is not deterministic under a seed")
+    torch.testing.assert_close(again.scores(test), logits, msg=f"{name} is not deterministic under a seed")
 
     save_head(head, tmp_path / name, {"test": True})
     loaded, meta = load_head(tmp_path / name)
     assert meta["head"] == name and meta["selected"] == head.selected
-    assert torch.equal(loaded.logits(test), logits), f"{name}: logits differ after save/load"
+    assert torch.equal(loaded.scores(test), logits), f"{name}: logits differ after save/load"
     assert not list((tmp_path / name).glob("*.pt")) and not list((tmp_path / name).glob("*.pkl"))
 
 

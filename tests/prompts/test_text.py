@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.encoders import load_encoder
+from pipeline.backbone import load_encoder
 from pipeline.errors import ClipCacheError
 from pipeline.prompts.text import TextTower, _prefix, _used, phrase_embedding, prompt_layout
 from tests.helpers import CONFIGS, TINY

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline.encoders import load_encoder
+from pipeline.backbone import load_encoder
 from pipeline.errors import ClipCacheError
 from pipeline.prompts.vision import LateViT
 from tests.helpers import TINY

@@ -6,7 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from pipeline.encode import encode_params, run_encode, runtime_params
+from pipeline.encode import run_encode
+from pipeline.params import encode_params, runtime_params
 from pipeline.store.inspect import describe
 from tests.helpers import encode_section
 

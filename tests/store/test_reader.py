@@ -138,7 +138,8 @@ def test_inspect_reports_every_file(encoded) -> None:
 
 
 def test_a_global_only_cache_names_the_setting_that_adds_maps(image_root: Path, tmp_path: Path) -> None:
-    from pipeline.encode import encode_params, run_encode, runtime_params
+    from pipeline.encode import run_encode
+    from pipeline.params import encode_params, runtime_params
     from tests.helpers import encode_section
 
     section = encode_section(image_root, "vit", tmp_path, features__spatial=False, features__spatial_raw=False,

@@ -11,12 +11,13 @@ import h5py
 import pytest
 import torch
 
+from pipeline.backbone import load_encoder
 from pipeline.cli import main
-from pipeline.encode import encode_params, run_encode, runtime_params
+from pipeline.encode import run_encode
 from pipeline.encode.run import EncodeReport
-from pipeline.encoders import load_encoder
 from pipeline.errors import ClipCacheError
 from pipeline.evaluate.entry import evaluate_from_params
+from pipeline.params import encode_params, runtime_params
 from pipeline.store import FeatureSplit
 from pipeline.store.provenance import ATTR_PROVENANCE
 from pipeline.train.entry import train_from_params
@@ -149,7 +150,7 @@ def test_a_moved_checkpoint_is_the_same_model_and_a_missing_one_is_named(image_r
     torch.manual_seed(5)
     import open_clip
 
-    from pipeline.encoders.model import resolve_architecture
+    from pipeline.backbone.model import resolve_architecture
 
     model = open_clip.create_model(resolve_architecture(TINY["vit"])[0], pretrained=None)
     first = tmp_path / "weights" / "a.pt"
@@ -171,7 +172,7 @@ def test_a_moved_checkpoint_is_the_same_model_and_a_missing_one_is_named(image_r
     assert main(["evaluate", "--params", str(path)]) == 0, "the fitted coop head finds its frozen model by sha256"
     capsys.readouterr()
     # a run that still names the old path: its sha is not found and the line names the sha and the last known path
-    from pipeline.encoders.frozen import build_checked
+    from pipeline.backbone.frozen import build_checked
     from pipeline.heads.io import load_head
 
     _, meta = load_head(next((tmp_path / "results").rglob("k2-s1")))

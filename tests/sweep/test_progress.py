@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from pipeline.encode.progress import ProgressLines
-from pipeline.runs.sweep import format_seconds
+from pipeline.sweep.plan import format_seconds
 
 
 def test_encode_progress_lines_are_throttled_and_end_with_the_total(caplog) -> None:

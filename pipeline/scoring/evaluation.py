@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.encode.config import EncodeParams
-from pipeline.evaluate.metrics import classification_metrics
 from pipeline.heads import Head
 from pipeline.heads.classes import SubsetSplit, SubsetText
 from pipeline.layout import EVALUATION, METRICS, cache_folder
+from pipeline.params import EncodeParams
+from pipeline.scoring.metrics import classification_metrics
 from pipeline.store import FeatureSplit, TextFeatures
 from pipeline.store.atomic import write_json_atomic
 from pipeline.store.provenance import fingerprint
@@ -57,14 +57,14 @@ def test_split(encode: EncodeParams, meta: dict[str, Any], source: Path) -> Feat
 def score_head(head: Head, meta: dict[str, Any], test: FeatureSplit) -> dict[str, Any]:
     """The evaluation record of a fitted head (`meta`: its head.json content) on the test split."""
     prov = meta["provenance"]
-    scores = head.logits(test).numpy()  # [N, C]
+    scores = head.scores(test).numpy()  # [N, C]
     record = {
         "head": head.name, "shots": prov["shots"], "seed": prov["seed"], "dataset": prov["dataset"]["name"],
         "model": prov["encoder"]["model"], "pretrained": prov["encoder"]["pretrained"],
         "random_weights": prov["encoder"]["random_weights"], "head_params": meta["params"],
         "selected": meta["selected"], "classnames": prov["dataset"]["classnames"],
         "cache_files": {**prov["files"], "test.h5": {"path": str(test.path), "fingerprint": fingerprint(test.provenance)}},
-        "metrics": classification_metrics(scores, test.labels, head.scores),
+        "metrics": classification_metrics(scores, test.labels, head.units),
     }
     if hasattr(head, "attention"):
         record["attention"] = attention_examples(head, test, scores.argmax(1), test.build.get("dataset_root", ""))
@@ -80,7 +80,7 @@ def score_base_to_novel(head: Head, meta: dict[str, Any], test: FeatureSplit, te
     record = score_head(head, meta, SubsetSplit(test, base))
     novel_test = SubsetSplit(test, novel)
     head.retarget(SubsetText(text, novel))
-    novel_metrics = classification_metrics(head.logits(novel_test).numpy(), novel_test.labels, head.scores)
+    novel_metrics = classification_metrics(head.scores(novel_test).numpy(), novel_test.labels, head.units)
     b, n = record["metrics"]["top1"], novel_metrics["top1"]
     record["protocol"] = "base_to_novel"
     record["base_to_novel"] = {"base": b, "novel": n, "hm": 2 * b * n / (b + n) if b + n else 0.0,

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.evaluate.metrics import classification_metrics, confusion, expected_calibration_error, to_probabilities
+from pipeline.scoring.metrics import (
+    classification_metrics,
+    confusion,
+    expected_calibration_error,
+    to_probabilities,
+)
 
 
 def test_confusion_and_accuracies_by_hand() -> None:

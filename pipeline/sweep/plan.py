@@ -13,14 +13,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.encode.config import EncodeParams
 from pipeline.engine import ClusterParams, open_engine
 from pipeline.errors import ClipCacheError
 from pipeline.heads import head_class
 from pipeline.heads.classes import PROTOCOLS
-from pipeline.runs.execute import RunResult, RunSpec, execute_run, remove_leftovers
-from pipeline.runs.record import read_run_record
+from pipeline.params import EncodeParams
 from pipeline.store.provenance import fingerprint
+from pipeline.sweep.execute import RunResult, RunSpec, execute_run, remove_leftovers
+from pipeline.sweep.record import read_run_record
 
 log = logging.getLogger(__name__)
 

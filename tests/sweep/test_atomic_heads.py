@@ -16,7 +16,7 @@ import pipeline.heads.io as head_io
 from pipeline.heads.io import load_head
 from pipeline.train.entry import train_from_params
 from tests.helpers import PAIR
-from tests.runs.conftest import grid_params, write
+from tests.sweep.conftest import grid_params, write
 
 FOLDER = Path("tip_adapter") / "image_folder" / PAIR["vit"] / "k2-s1"
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from open_clip.modified_resnet import ModifiedResNet
 from open_clip.transformer import VisionTransformer
 
-from pipeline.encoders.blocks import n_blocks, run_blocks
+from pipeline.backbone.blocks import n_blocks, run_blocks
 from pipeline.errors import ClipCacheError
 
 

@@ -11,11 +11,11 @@ from typing import Any
 
 from pipeline.heads.registry import MODULES, create_head
 from pipeline.params import as_dict
-from pipeline.runs.code import code_fingerprint
 from pipeline.store import FeatureSplit, TextFeatures
 from pipeline.store.provenance import fingerprint
+from pipeline.sweep.code import code_fingerprint
 
-RUN_MODULE = "pipeline.runs.execute"  # the code that fits, scores and writes a run
+RUN_MODULE = "pipeline.sweep.execute"  # the code that fits, scores and writes a run
 
 
 _SEEN: dict[tuple[str, int, int, int], str] = {}  # (path, inode, size, mtime) -> fingerprint, for this process

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from pipeline.encode import encode_params, run_encode, runtime_params
+from pipeline.encode import run_encode
+from pipeline.params import encode_params, runtime_params
 from tests.heads.conftest import QUICK
 from tests.helpers import encode_section
 

@@ -10,11 +10,11 @@ import pytest
 
 from pipeline.encode.entry import encode_from_params
 from pipeline.errors import ClipCacheError
-from pipeline.runs.entry import sweep_from_params
 from pipeline.store import FeatureSplit
+from pipeline.sweep.entry import sweep_from_params
 from tests.helpers import LABEL, encode_section
 from tests.helpers import PAIR as TINY_PAIR
-from tests.runs.conftest import grid_params, write
+from tests.sweep.conftest import grid_params, write
 
 PAIR = f"image_folder/{TINY_PAIR['vit']}"
 

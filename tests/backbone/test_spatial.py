@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.encoders import load_encoder
+from pipeline.backbone import load_encoder
 from pipeline.store import FeatureSplit
 from tests.helpers import TINY
 

@@ -19,17 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline.backbone.device import pick_device
 from pipeline.digest import file_checksum
-from pipeline.encode.config import EncodeParams
-from pipeline.encoders.device import pick_device
 from pipeline.errors import ClipCacheError, NotApplicable
-from pipeline.evaluate.run import (
-    score_base_to_novel,
-    score_head,
-    test_split,
-    write_evaluation,
-)
 from pipeline.heads.classes import base_and_novel
+from pipeline.heads.fitting import fit_head, save_fitted
 from pipeline.heads.io import META
 from pipeline.heads.registry import head_class
 from pipeline.layout import (
@@ -39,8 +33,13 @@ from pipeline.layout import (
     pair_label,
     run_folder,
 )
-from pipeline.runs.fingerprint import file_fingerprint, run_inputs
-from pipeline.runs.record import read_run_record
+from pipeline.params import EncodeParams
+from pipeline.scoring.evaluation import (
+    score_base_to_novel,
+    score_head,
+    test_split,
+    write_evaluation,
+)
 from pipeline.store import TextFeatures
 from pipeline.store.atomic import (
     OLD_PREFIX,
@@ -49,10 +48,11 @@ from pipeline.store.atomic import (
     temp_folder,
     write_json_atomic,
 )
-from pipeline.store.provenance import code_version, fingerprint
 from pipeline.store.failpoints import failpoint
+from pipeline.store.provenance import code_version, fingerprint
 from pipeline.store.together import check_identity
-from pipeline.train.run import fit_head, save_fitted
+from pipeline.sweep.fingerprint import file_fingerprint, run_inputs
+from pipeline.sweep.record import read_run_record
 
 log = logging.getLogger(__name__)
 

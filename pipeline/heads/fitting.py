@@ -15,14 +15,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.encode.config import EncodeParams
-from pipeline.encoders.naming import model_label
+from pipeline.backbone.naming import model_label
 from pipeline.errors import ClipCacheError, NotApplicable
 from pipeline.heads import REQUIREMENTS, FitData, Head, create_head
 from pipeline.heads.base import val_accuracy
 from pipeline.heads.classes import SubsetSplit, SubsetText
 from pipeline.heads.io import save_head
 from pipeline.layout import FIT_RECORD, cache_folder, few_shot_folder
+from pipeline.params import EncodeParams
 from pipeline.store import FeatureSplit, TextFeatures
 from pipeline.store.atomic import write_json_atomic
 from pipeline.store.provenance import fingerprint

@@ -12,9 +12,8 @@ from typing import Any
 
 import torch
 
-from pipeline.encoders.model import Encoder, load_encoder, locate
+from pipeline.backbone.model import Encoder, load_encoder, locate
 from pipeline.errors import ClipCacheError
-
 
 _BUILT: dict[tuple[str, str], Encoder] = {}  # one frozen model per (source, device) in a long-lived worker
 

@@ -8,18 +8,18 @@ from __future__ import annotations
 from typing import Any
 
 _EXPORTS = {
-    "pick_device": "pipeline.encoders.device", "Encoder": "pipeline.encoders.model",
-    "load_encoder": "pipeline.encoders.model", "encode_images": "pipeline.encoders.image",
-    "require_spatial": "pipeline.encoders.image", "tower_kind": "pipeline.encoders.image",
-    "require_late_tokens": "pipeline.encoders.image",
-    "encode_classes": "pipeline.encoders.text",
+    "pick_device": "pipeline.backbone.device", "Encoder": "pipeline.backbone.model",
+    "load_encoder": "pipeline.backbone.model", "encode_images": "pipeline.backbone.image",
+    "require_spatial": "pipeline.backbone.image", "tower_kind": "pipeline.backbone.image",
+    "require_late_tokens": "pipeline.backbone.image",
+    "encode_classes": "pipeline.backbone.text",
 }
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
-        raise AttributeError(f"module 'pipeline.encoders' has no attribute {name!r}")
+        raise AttributeError(f"module 'pipeline.backbone' has no attribute {name!r}")
     import importlib
 
     return getattr(importlib.import_module(_EXPORTS[name]), name)

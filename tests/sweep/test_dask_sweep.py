@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.runs.entry import sweep_from_params
+from pipeline.sweep.entry import sweep_from_params
 from tests.engine.test_address import Deployment, deployment  # noqa: F401  (the fixture)
-from tests.runs.conftest import grid_params, write
+from tests.sweep.conftest import grid_params, write
 
 SLOW = {"tip_adapter_f": {"epochs": 60, "batch_size": 2}}  # long enough a fit to be killed in the middle
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from pipeline.errors import ClipCacheError
 from pipeline.heads.base import Head, val_accuracy
-from pipeline.heads.data import FitData
+from pipeline.heads.inputs import FitData
 from pipeline.heads.maths import normalize
 from pipeline.store import FeatureSplit
 
@@ -139,10 +139,10 @@ def train(head: Head, data: FitData, schedule: Schedule, names: tuple[str, ...] 
           loss_fn: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None) -> None:
     """Train the head's parameters for `schedule.epochs` epochs; ship the epoch `schedule.keep` names.
 
-    The loss defaults to cross-entropy on the head's own `block_logits` of each minibatch.
+    The loss defaults to cross-entropy on the head's own `batch_scores` of each minibatch.
     """
     check_schedule(head.name, schedule)
-    loss_fn = loss_fn or (lambda batch: F.cross_entropy(head.block_logits(batch), batch["labels"]))
+    loss_fn = loss_fn or (lambda batch: F.cross_entropy(head.batch_scores(batch), batch["labels"]))
     optimizer = make_optimizer(head.param_groups(), schedule)
     rng = np.random.default_rng(data.seed)
     steps = steps_per_epoch(data.train.n, schedule)

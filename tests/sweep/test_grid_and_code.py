@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.errors import ClipCacheError
 from pipeline.grid import grid_pairs, one_pair
-from pipeline.runs.code import closure, data_closure, imported_modules
+from pipeline.sweep.code import closure, data_closure, imported_modules
 
 DATASETS = [{"name": "textile", "options": {"max_per_class": 20}}, {"name": "dtd", "root": "/data/dtd"}]
 MODELS = [{"name": "ViT-B-32", "pretrained": "openai"}, {"name": "RN50", "pretrained": "none"}]
@@ -57,11 +57,11 @@ def names(paths: tuple[Path, ...]) -> set[str]:
 def test_a_heads_code_closure_holds_its_own_imports_and_no_other_heads() -> None:
     zero_shot, coop = names(closure("pipeline.heads.zero_shot")), names(closure("pipeline.heads.coop"))
     assert {"heads/zero_shot.py", "heads/base.py", "store/reader.py"} <= zero_shot
-    assert not {"heads/gda.py", "heads/coop.py", "prompts/text.py", "train/loop.py"} & zero_shot
-    assert {"heads/coop.py", "prompts/text.py", "encoders/frozen.py", "encoders/model.py", "train/loop.py"} <= coop
+    assert not {"heads/gda.py", "heads/coop.py", "prompts/text.py", "heads/loop.py"} & zero_shot
+    assert {"heads/coop.py", "prompts/text.py", "backbone/frozen.py", "backbone/model.py", "heads/loop.py"} <= coop
     assert "heads/tip_adapter.py" in names(closure("pipeline.heads.tip_adapter_f"))  # it subclasses Tip-Adapter
     # a name imported from a lazy package counts as the module its _EXPORTS table names
-    assert {"encoders/image.py", "encoders/text.py"} <= names(closure("pipeline.encode.run"))
+    assert {"backbone/image.py", "backbone/text.py"} <= names(closure("pipeline.encode.run"))
 
 
 def test_a_runs_fingerprint_covers_the_data_files_its_code_reads() -> None:
@@ -73,10 +73,10 @@ def test_a_runs_fingerprint_covers_the_data_files_its_code_reads() -> None:
 
 def test_relative_and_lazy_imports_are_resolved(tmp_path: Path) -> None:
     source = tmp_path / "mod.py"
-    source.write_text("from . import maths\nfrom .data import FitData\nfrom pipeline.encoders import encode_classes\n"
+    source.write_text("from . import maths\nfrom .inputs import FitData\nfrom pipeline.backbone import encode_classes\n"
                       "def f():\n    import pipeline.store.atomic\n")
     found = imported_modules(source, "pipeline.heads.mod")
-    assert {"pipeline.heads.maths", "pipeline.heads.data", "pipeline.encoders.text", "pipeline.store.atomic",
+    assert {"pipeline.heads.maths", "pipeline.heads.inputs", "pipeline.backbone.text", "pipeline.store.atomic",
             "pipeline.store", "pipeline"} <= found
     assert not any(m.startswith(("torch", "numpy")) for m in found)
 
@@ -89,8 +89,8 @@ def test_a_head_imports_only_its_own_dependencies() -> None:
 
 
 def test_the_runtime_section_has_one_reader_per_key() -> None:
-    from pipeline.encode.config import ENGINE_KEYS, runtime_params, runtime_section
     from pipeline.engine import CLUSTER_KEYS, cluster_params
+    from pipeline.params import ENGINE_KEYS, runtime_params, runtime_section
 
     assert ENGINE_KEYS == CLUSTER_KEYS
     section = runtime_section({"runtime": {"device": "cpu", "cluster": "local:2", "batch_size": 8}},

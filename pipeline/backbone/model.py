@@ -15,7 +15,7 @@ from typing import Any, Callable
 import open_clip
 import torch
 
-from pipeline.encoders.naming import model_label
+from pipeline.backbone.naming import model_label
 from pipeline.errors import ClipCacheError
 from pipeline.store.checksum import path_of, sha256_file
 

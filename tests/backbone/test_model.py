@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.encoders import encode_classes, load_encoder
-from pipeline.encoders.model import resolve_architecture, resolve_pretrained
+from pipeline.backbone import encode_classes, load_encoder
+from pipeline.backbone.model import resolve_architecture, resolve_pretrained
 from pipeline.errors import ClipCacheError
 from tests.helpers import TINY
 

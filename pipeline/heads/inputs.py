@@ -16,7 +16,7 @@ from pipeline.data.templates import resolve_template_set
 from pipeline.heads.maths import normalize
 from pipeline.store import FeatureSplit, TextFeatures
 
-ROW_BLOCK = 8192  # rows per read when streaming a split
+ROW_BATCH = 8192  # rows per read when streaming a split
 
 
 @dataclass
@@ -57,30 +57,30 @@ def global_feats(split: FeatureSplit, device: torch.device, rows: np.ndarray | N
     return normalize(torch.from_numpy(split.read("global", rows))).to(device)
 
 
-def view_blocks(split: FeatureSplit, device: torch.device, raw: bool = False) -> Iterator[torch.Tensor]:
-    """The global features of one augmented view at a time, normalised (or `raw`): V blocks of [N, D]."""
+def each_view(split: FeatureSplit, device: torch.device, raw: bool = False) -> Iterator[torch.Tensor]:
+    """The global features of one augmented view at a time, normalised (or `raw`): V arrays of [N, D]."""
     array = split.array("views/global")
     for view in range(array.shape[0]):
-        block = torch.from_numpy(array[view]).float()  # [N, D]
-        yield (block if raw else normalize(block)).to(device)
+        feats = torch.from_numpy(array[view]).float()  # [N, D]
+        yield (feats if raw else normalize(feats)).to(device)
 
 
 def view_mean_keys(split: FeatureSplit, device: torch.device) -> torch.Tensor:
     """Tip-Adapter's keys: per image, the mean of its raw view features, normalised once -> [N, D] (the authors'
     build_cache_model averages the un-normalised features of its augmentation passes)."""
     total = None
-    for block in view_blocks(split, device, raw=True):
-        total = block if total is None else total + block
+    for feats in each_view(split, device, raw=True):
+        total = feats if total is None else total + feats
     return normalize(total)
 
 
-def split_blocks(split: FeatureSplit, device: torch.device, names: tuple[str, ...] = ("global",),
-                 block_rows: int = ROW_BLOCK) -> Iterator[dict]:
+def split_batches(split: FeatureSplit, device: torch.device, names: tuple[str, ...] = ("global",),
+                 batch_rows: int = ROW_BATCH) -> Iterator[dict]:
     """Row blocks of a split: {'rows', 'labels', name: tensor} with globals normalised; for scoring and validation."""
-    for start in range(0, split.n, block_rows):
-        rows = np.arange(start, min(start + block_rows, split.n))
-        block = {"rows": rows, "labels": torch.from_numpy(split.labels[rows]).to(device)}
+    for start in range(0, split.n, batch_rows):
+        rows = np.arange(start, min(start + batch_rows, split.n))
+        batch = {"rows": rows, "labels": torch.from_numpy(split.labels[rows]).to(device)}
         for name in names:
             tensor = torch.from_numpy(split.read(name, rows)).float().to(device)
-            block[name] = normalize(tensor) if name == "global" else tensor
-        yield block
+            batch[name] = normalize(tensor) if name == "global" else tensor
+        yield batch

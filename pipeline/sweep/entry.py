@@ -8,20 +8,24 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pipeline.encode.config import runtime_params, runtime_section
+from pipeline.backbone.model import check_names
 from pipeline.engine import CLUSTER_KEYS, cluster_params
-from pipeline.encoders.model import check_names
 from pipeline.errors import ClipCacheError
-from pipeline.evaluate.config import results_dir
 from pipeline.grid import grid_pairs
+from pipeline.heads.registry import head_section
 from pipeline.layout import METRICS, head_metrics_file
-from pipeline.params import apply_overrides, load_params
-from pipeline.runs.execute import RunSpec
-from pipeline.runs.record import read_run_record
-from pipeline.runs.sweep import SweepReport, format_seconds, plan_runs, run_sweep
+from pipeline.params import (
+    apply_overrides,
+    load_params,
+    results_dir,
+    runtime_params,
+    runtime_section,
+    train_params,
+)
 from pipeline.store.atomic import write_json_atomic
-from pipeline.train.config import train_params
-from pipeline.train.entry import head_section
+from pipeline.sweep.execute import RunSpec
+from pipeline.sweep.plan import SweepReport, format_seconds, plan_runs, run_sweep
+from pipeline.sweep.record import read_run_record
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +44,7 @@ def sweep_from_params(params_path: str | Path, overrides: list[str], heads: list
     pairs = grid_pairs(params, dataset, model)
     heads = {n: head_section(params, n) for n in names}
     for pair in pairs:  # names before any cache file is looked for
-        check_names(pair.dataset.name, pair.model.name, pair.model.pretrained)
+        check_names(pair.dataset.registered, pair.model.name, pair.model.pretrained)
     specs = plan_runs(pairs, names, heads, root, device, train.protocol)
     report = run_sweep(specs, cluster_params({k: settings[k] for k in CLUSTER_KEYS if k in settings}))
     if prune:
