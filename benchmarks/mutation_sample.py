@@ -12,7 +12,7 @@ import random
 import sys
 from pathlib import Path
 
-SEED, SIZE = 2026, 400
+SEED, SIZE = 2026, 300
 
 
 def mutant_names(root: Path = Path("mutants")) -> list[str]:
