@@ -140,3 +140,23 @@ def test_vpt_refuses_a_depth_and_a_negative_k(cache: Path) -> None:  # noqa: F81
     with pytest.raises(ClipCacheError, match=r"k must be >= 0 \(0: every block\), got -1"):
         prompted_blocks(torch.nn.Module(), -1)
     assert prompted_blocks(torch.nn.Module(), 0) == 1 and prompted_blocks(torch.nn.Module(), 3) == 3
+
+
+@pytest.mark.parametrize("text_prompts", [False, True])
+def test_vpt_retarget_scores_other_classes(cache: Path, text_prompts: bool) -> None:  # noqa: F811
+    """Base-to-novel: the frozen classifier of the new classes' text, or the learned context in their prompts."""
+    from pipeline.heads.classes import SubsetText
+    from pipeline.heads.inputs import text_classifier
+    from pipeline.prompts.text import prompt_layout
+
+    data = fit_data(cache)
+    head = create_head("vpt_late", {"k": 1, "n_prompts": 1, "text_prompts": text_prompts, "n_ctx": 2,
+                                    "class_token_position": "middle", **FROZEN}).fit(data)
+    novel = SubsetText(data.text, [2, 0])
+    head.retarget(novel)
+    assert head.shapes["classes"] == 2
+    torch.testing.assert_close(head.class_weights, text_classifier(novel, "coop", torch.device("cpu")))
+    if text_prompts:
+        layout = prompt_layout(head.tokenizer(torch.device("cpu")), novel.classnames, 2, "middle")
+        assert torch.equal(head.context.ids, layout.ids) and torch.equal(head.context.slots, layout.slots)
+    assert head.scores(FeatureSplit(cache / "test.h5")).shape[1] == 2

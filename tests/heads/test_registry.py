@@ -58,3 +58,32 @@ def test_unknown_head_and_unknown_param_are_named() -> None:
 def test_duplicate_registration_is_an_error() -> None:
     with pytest.raises(ValueError, match="twice"):
         register_head("gda")(type("Again", (Head,), {}))
+
+
+def test_head_section_reads_and_checks_every_head_of_params_yaml() -> None:
+    from pipeline.heads.registry import head_section
+
+    assert head_section({}, "gda") == {} and head_section({"heads": None}, "gda") == {}
+    params = {"heads": {"tip_adapter": {"beta_grid": [0.1, 7.0, 10]}, "gda": None}}
+    assert head_section(params, "tip_adapter") == {"beta_grid": [0.1, 7.0, 10]}
+    assert head_section(params, "gda") == {} and head_section(params, "proker") == {}
+    with pytest.raises(ClipCacheError) as error:
+        head_section({"heads": ["gda"]}, "gda")
+    assert str(error.value) == "params.yaml: 'heads' must map head names to their parameters"
+    with pytest.raises(ClipCacheError) as error:
+        head_section({"heads": {"gda": {}, "proker": 3}}, "gda")
+    assert str(error.value) == "params.yaml: heads.proker must map parameter names to values, got 3"
+    with pytest.raises(ClipCacheError, match=r"heads\.vt_clip\.n_head\b"):  # a slip in another head is named too
+        head_section({"heads": {"gda": {}, "vt_clip": {"n_head": 2}}}, "gda")
+    with pytest.raises(ClipCacheError, match="unknown head 'tip_adaptor'"):
+        head_section({"heads": {"tip_adaptor": {}}}, "gda")
+
+
+def test_describe_params_lists_every_field_with_its_default() -> None:
+    from pipeline.heads.registry import describe_params
+
+    for name in ALL:
+        described = describe_params(name)
+        assert described == {f.name: getattr(create_head(name).params, f.name)
+                             for f in dataclasses.fields(create_head(name).params)}
+    assert describe_params("coop")["n_ctx"] == 16 and describe_params("tip_adapter")["beta_grid"] == (0.1, 7.0, 200)
