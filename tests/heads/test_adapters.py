@@ -52,8 +52,10 @@ def test_clip_adapter_scores_are_the_residual_mix(task, text_adapter: bool) -> N
     assert head.selected["epoch"] == 2 and head.history[0]["steps"] == 1  # 20 images, batch 32
 
 
-def mha(module: torch.nn.MultiheadAttention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple:
-    """Multi-head scaled dot-product attention from the module's projection weights; weights averaged over heads."""
+def mha(module: torch.nn.MultiheadAttention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+        mask: torch.Tensor | None = None) -> tuple:
+    """Multi-head scaled dot-product attention from the module's projection weights; weights averaged over heads.
+    A float mask is added to the scores, a boolean one blocks its True pairs."""
     dim, heads = module.embed_dim, module.num_heads
     if module.in_proj_weight is not None:
         wq, wk, wv = module.in_proj_weight.split(dim)
@@ -64,7 +66,10 @@ def mha(module: torch.nn.MultiheadAttention, q: torch.Tensor, k: torch.Tensor, v
     qh = (q @ wq.T + bq).view(b, lq, heads, d).transpose(1, 2)  # [B, H, Lq, d]
     kh = (k @ wk.T + bk).view(b, lk, heads, d).transpose(1, 2)
     vh = (v @ wv.T + bv).view(b, lk, heads, d).transpose(1, 2)
-    weights = torch.softmax(qh @ kh.transpose(-1, -2) / math.sqrt(d), dim=-1)  # [B, H, Lq, Lk]
+    scores = qh @ kh.transpose(-1, -2) / math.sqrt(d)  # [B, H, Lq, Lk]
+    if mask is not None:
+        scores = scores.masked_fill(mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+    weights = torch.softmax(scores, dim=-1)
     out = (weights @ vh).transpose(1, 2).reshape(b, lq, dim)
     return out @ module.out_proj.weight.T + module.out_proj.bias, weights.mean(1)
 
@@ -139,3 +144,37 @@ def test_vt_clip_schedules_and_refusals(task) -> None:
     assert str(error.value) == "heads.vt_clip.keys must be one of spatial, spatial_raw, got 'views'"
     assert create_head("vt_clip", {"keys": "spatial_raw"}).requires == {"global", "views", "spatial_raw",
                                                                         "spatial_raw_views"}
+
+
+@pytest.mark.parametrize("mask", ["authors", "block", "none"])
+def test_mm_adapter_masks(task, mask: str) -> None:
+    """Sequence [t_1 .. t_C, f]; 'authors' adds 1 to the cross-modal scores, 'block' allows only cross-modal pairs,
+    'none' allows all; x' = normalise(r normalise(A(x)) + (1 - r) x); scores = logit_scale f' . t'_c."""
+    data, test = task
+    head = create_head("mm_adapter", {"epochs": 2, "width": 16, "bottleneck": 8, "n_heads": 2, "mask": mask,
+                                      "ratio": 0.4, "lr": 0.05}).fit(data)
+    a, classes = head.adapter, data.n_classes
+    cross = torch.zeros(classes + 1, classes + 1, dtype=torch.bool)
+    cross[:classes, classes] = cross[classes, :classes] = True
+    attn_mask = {"authors": cross.float(), "block": ~cross, "none": None}[mask]
+    image = unit(torch.from_numpy(test.read("global")).float())
+    text = torch.from_numpy(data.text.mean("coop")).float()
+    with torch.no_grad():
+        tokens = torch.cat([text.expand(len(image), -1, -1), image[:, None]], dim=1)  # [B, C+1, D]
+        z = a.down[1](a.down[0](tokens))
+        out = a.up[2](F.gelu(a.up[0](mha(a.attn, z, z, z, attn_mask)[0])))
+        mixed = unit(0.4 * unit(out) + 0.6 * tokens)
+        expected = data.text.logit_scale * torch.einsum("bd,bcd->bc", mixed[:, classes], mixed[:, :classes])
+    torch.testing.assert_close(head.scores(test), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_mm_adapter_refusals(task) -> None:
+    data, _ = task
+    with pytest.raises(ClipCacheError) as error:
+        create_head("mm_adapter", {"mask": "causal"}).fit(data)
+    assert str(error.value) == "heads.mm_adapter.mask must be one of authors, block, none, got 'causal'"
+    with pytest.raises(ClipCacheError) as error:
+        create_head("mm_adapter", {"width": 12, "n_heads": 5}).fit(data)
+    assert str(error.value) == "heads.mm_adapter.n_heads=5 must divide width=12"
+    assert create_head("mm_adapter").requires == {"global"}
+    assert create_head("mm_adapter", {"augment": True}).requires == {"global", "views"}
