@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.errors import NotApplicable
+from pipeline.errors import ClipCacheError, NotApplicable
 from pipeline.heads import FitData, create_head
 from pipeline.heads.classes import SubsetSplit, SubsetText, base_and_novel
 from pipeline.scoring.evaluation import score_base_to_novel
@@ -94,7 +94,7 @@ def test_heads_with_per_class_parameters_refuse_novel_classes(task, name: str) -
 
 def test_a_class_without_training_images_is_named(tmp_path: Path) -> None:
     """Issue 14: a class whose every training image was skipped must not be fitted with zero examples."""
-    from pipeline.errors import ClipCacheError
+
     from pipeline.heads.fitting import check_classes
     from tests.heads.synthetic import draw, write_split
 
@@ -105,3 +105,44 @@ def test_a_class_without_training_images_is_named(tmp_path: Path) -> None:
     with pytest.raises(ClipCacheError, match=r"train.h5' has no training image of class 'class 3': were they all"):
         check_classes(split, names)
     check_classes(SubsetSplit(split, [0, 1, 2]), names[:3])  # a base subset without class 3 is fine
+
+
+def test_subset_arrays_answer_every_read_a_head_makes(task) -> None:
+    """(), a view, (view, rows), take(rows) and len on both image axes; anything else is refused by name."""
+    data, _ = task
+    sub = SubsetSplit(data.train, [4, 0])
+    rows = np.flatnonzero(np.isin(data.train.labels, [4, 0]))
+    np.testing.assert_array_equal(sub.labels, np.where(data.train.labels[rows] == 4, 0, 1))
+    views, plain = data.train.read("views/global"), data.train.read("global")
+    by_view, by_row = sub.array("views/global"), sub.array("global")
+    assert (len(by_row), len(by_view), by_view.ndim, by_view.dtype) == (8, views.shape[0], 3, views.dtype)
+    np.testing.assert_array_equal(by_view[()], views[:, rows])
+    np.testing.assert_array_equal(by_view[1], views[1][rows])
+    np.testing.assert_array_equal(by_view[2, [3, 0]], views[2, rows[[3, 0]]])
+    np.testing.assert_array_equal(by_row[()], plain[rows])
+    np.testing.assert_array_equal(by_row.take(np.array([7, 2])), plain[rows[[7, 2]]])
+    np.testing.assert_array_equal(by_row.take([1.0, 3.0]), plain[rows[[1, 3]]])  # float positions read as ints
+    with pytest.raises(TypeError) as error:
+        by_row[0]
+    assert str(error.value) == "subset arrays take (), a view or (view, rows); got 0"
+    assert sub.has("views/global") and not sub.has("spatial_raw") and sub.n_views == views.shape[0]
+    assert sub.image_ids == [data.train.image_ids[r] for r in rows]
+    assert SubsetSplit(data.train, [9]).n == 0 and list(SubsetSplit(data.train, [9]).labels) == []
+
+
+def test_subset_text_is_the_classes_text_in_their_order(task) -> None:
+    data, _ = task
+    text = SubsetText(data.text, [3, 1])
+    assert text.classnames == ["class 3", "class 1"] and text.provenance["dataset"]["n_classes"] == 2
+    assert data.text.classnames[3] == "class 3" and data.text.provenance["dataset"].get("n_classes") != 2
+    assert text.template_sets == data.text.template_sets and text.templates("coop") == data.text.templates("coop")
+    np.testing.assert_array_equal(text.per_template("tip7"), data.text.per_template("tip7")[[3, 1]])
+    np.testing.assert_array_equal(text.mean("coop"), data.text.mean("coop")[[3, 1]])
+    assert text.logit_scale == data.text.logit_scale and text.path == data.text.path
+
+
+def test_base_to_novel_needs_two_classes() -> None:
+    with pytest.raises(ClipCacheError) as error:
+        base_and_novel(1)
+    assert str(error.value) == "base-to-novel needs at least 2 classes, the data set has 1"
+    assert base_and_novel(2) == ([0], [1]) and base_and_novel(3) == ([0, 1], [2])
