@@ -160,3 +160,15 @@ def test_vpt_retarget_scores_other_classes(cache: Path, text_prompts: bool) -> N
         layout = prompt_layout(head.tokenizer(torch.device("cpu")), novel.classnames, 2, "middle")
         assert torch.equal(head.context.ids, layout.ids) and torch.equal(head.context.slots, layout.slots)
     assert head.scores(FeatureSplit(cache / "test.h5")).shape[1] == 2
+
+
+@pytest.mark.parametrize("csc", [False, True])
+def test_coop_context_starts_seeded_from_the_data_seed(cache: Path, csc: bool) -> None:  # noqa: F811
+    """CoOp's random init: N(0, init_std) drawn right after torch.manual_seed(data.seed), one set or one per class."""
+    torch.manual_seed(777)
+    head = create_head("coop", {"n_ctx": 3, "csc": csc, "init_std": 0.4, "epochs": 1, "lr": 0.0, "warmup_lr": 0.0})
+    head.fit(fit_data(cache))
+    torch.manual_seed(1)
+    expected = torch.zeros((3, 3, 32) if csc else (3, 32)).normal_(0, 0.4)
+    torch.testing.assert_close(head.context.ctx.detach(), expected)
+    assert head.shapes == {"classes": 3, "n_ctx": 3, "width": 32, "length": 77}
