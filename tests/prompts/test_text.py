@@ -83,20 +83,26 @@ def test_tower_kind_width_and_embed(encoder) -> None:
     torch.testing.assert_close(tower.embed(ids), encoder.model.token_embedding(ids))
 
 
-@pytest.mark.parametrize("text_cfg", [{"proj_type": "linear", "pool_type": "eos", "eos_id": EOS},
-                                      {"proj_type": "none", "pool_type": "last"},
-                                      {"pool_type": "first", "no_causal_mask": True}])
-def test_encode_is_encode_text_for_every_projection_and_pool(text_cfg: dict, tmp_path: Path) -> None:
-    """A linear projection, none, and the eos / last / first pools (custom text towers): the context-free prompts
-    through embed + encode give encode_text's features."""
+@pytest.mark.parametrize(("text_cfg", "custom"), [({"proj_type": "linear", "pool_type": "eos", "eos_id": EOS}, True),
+                                               ({"proj_type": "linear", "pool_type": "eos", "eos_id": EOS}, False),
+                                               ({"proj_type": "none", "pool_type": "last"}, True),
+                                               ({"pool_type": "first", "no_causal_mask": True}, True),
+                                               ({"pool_type": "first", "no_causal_mask": True, "pad": True}, True)])
+def test_encode_is_encode_text_for_every_projection_and_pool(text_cfg: dict, custom: bool, tmp_path: Path) -> None:
+    """A linear projection, none, the eos / last / first pools, a tower with a pad mask, as open_clip's CLIP (the
+    model holds the text modules) or CustomTextCLIP (model.text): the context-free prompts through embed + encode
+    give encode_text's features."""
     config = json.loads((CONFIGS / "tiny-ViT.json").read_text())
+    pad = text_cfg.pop("pad", False)
     config["text_cfg"].update(text_cfg)
-    config["custom_text"] = True
+    config["custom_text"] = custom
     path = tmp_path / "tiny-text.json"
     path.write_text(json.dumps(config))
     encoder = load_encoder(str(path), "none", torch.device("cpu"))
     tower = TextTower(encoder.model)
-    assert tower.kind == "clip" and tower.src is encoder.model.text
+    assert tower.kind == "clip" and tower.src is (encoder.model.text if custom else encoder.model)
+    if pad:
+        tower.src.use_pad_mask = True  # as TextTransformer(use_pad_mask=True): padding masked out of attention
     ids = prompt_layout(encoder.tokenizer, ["red thing", "cat"], 2, "middle").ids
     with torch.no_grad():
         torch.testing.assert_close(tower.encode(tower.embed(ids), ids), encoder.model.encode_text(ids))

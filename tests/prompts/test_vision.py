@@ -37,10 +37,11 @@ def head(visual: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return visual.ln_post(x[:, 0]) @ visual.proj
 
 
-@pytest.mark.parametrize(("stored", "k"), [(2, 2), (2, 1), (1, 1)])
-def test_deep_prompts_enter_after_the_class_token_and_leave_after_their_block(visual, stored: int, k: int) -> None:
+@pytest.mark.parametrize(("stored", "k", "p"), [(2, 2, 4), (2, 1, 4), (1, 1, 4), (2, 2, 1)])
+def test_deep_prompts_enter_after_the_class_token_and_leave_after_their_block(visual, stored: int, k: int,
+                                                                               p: int) -> None:
     """VPT-deep (eq. 6): [s, P_l, E] -> block l -> [s, E] for each of the last k blocks."""
-    x, prompts = tokens(), prompt_set(k, 4)
+    x, prompts = tokens(), prompt_set(k, p)
     seen = []
 
     def fn(i: int, entering: torch.Tensor) -> torch.Tensor:
@@ -59,8 +60,8 @@ def test_deep_prompts_enter_after_the_class_token_and_leave_after_their_block(vi
             torch.testing.assert_close(seen[i][1], expected)  # the prompt function sees the sequence entering
             assert seen[i][0] == i
             out = block(visual, index, torch.cat([expected[:, :1], prompts[i], expected[:, 1:]], dim=1))
-            assert out.shape == (3, 1 + 4 + 16, 48)
-            expected = torch.cat([out[:, :1], out[:, 5:]], dim=1)
+            assert out.shape == (3, 1 + p + 16, 48)
+            expected = torch.cat([out[:, :1], out[:, 1 + p :]], dim=1)
         expected = head(visual, expected)
     assert len(seen) == k
     torch.testing.assert_close(ours, expected)
