@@ -59,3 +59,29 @@ def test_damaged_weights_of_the_right_shapes_are_refused(saved: Path) -> None:
     (saved / "tip" / "head.json").write_text(json.dumps(meta))
     with pytest.raises(ClipCacheError, match="records no checksum of its weights"):
         load_head(saved / "tip")
+
+
+@pytest.mark.parametrize("value", [-1, True, 2.0, "3", None])
+def test_every_shape_must_be_a_plain_integer_size(saved: Path, value) -> None:
+    meta = json.loads((saved / "gda" / "head.json").read_text())
+    meta["shapes"]["classes"] = value
+    (saved / "gda" / "head.json").write_text(json.dumps(meta))
+    path = str(saved / "gda" / "head.json")
+    with pytest.raises(ClipCacheError) as error:
+        load_head(saved / "gda")
+    assert str(error.value) == f"{path!r}: shapes.classes = {value!r} is not a size a head can have"
+    meta["shapes"] = [5, 32]
+    (saved / "gda" / "head.json").write_text(json.dumps(meta))
+    with pytest.raises(ClipCacheError) as error:
+        load_head(saved / "gda")
+    assert str(error.value) == f"{path!r}: 'shapes' must map tensor sizes to integers"
+
+
+def test_a_head_is_saved_into_a_folder_it_creates(task, tmp_path: Path) -> None:
+    data, test = task
+    head = create_head("gda").fit(data)
+    record = save_head(head, tmp_path / "runs" / "k4" / "gda", {"test": True})
+    loaded, meta = load_head(tmp_path / "runs" / "k4" / "gda")
+    assert meta == record and meta["provenance"] == {"test": True} and meta["selected"] == head.selected
+    assert meta["head"] == "gda" and meta["shapes"] == head.shapes
+    assert (loaded.scores(test) == head.scores(test)).all()
