@@ -1,0 +1,40 @@
+"""What a head reports selecting is what it ships: the validation accuracy in `selected` is the accuracy of the fitted
+head's own scores on the validation split, and the searched values are the ones its buffers hold."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.heads import create_head
+from pipeline.heads.base import val_accuracy
+from tests.heads.conftest import QUICK
+from tests.heads.test_registry import CACHE_ONLY
+
+SEARCHED = {"tip_adapter": ("beta", "alpha"), "tip_adapter_f": ("beta", "alpha"), "proker": ("beta",)}
+
+
+@pytest.mark.parametrize("name", [name for name in CACHE_ONLY if name != "zero_shot"])
+def test_the_reported_validation_accuracy_is_the_shipped_heads(task, name: str) -> None:
+    data, _ = task
+    head = create_head(name, QUICK.get(name)).fit(data)
+    assert head.selected["val_acc"] == pytest.approx(val_accuracy(head, data.val), abs=1e-6)
+    for key in SEARCHED.get(name, ()):
+        assert float(getattr(head, key)) == pytest.approx(head.selected[key], rel=1e-6)
+
+
+def test_tip_adapter_scores_every_grid_point_with_its_own_beta(task) -> None:
+    """Each (beta, alpha) of the search is scored with that beta: refitting on a one-point grid at the selected
+    values gives the same validation accuracy, and so does every other point of the grid at its own values."""
+    from pipeline.heads.grid import tip_grid
+
+    data, _ = task
+    grid = {"beta_grid": [0.5, 7.0, 5], "alpha_grid": [0.1, 3.0, 3]}
+    head = create_head("tip_adapter", grid).fit(data)
+    for beta in tip_grid(grid["beta_grid"]):
+        for alpha in tip_grid(grid["alpha_grid"]):
+            point = {"beta_grid": [beta, beta + 1.0, 1], "alpha_grid": [alpha, alpha + 1.0, 1]}
+            one = create_head("tip_adapter", point).fit(data)
+            assert (one.selected["beta"], one.selected["alpha"]) == (beta, alpha)
+            head.beta.fill_(beta)
+            head.alpha.fill_(alpha)
+            assert val_accuracy(head, data.val) == pytest.approx(one.selected["val_acc"], abs=1e-6)
