@@ -172,3 +172,22 @@ def test_coop_context_starts_seeded_from_the_data_seed(cache: Path, csc: bool) -
     expected = torch.zeros((3, 3, 32) if csc else (3, 32)).normal_(0, 0.4)
     torch.testing.assert_close(head.context.ctx.detach(), expected)
     assert head.shapes == {"classes": 3, "n_ctx": 3, "width": 32, "length": 77}
+
+
+def test_vpt_warm_up_runs_at_warmup_lr(cache: Path) -> None:  # noqa: F811
+    """One warm-up epoch at warmup_lr 0 leaves the prompts where they started, whatever lr says."""
+    start = create_head("vpt_late", {"k": 1, "n_prompts": 2, **FROZEN}).fit(fit_data(cache))
+    warm = create_head("vpt_late", {"k": 1, "n_prompts": 2, "epochs": 1, "lr": 5.0, "warmup_epochs": 1,
+                                    "warmup_lr": 0.0}).fit(fit_data(cache))
+    torch.testing.assert_close(warm.prompts.detach(), start.prompts.detach())
+    moved = create_head("vpt_late", {"k": 1, "n_prompts": 2, "epochs": 1, "lr": 5.0, "warmup_epochs": 0,
+                                     "warmup_lr": 0.0}).fit(fit_data(cache))
+    assert not torch.allclose(moved.prompts, start.prompts)
+
+
+def test_vpt_without_prompts_records_its_validation_accuracy(cache: Path) -> None:  # noqa: F811
+    from pipeline.heads.base import val_accuracy
+
+    data = fit_data(cache)
+    head = create_head("vpt_late", {"n_prompts": 0, "k": 1, **FROZEN}).fit(data)
+    assert head.selected == {"epoch": 0, "val_acc": val_accuracy(head, data.val)} and head.history == []

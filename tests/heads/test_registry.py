@@ -87,3 +87,22 @@ def test_describe_params_lists_every_field_with_its_default() -> None:
         assert described == {f.name: getattr(create_head(name).params, f.name)
                              for f in dataclasses.fields(create_head(name).params)}
     assert describe_params("coop")["n_ctx"] == 16 and describe_params("tip_adapter")["beta_grid"] == (0.1, 7.0, 200)
+
+
+@pytest.mark.parametrize(("name", "params", "message"), [
+    ("tip_adapter_f", {"eps": 0.0}, "heads.tip_adapter_f.eps must be > 0, got 0.0"),
+    ("clip_adapter", {"lr": -0.1}, "heads.clip_adapter.lr must be >= 0, got -0.1"),
+    ("clip_adapter", {"ratio": 1.5}, "heads.clip_adapter.ratio must be in [0, 1], got 1.5"),
+    ("coop", {"n_ctx": 0}, "heads.coop.n_ctx must be >= 1, got 0"),
+    ("coop", {"lr": float("nan")}, "heads.coop.lr must be finite, got nan"),
+    ("tip_adapter", {"beta_grid": [0.1, float("inf"), 10]},
+     "heads.tip_adapter.beta_grid must be finite, got (0.1, inf, 10)"),
+    ("gda", {"template_set": "imagenet81"}, "heads.gda.template_set must be one of imagenet80, tip7, coop, reference, "
+                                            "got 'imagenet81'"),
+])
+def test_ranges_are_checked_for_every_field_by_name(name: str, params: dict, message: str) -> None:
+    """Fields before the faulty one (a template_set string, booleans) do not stop the check."""
+    with pytest.raises(ClipCacheError) as error:
+        create_head(name, params)
+    assert str(error.value) == message
+    create_head("clip_adapter", {"ratio": 1.0, "lr": 0.0, "text_adapter": True})  # the edges pass
