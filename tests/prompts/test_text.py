@@ -86,6 +86,7 @@ def test_tower_kind_width_and_embed(encoder) -> None:
 @pytest.mark.parametrize(("text_cfg", "custom"), [({"proj_type": "linear", "pool_type": "eos", "eos_id": EOS}, True),
                                                ({"proj_type": "linear", "pool_type": "eos", "eos_id": EOS}, False),
                                                ({"proj_type": "none", "pool_type": "last"}, True),
+                                               ({"pool_type": "last"}, False),
                                                ({"pool_type": "first", "no_causal_mask": True}, True),
                                                ({"pool_type": "first", "no_causal_mask": True, "pad": True}, True)])
 def test_encode_is_encode_text_for_every_projection_and_pool(text_cfg: dict, custom: bool, tmp_path: Path) -> None:
