@@ -1,7 +1,10 @@
 """A fixed random sample of the mutants mutmut generated (issue 12's mutation score, measured on a 2-core CPU).
 
-Run after mutmut has generated ./mutants; prints one mutant name a line:
-    mutmut run --max-children 2 $(python benchmarks/mutation_sample.py)
+`--generate` writes ./mutants the way `mutmut run` starts (mutmut 3.8.1's own functions, no test run); then this
+prints one mutant name a line:
+    python benchmarks/mutation_sample.py --generate
+    OMP_WAIT_POLICY=PASSIVE mutmut run --max-children 2 $(python benchmarks/mutation_sample.py)
+    python benchmarks/mutation_sample.py --tally
 The same seed and size give the same sample as long as the mutated code is unchanged. `--all` prints every mutant;
 `--tally` (after the run) counts the sample's results per target as mutmut reports them, and the score
 killed / (killed + survived + no tests).
@@ -48,7 +51,25 @@ def tally(found: dict[str, int | None], names: list[str]) -> None:
         print(f"{group}: {dict(counts)}; score {counts['killed']}/{scored} = {counts['killed'] / max(scored, 1):.1%}")
 
 
+def generate() -> None:
+    """The generation step of `mutmut run` (mutmut/__main__.py _run, 3.8.1): copy the sources, mutate the targets."""
+    import os
+
+    from mutmut.__main__ import create_mutants, set_mutant_under_test
+    from mutmut.utils.file_utils import copy_also_copy_files, copy_src_dir, setup_source_paths
+
+    set_mutant_under_test("mutant_generation")
+    os.makedirs("mutants", exist_ok=True)
+    copy_src_dir()
+    copy_also_copy_files()
+    setup_source_paths()
+    print(create_mutants(os.cpu_count() or 2), file=sys.stderr)
+
+
 if __name__ == "__main__":
+    if "--generate" in sys.argv:
+        generate()
+        sys.exit(0)
     found = results()
     chosen = sorted(found) if "--all" in sys.argv else sample(list(found))
     if "--tally" in sys.argv:
