@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from safetensors import safe_open
@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from pipeline.digest import file_checksum
 from pipeline.errors import ClipCacheError
-from pipeline.heads.base import Head
+from pipeline.heads.base import SHAPE_NAMES, Head, Shapes
 from pipeline.heads.registry import create_head
 from pipeline.params import as_dict
 from pipeline.store.atomic import (
@@ -57,15 +57,16 @@ def stored_shapes(path: Path) -> dict[str, tuple[int, ...]]:
         return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118
 
 
-def checked_shapes(meta: dict[str, Any], path: Path) -> dict[str, int]:
-    """head.json's `shapes`: integers in [0, MAX_SIZE), or one line naming the file and the key."""
+def checked_shapes(meta: dict[str, Any], path: Path) -> Shapes:
+    """head.json's `shapes`: sizes named in `Shapes`, integers in [0, MAX_SIZE); or one line naming the file and
+    the key."""
     shapes = meta.get("shapes")
     if not isinstance(shapes, dict):
         raise ClipCacheError(f"{str(path)!r}: 'shapes' must map tensor sizes to integers")
     for key, value in shapes.items():
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_SIZE:
+        if key not in SHAPE_NAMES or isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_SIZE:
             raise ClipCacheError(f"{str(path)!r}: shapes.{key} = {value!r} is not a size a head can have")
-    return shapes
+    return cast(Shapes, shapes)
 
 
 def load_head(folder: str | Path, device: str | torch.device = "cpu") -> tuple[Head, dict[str, Any]]:

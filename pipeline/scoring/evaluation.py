@@ -16,6 +16,7 @@ import numpy as np
 
 from pipeline.heads import Head
 from pipeline.heads.classes import SubsetSplit, SubsetText
+from pipeline.heads.inputs import SplitReader
 from pipeline.layout import EVALUATION, METRICS, cache_folder
 from pipeline.params import EncodeParams
 from pipeline.scoring.metrics import classification_metrics
@@ -28,11 +29,11 @@ log = logging.getLogger(__name__)
 ATTENTION_IMAGES = 4  # test images whose attention maps are kept
 
 
-def attention_examples(head: Any, test: FeatureSplit, predictions: np.ndarray, root: str) -> list[dict[str, Any]]:
+def attention_examples(head: Any, test: SplitReader, predictions: np.ndarray, root: str) -> list[dict[str, Any]]:
     """For the first test images: path, true and predicted class, and their attention grids [h, w]."""
     rows = np.arange(min(ATTENTION_IMAGES, test.n))
     attention = head.attention(test, rows).cpu().numpy()  # [n, C, HW]
-    side = int(round(attention.shape[-1] ** 0.5))
+    side = round(attention.shape[-1] ** 0.5)
     out = []
     for i, row in enumerate(rows):
         true, pred = int(test.labels[row]), int(predictions[row])
@@ -54,7 +55,7 @@ def test_split(encode: EncodeParams, meta: dict[str, Any], source: Path) -> Feat
     return test
 
 
-def score_head(head: Head, meta: dict[str, Any], test: FeatureSplit) -> dict[str, Any]:
+def score_head(head: Head, meta: dict[str, Any], test: SplitReader) -> dict[str, Any]:
     """The evaluation record of a fitted head (`meta`: its head.json content) on the test split."""
     prov = meta["provenance"]
     scores = head.scores(test).numpy()  # [N, C]
@@ -63,7 +64,8 @@ def score_head(head: Head, meta: dict[str, Any], test: FeatureSplit) -> dict[str
         "model": prov["encoder"]["model"], "pretrained": prov["encoder"]["pretrained"],
         "random_weights": prov["encoder"]["random_weights"], "head_params": meta["params"],
         "selected": meta["selected"], "classnames": prov["dataset"]["classnames"],
-        "cache_files": {**prov["files"], "test.h5": {"path": str(test.path), "fingerprint": fingerprint(test.provenance)}},
+        "cache_files": {**prov["files"],
+                        "test.h5": {"path": str(test.path), "fingerprint": fingerprint(test.provenance)}},
         "metrics": classification_metrics(scores, test.labels, head.units),
     }
     if hasattr(head, "attention"):
