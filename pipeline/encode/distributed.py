@@ -53,7 +53,7 @@ _ENCODERS: dict[tuple[str, str, str], Encoder] = {}  # (model, weights identity,
 def worker_encoder(params: EncodeParams, runtime: RuntimeParams) -> Encoder:
     """The frozen pair on this worker's device, built once per (architecture or config content, checkpoint sha256 or
     tag, device)."""
-    arch, extra = resolve_architecture(params.model.name)
+    arch, _config = resolve_architecture(params.model.name)
     weights = resolve_pretrained(arch, params.model.pretrained)
     device = pick_device(runtime.device)
     key = (arch, str(weights.get("checkpoint_sha256") or weights["pretrained"]), str(device))
@@ -141,7 +141,7 @@ def run_encode_distributed(params: EncodeParams, runtime: RuntimeParams, cluster
         build = {**build, "sources": probe["sources"], "device": "engine: " + engine.name}
         with ExitStack() as locks:
             shard_tasks, finals = plan_shards(probe, runtime, dataset, jobs, build, locks, report)
-            for _, (path, _start, images, forwards) in engine.map_unordered(
+            for _, (_path, _start, images, forwards) in engine.map_unordered(
                     shard_task, shard_tasks, gpu=[True] * len(shard_tasks)):
                 report.images += images
                 report.forwards += forwards
@@ -152,7 +152,8 @@ def run_encode_distributed(params: EncodeParams, runtime: RuntimeParams, cluster
 
 
 def plan_shards(probe: dict[str, Any], runtime: RuntimeParams, dataset: DataSet, jobs: list[SplitJob],
-                build: dict[str, Any], locks: ExitStack, report: EncodeReport) -> tuple[list[ShardTask], list[FinalizeTask]]:
+                build: dict[str, Any], locks: ExitStack,
+                report: EncodeReport) -> tuple[list[ShardTask], list[FinalizeTask]]:
     """Under each split's lock (held by the driver until its file is final): the splits to write, their pending
     shards (stale shards and temporaries removed first), and a finalize task per split."""
     params: EncodeParams = probe["params"]

@@ -47,7 +47,8 @@ def plan_jobs(params: EncodeParams, dataset: DataSet, folder: Path) -> list[Spli
             sub = few_shot_folder(folder, shots, seed)
             train = [dataset.splits["train"][i] for i in draw.train]
             val = [dataset.splits[draw.val_source][i] for i in draw.val]
-            jobs.append(SplitJob(sub / "train.h5", "train", "train", train, draw.train, shots, seed, params.views.count > 0))
+            jobs.append(SplitJob(sub / "train.h5", "train", "train", train, draw.train, shots, seed,
+                                 params.views.count > 0))
             jobs.append(SplitJob(sub / "val.h5", "val", draw.val_source, val, draw.val, shots, seed, False))
     return with_content(jobs, ContentIndex(folder.parent / INDEX_NAME, dataset.root))
 
@@ -77,7 +78,7 @@ def split_provenance(params: EncodeParams, encoder_prov: dict[str, Any], dataset
         "dataset": dataset_provenance(dataset),
         "split": {"name": job.split, "source": job.source, "shots": job.shots, "seed": job.seed,
                   "n_items": len(job.items), "content_sha256": job.content_sha256,
-                  "item_index_sha256": hashlib.sha256(np.ascontiguousarray(job.item_index, np.int64)).hexdigest()},
+                  "item_index_sha256": hashlib.sha256(np.ascontiguousarray(job.item_index, np.int64).data).hexdigest()},
         "features": {**as_dict(params.features), "normalised": False, **(feature_notes or {})},
         "views": ({**as_dict(params.views), "ratio": [3 / 4, 4 / 3], "flip": 0.5, "interpolation": "bicubic",
                    "view_seed": "numpy default_rng([views.seed, item_index, view])"} if job.with_views else None),

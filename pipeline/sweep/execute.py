@@ -125,7 +125,7 @@ def execute_run(spec: RunSpec) -> RunResult:
         seconds, metrics = build_run(spec, inputs, digest)
     except NotApplicable as exc:
         return RunResult(spec.key, "n/a", error=str(exc), worker=worker_name())
-    except Exception as exc:  # noqa: BLE001 - one failed run must not stop a sweep of thousands; it is reported
+    except Exception as exc:  # one failed run must not stop a sweep of thousands; it is reported
         if not isinstance(exc, ClipCacheError):
             log.error("run %s failed:\n%s", spec.key, traceback.format_exc())
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -160,8 +160,8 @@ def build_run(spec: RunSpec, inputs: dict[str, Any], digest: str) -> tuple[dict[
         write_json_atomic(tmp / RUN_RECORD, {
             "key": spec.key, "fingerprint": digest, "inputs": inputs, "dataset": spec.encode.dataset.name,
             "model": spec.encode.model.name, "pretrained": spec.encode.model.pretrained, "head": spec.head,
-            "shots": spec.shots, "seed": spec.seed, "protocol": spec.protocol, "seconds": seconds, "worker": worker_name(),
-            "device": str(device), "code_version": code_version(),
+            "shots": spec.shots, "seed": spec.seed, "protocol": spec.protocol, "seconds": seconds,
+            "worker": worker_name(), "device": str(device), "code_version": code_version(),
             "finished_at": datetime.now(UTC).isoformat(),
             "checksums": {p.name: file_checksum(p) for p in sorted(tmp.iterdir()) if p.is_file()}})
         publish(tmp, spec.folder, digest)
