@@ -26,7 +26,7 @@ def test_grid_is_data_sets_times_models_sharing_the_protocol() -> None:
     assert pairs[2].dataset.root == "/data/dtd" and pairs[0].dataset.options == {"max_per_class": 20}
     assert [p.model.name for p in grid_pairs(params, dataset="dtd", model="RN50__none")] == ["RN50"]
     assert [p.dataset.name for p in grid_pairs(params, model="ViT-B-32")] == ["textile", "dtd"]
-    with pytest.raises(ClipCacheError, match="2 .*pairs.*--dataset and --model"):
+    with pytest.raises(ClipCacheError, match=r"2 .*pairs.*--dataset and --model"):
         one_pair(params, dataset="dtd")
     with pytest.raises(ClipCacheError, match=r"dataset='food101'.*the grid has: dtd / RN50__none"):
         grid_pairs(params, dataset="food101")
@@ -46,7 +46,7 @@ def test_without_a_grid_the_encode_section_is_the_one_pair() -> None:
 def test_bad_grids_are_named(grid: dict, culprit: str) -> None:
     with pytest.raises(ClipCacheError, match=culprit):
         grid_pairs({"grid": grid, "encode": {}})
-    with pytest.raises(ClipCacheError, match="encode.dataset and grid"):
+    with pytest.raises(ClipCacheError, match=r"encode\.dataset and grid"):
         grid_pairs({"grid": {"datasets": DATASETS, "models": MODELS}, "encode": {"dataset": DATASETS[0]}})
 
 
