@@ -42,6 +42,7 @@ from pipeline.encode.run import (
 )
 from pipeline.engine import ClusterParams, open_engine
 from pipeline.errors import ClipCacheError
+from pipeline.layout import TEXT_FILE
 from pipeline.params import EncodeParams, RuntimeParams, as_dict
 from pipeline.store.provenance import build_info
 from pipeline.store.writer import Shard, SplitWriter
@@ -135,7 +136,7 @@ def run_encode_distributed(params: EncodeParams, runtime: RuntimeParams, cluster
     templates = {name: templates_for(name, dataset) for name in params.templates}
     with open_engine(cluster) as engine:
         text = TextTask(params, runtime, list(dataset.classnames), templates, dataset_provenance(dataset),
-                        folder / "text.h5", build)
+                        folder / TEXT_FILE, build)
         (_, probe), = list(engine.map_unordered(text_task, [text], gpu=[True]))
         report.files[str(text.path)] = probe["status"]
         build = {**build, "sources": probe["sources"], "device": "engine: " + engine.name}

@@ -38,6 +38,7 @@ from pipeline.encode.plan import (
 )
 from pipeline.encode.progress import ProgressLines
 from pipeline.errors import ClipCacheError
+from pipeline.layout import TEXT_FILE
 from pipeline.params import EncodeParams, RuntimeParams, as_dict
 from pipeline.store.failpoints import failpoint
 from pipeline.store.provenance import build_info, fingerprint
@@ -72,7 +73,7 @@ def run_encode(params: EncodeParams, runtime: RuntimeParams) -> EncodeReport:
     build = build_info({**as_dict(runtime), "device": str(encoder.device)})
     # paths: where, not what (not fingerprinted)
     build |= {"dataset_root": str(dataset.root), "sources": encoder.sources}
-    encode_text(params, encoder, dataset, folder / "text.h5", build, report, runtime.repair)
+    encode_text(params, encoder, dataset, folder / TEXT_FILE, build, report, runtime.repair)
     for job in jobs:
         encode_split(params, runtime, encoder, dataset, job, build, report, notes)
     report.seconds = time.perf_counter() - started

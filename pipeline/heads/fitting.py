@@ -22,7 +22,7 @@ from pipeline.heads.base import val_accuracy
 from pipeline.heads.classes import SubsetSplit, SubsetText
 from pipeline.heads.inputs import SplitReader, TextReader
 from pipeline.heads.io import save_head
-from pipeline.layout import FIT_RECORD, cache_folder, few_shot_folder
+from pipeline.layout import FIT_RECORD, TEXT_FILE, cache_folder, split_file
 from pipeline.params import EncodeParams
 from pipeline.store import FeatureSplit, TextFeatures
 from pipeline.store.atomic import write_json_atomic
@@ -99,11 +99,10 @@ def fit_inputs(encode: EncodeParams, shots: int, seed: int) -> tuple[FeatureSpli
     """The few-shot train and val files and the text file of one (K, seed) of a pair, checked on open."""
     arch = model_label(encode.model.name)
     folder = cache_folder(encode.cache_dir, encode.dataset.name, encode.model.name, encode.model.pretrained)
-    sub = few_shot_folder(folder, shots, seed)
     expect = {"split.shots": shots, "split.seed": seed, "encoder.model": arch}
-    files = (FeatureSplit(sub / "train.h5", expect={**expect, "split.name": "train"}),
-             FeatureSplit(sub / "val.h5", expect={**expect, "split.name": "val"}),
-             TextFeatures(folder / "text.h5", expect={"encoder.model": arch}))
+    files = (FeatureSplit(split_file(folder, "train", shots, seed), expect={**expect, "split.name": "train"}),
+             FeatureSplit(split_file(folder, "val", shots, seed), expect={**expect, "split.name": "val"}),
+             TextFeatures(folder / TEXT_FILE, expect={"encoder.model": arch}))
     check_together(*files)
     return files
 

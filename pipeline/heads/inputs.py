@@ -1,7 +1,7 @@
 """What a head sees at fit time, read from the store: train and val splits, the text features, a seed, a device.
 
 Everything is read through `FeatureSplit`'s lazy arrays: whole-split statistics stream view by view or in row
-blocks; the trained heads draw random-view minibatches. The test split is never part of it. `SplitReader` and
+batches; the trained heads draw random-view minibatches. The test split is never part of it. `SplitReader` and
 `TextReader` name the part of `FeatureSplit` and `TextFeatures` heads use, which the class subsets of base-to-novel
 (`heads.classes`) present too.
 """
@@ -146,7 +146,7 @@ def view_mean_keys(split: SplitReader, device: torch.device) -> torch.Tensor:
 
 def split_batches(split: SplitReader, device: torch.device, names: tuple[str, ...] = ("global",),
                  batch_rows: int = ROW_BATCH) -> Iterator[dict]:
-    """Row blocks of a split: {'rows', 'labels', name: tensor} with globals normalised; for scoring and validation."""
+    """Row batches of a split: {'rows', 'labels', name: tensor} with globals normalised; for scoring and validation."""
     for start in range(0, split.n, batch_rows):
         rows = np.arange(start, min(start + batch_rows, split.n))
         batch = {"rows": rows, "labels": torch.from_numpy(split.labels[rows]).to(device)}

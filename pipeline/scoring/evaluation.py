@@ -17,7 +17,7 @@ import numpy as np
 from pipeline.heads import Head
 from pipeline.heads.classes import SubsetSplit, SubsetText
 from pipeline.heads.inputs import SplitReader
-from pipeline.layout import EVALUATION, METRICS, cache_folder
+from pipeline.layout import EVALUATION, METRICS, cache_folder, split_file
 from pipeline.params import EncodeParams
 from pipeline.scoring.metrics import classification_metrics
 from pipeline.store import FeatureSplit, TextFeatures
@@ -48,7 +48,7 @@ def test_split(encode: EncodeParams, meta: dict[str, Any], source: Path) -> Feat
     `source`) was fitted on."""
     prov = meta["provenance"]
     folder = cache_folder(encode.cache_dir, encode.dataset.name, encode.model.name, encode.model.pretrained)
-    test = FeatureSplit(folder / "test.h5", expect={
+    test = FeatureSplit(split_file(folder, "test"), expect={
         "encoder.model": prov["encoder"]["model"], "encoder.pretrained": prov["encoder"]["pretrained"],
         "dataset.file_list_sha256": prov["dataset"]["file_list_sha256"]})
     check_identity(prov.get("identity"), source, test)
