@@ -26,7 +26,8 @@ def main() -> None:
         row = {"model": name}
         for key, (shape, _) in shapes.items():
             for dtype in ("float16", "float32"):
-                row[f"{key}[{','.join(map(str, shape))}] {dtype} KiB"] = round(int(np.prod(shape)) * np.dtype(dtype).itemsize / 1024, 2)
+                kib = int(np.prod(shape)) * np.dtype(dtype).itemsize / 1024
+                row[f"{key}[{','.join(map(str, shape))}] {dtype} KiB"] = round(kib, 2)
         rows.append(row)
     print(json.dumps(rows, indent=1))
 

@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def env() -> dict[str, str]:
     """This interpreter's folder first on PATH (dvc, python), analytics off."""
-    return {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return {**os.environ, "DVC_NO_ANALYTICS": "1",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 
 def timed_stages(root: Path, times: Path) -> None:

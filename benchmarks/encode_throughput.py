@@ -29,7 +29,8 @@ def bare_forward(model_name: str, paths: list[Path], batch_size: int, device: to
     """images/s of encode_image on tensors decoded and preprocessed beforehand."""
     encoder = load_encoder(model_name, "none", device)
     pixels = torch.stack([encoder.preprocess(Image.open(p).convert("RGB")) for p in paths])  # [N, 3, S, S]
-    autocast = torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    autocast = (torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda"
+                else torch.autocast("cpu", enabled=False))
     with torch.inference_mode(), autocast:
         encoder.model.encode_image(pixels[:batch_size].to(device))  # warm-up
         if device.type == "cuda":
@@ -86,7 +87,8 @@ def main() -> None:
             full.append(full_encode(args.model, root, Path(tmp) / "cache", args.batch_size, args.workers, args.device))
     result = {"model": args.model, "device": str(device), "images": len(paths), "batch_size": args.batch_size,
               "workers": args.workers, "threads": torch.get_num_threads(),
-              "bare_forward_img_s": round(statistics.median(bare), 2), "encode_img_s": round(statistics.median(full), 2)}
+              "bare_forward_img_s": round(statistics.median(bare), 2),
+              "encode_img_s": round(statistics.median(full), 2)}
     result["ratio"] = round(result["encode_img_s"] / result["bare_forward_img_s"], 3)
     print(json.dumps(result))
 

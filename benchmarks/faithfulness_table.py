@@ -26,7 +26,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for shots in SHOTS:
             for seed in SEEDS:
-                data, test = make_task(Path(tmp) / f"k{shots}-s{seed}", World(), shots, views=4, test_per_class=60, seed=seed)
+                data, test = make_task(Path(tmp) / f"k{shots}-s{seed}", World(), shots, views=4, test_per_class=60,
+                                       seed=seed)
                 for name in HEADS:
                     params = {}  # the defaults: the authors' (every template set is the same in the synthetic world)
                     scores.setdefault((name, shots), []).append(val_accuracy(create_head(name, params).fit(data), test))

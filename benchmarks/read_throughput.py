@@ -75,11 +75,12 @@ def measure(h5: Path, npy: Path, rows: int, batch: int, count: int, cold: bool) 
             if name == "cache":
                 array = FeatureSplit(h5).array("spatial")
                 results["cache_random"].append(random_batches(array.take, rows, batch, count, repeat))
-                results["cache_seq"].append(sequential(lambda s: array[s], rows))
+                results["cache_seq"].append(sequential(array.__getitem__, rows))
             else:
                 raw = np.load(npy, mmap_mode="r")
-                results["raw_random"].append(random_batches(lambda r: np.asarray(raw[r]), rows, batch, count, repeat))
-                results["raw_seq"].append(sequential(lambda s: np.array(raw[s]), rows))
+                results["raw_random"].append(random_batches(lambda r, raw=raw: np.asarray(raw[r]), rows, batch, count,
+                                                            repeat))
+                results["raw_seq"].append(sequential(lambda s, raw=raw: np.array(raw[s]), rows))
     return {k: round(statistics.median(v), 1) for k, v in results.items()}
 
 

@@ -78,7 +78,8 @@ def run_one(folder: Path, name: str, params: dict) -> dict:
     done = time.perf_counter()
     acc = float((logits.argmax(-1).numpy() == test.labels).mean())
     return {"head": name, "fit_s": round(fitted - started, 1), "predict_s": round(done - fitted, 1),
-            "total_s": round(done - started, 1), "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+            "total_s": round(done - started, 1),
+            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
             "test_acc": round(acc, 4), "selected": head.selected, "params": params}
 
 
@@ -106,7 +107,8 @@ def main() -> None:
                 params["solve_dtype"] = args.proker_dtype
             out = subprocess.run([sys.executable, __file__, "--child", tmp, name, "--params", json.dumps(params)],
                                  capture_output=True, text=True)
-            print(out.stdout.strip() or json.dumps({"head": name, "error": out.stderr.strip().splitlines()[-1:]}), flush=True)
+            failure = {"head": name, "error": out.stderr.strip().splitlines()[-1:]}
+            print(out.stdout.strip() or json.dumps(failure), flush=True)
 
 
 if __name__ == "__main__":

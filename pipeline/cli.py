@@ -43,10 +43,13 @@ def datasets() -> None:
 @cli.command()
 @click.option("--params", "params_path", default="params.yaml", show_default=True, help="Parameters file.")
 @click.option("--set", "overrides", multiple=True, help="Override a parameter: encode.model.name=RN50 (repeatable).")
-@click.option("--skip-bad-images", is_flag=True, default=None, help="Skip undecodable images and list them in the cache.")
-@click.option("--repair", is_flag=True, default=None, help="Read complete files in full; rebuild those that fail their checksums.")
+@click.option("--skip-bad-images", is_flag=True, default=None,
+              help="Skip undecodable images and list them in the cache.")
+@click.option("--repair", is_flag=True, default=None,
+              help="Read complete files in full; rebuild those that fail their checksums.")
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:1, mps (not tracked: re-encodes nothing).")
-@click.option("--cluster", default=None, help="none, local:N, cuda, slurm, tcp://host:8786: one task per shard (not tracked).")
+@click.option("--cluster", default=None,
+              help="none, local:N, cuda, slurm, tcp://host:8786: one task per shard (not tracked).")
 @click.option("--workers", type=int, default=None, help="Image-decoding processes.")
 @click.option("--batch-size", type=int, default=None, help="Images (views counted) per forward pass.")
 @click.option("--dataset", default=None, help="Only this data set of the grid.")
@@ -65,7 +68,8 @@ def encode(params_path: str, overrides: tuple[str, ...], skip_bad_images: bool |
 @cli.command()
 @click.option("--params", "params_path", default="params.yaml", show_default=True, help="Parameters file.")
 @click.option("--head", default=None, help="Head to fit (default: train.head); see `clipcache heads`.")
-@click.option("--set", "overrides", multiple=True, help="Override: heads.vt_clip.n_heads=2, train.shots=4 (repeatable).")
+@click.option("--set", "overrides", multiple=True,
+              help="Override: heads.vt_clip.n_heads=2, train.shots=4 (repeatable).")
 @click.option("--device", default=None, help="auto, cpu, cuda, mps (not tracked).")
 @click.option("--dataset", default=None, help="Only this data set of the grid.")
 @click.option("--model", default=None, help="Only this model of the grid (ViT-B-32 or ViT-B-32__openai).")
@@ -100,7 +104,8 @@ def evaluate(params_path: str, head: str | None, overrides: tuple[str, ...], dev
 @click.option("--params", "params_path", default="params.yaml", show_default=True, help="Parameters file.")
 @click.option("--head", "heads", multiple=True, help="Sweep only this head (repeatable; default: train.heads).")
 @click.option("--set", "overrides", multiple=True, help="Override: heads.gda.alpha_grid=[-2,2,9] (repeatable).")
-@click.option("--cluster", default=None, help="none, local:N, cuda, slurm, jobqueue-local:N or tcp://host:8786 (not tracked).")
+@click.option("--cluster", default=None,
+              help="none, local:N, cuda, slurm, jobqueue-local:N or tcp://host:8786 (not tracked).")
 @click.option("--device", default=None, help="auto, cpu, cuda, mps (not tracked).")
 @click.option("--dataset", default=None, help="Only this data set of the grid.")
 @click.option("--model", default=None, help="Only this model of the grid (ViT-B-32 or ViT-B-32__openai).")
@@ -114,7 +119,8 @@ def sweep(params_path: str, heads: tuple[str, ...], overrides: tuple[str, ...], 
                                {"cluster": cluster, "device": device}, dataset, model, prune)
     click.echo(json.dumps({"runs": report.total, "done_now": report.count("done"),
                            "already_done": report.count("skipped"), "not_applicable": report.count("n/a"),
-                           "failed": report.count("failed"), "seconds": round(report.seconds, 2), "engine": report.engine,
+                           "failed": report.count("failed"), "seconds": round(report.seconds, 2),
+                           "engine": report.engine,
                            "overhead_per_run_s": round(report.overhead_per_run, 4)}))
 
 
@@ -154,7 +160,8 @@ def heads(params_path: str, overrides: tuple[str, ...]) -> None:
         shown = ", ".join(f"{k}={v}{'*' if json.dumps(v) != json.dumps(defaults[k]) else ''}"
                           for k, v in effective.items())
         runs = head_class(name).runs
-        runs_line = f"\n  runs in stage 2: {', '.join(runs)} (frozen, rebuilt from the cache's provenance)" if runs else ""
+        runs_line = (f"\n  runs in stage 2: {', '.join(runs)} (frozen, rebuilt from the cache's provenance)" if runs
+                     else "")
         click.echo(f"{name}\n  needs: {', '.join(sorted(head_class(name).requires))}{runs_line}\n  params: {shown}")
 
 

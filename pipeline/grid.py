@@ -42,7 +42,8 @@ def grid_sections(params: dict[str, Any]) -> list[dict[str, Any]]:
     names = [d.get("name") for d in datasets]
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate is not None:
-        raise ClipCacheError(f"params.yaml: grid.datasets names {duplicate!r} twice (cache and results are keyed by name)")
+        raise ClipCacheError(f"params.yaml: grid.datasets names {duplicate!r} twice (cache and results are keyed by "
+                             "name)")
     return [{**encode, "dataset": d, "model": m} for d in datasets for m in models]
 
 
@@ -65,5 +66,6 @@ def one_pair(params: dict[str, Any], dataset: str | None = None, model: str | No
     """The single pair a one-run command (train, evaluate) works on; ambiguity is named."""
     pairs = grid_pairs(params, dataset, model)
     if len(pairs) > 1:
-        raise ClipCacheError(f"the grid has {len(pairs)} (data set, model) pairs: choose one with --dataset and --model")
+        raise ClipCacheError(f"the grid has {len(pairs)} (data set, model) pairs: choose one with --dataset and "
+                             "--model")
     return pairs[0]

@@ -2,6 +2,7 @@
 
 ```
 <cache_dir>/<data set>/<model>__<pretrained>/          stage 1: text.h5, test.h5, k<K>-s<seed>/{train,val}.h5
+<cache_dir>/<data set>/image-hashes.json               the images' sha256 by (path, size, mtime) (pipeline/data)
 <results_dir>/<head>/<data set>/<model>__<pretrained>/k<K>-s<seed>/
     head.safetensors, head.json, fit.json                the fitted head (stage 2)
     evaluation.json, metrics.json                        its test-split evaluation (stage 3)
@@ -16,6 +17,10 @@ from pathlib import Path
 
 from pipeline.backbone.naming import model_label, pretrained_label
 
+IMAGE_HASHES = "image-hashes.json"  # in cache/<data set>/: every image's sha256, shared by its models
+TEXT_FILE = "text.h5"  # the per-class text features of every template set, in the cache folder
+SPLIT_FILE = "{split}.h5"  # test.h5 in the cache folder; train.h5 and val.h5 in each k<K>-s<seed> folder
+HEAD_WEIGHTS, HEAD_META = "head.safetensors", "head.json"  # a fitted head: its tensors; its params, shapes, provenance
 FIT_RECORD = "fit.json"  # validation accuracy, selection, per-epoch history and fit time of a fitted head
 EVALUATION, METRICS = "evaluation.json", "metrics.json"  # the test-split record; its scalars
 RUN_RECORD = "run.json"  # the run's fingerprint, written last
@@ -34,6 +39,15 @@ def cache_folder(cache_dir: str | Path, dataset: str, model: str, pretrained: st
 def few_shot_folder(folder: Path, shots: int, seed: int) -> Path:
     """The few-shot train/val files of one (K, seed) inside a cache folder."""
     return folder / f"k{shots}-s{seed}"
+
+
+def split_file(folder: Path, split: str, shots: int | None = None, seed: int | None = None) -> Path:
+    """A split's file in a cache folder: test.h5 there, train.h5 / val.h5 in the few-shot folder of (shots, seed)."""
+    if split == "test":
+        return folder / SPLIT_FILE.format(split=split)
+    if shots is None or seed is None:
+        raise ValueError(f"the {split} split of a cache folder needs its shots and seed")
+    return few_shot_folder(folder, shots, seed) / SPLIT_FILE.format(split=split)
 
 
 PROTOCOL_SUFFIX = {"all": "", "base_to_novel": "-b2n"}  # a run folder's name by protocol

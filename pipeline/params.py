@@ -13,15 +13,18 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, TypeVar, get_args, get_origin, get_type_hints
 
 import yaml
 
 from pipeline.errors import ClipCacheError
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
+T = TypeVar("T", bound="DataclassInstance")
 
 
 SECTIONS = ("grid", "encode", "runtime", "train", "heads", "evaluate")  # every top-level section params.yaml may hold
@@ -59,7 +62,8 @@ def apply_overrides(params: dict[str, Any], overrides: list[str]) -> dict[str, A
                 raise ClipCacheError(f"override {item!r}: {part!r} is not a section")
         node[leaf] = yaml.safe_load(raw)
         if key.split(".")[0] not in SECTIONS:
-            raise ClipCacheError(f"override {item!r}: unknown section {key.split('.')[0]!r}; known: {', '.join(SECTIONS)}")
+            raise ClipCacheError(f"override {item!r}: unknown section {key.split('.')[0]!r}; known: "
+                                 f"{', '.join(SECTIONS)}")
     return out
 
 
@@ -74,12 +78,12 @@ def build(cls: type[T], data: dict[str, Any] | None, where: str) -> T:
     kwargs = {}
     for name, value in data.items():
         hint = hints[name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             value = build(hint, value, f"{where}.{name}")
         elif get_origin(hint) is tuple and isinstance(value, (list, tuple)):
             value = checked_items(tuple(value), get_args(hint), f"{where}.{name}")
-        elif value is not None and hint in (int, float, str, bool) and not isinstance(value, hint):
-            if not (hint is float and isinstance(value, int)):
+        elif value is not None and hint in (int, float, str, bool) and not isinstance(value, hint) \
+                and not (hint is float and isinstance(value, int)):
                 raise ClipCacheError(f"{where}.{name} must be {hint.__name__}, got {value!r}")
         kwargs[name] = value
     return cls(**kwargs)
@@ -90,13 +94,13 @@ def checked_items(value: tuple, items: tuple, where: str) -> tuple:
     kinds = [items[0]] * len(value) if len(items) == 2 and items[1] is Ellipsis else list(items)
     if len(kinds) != len(value):
         raise ClipCacheError(f"{where} must have {len(kinds)} items, got {list(value)!r}")
-    for i, (item, kind) in enumerate(zip(value, kinds)):
+    for i, (item, kind) in enumerate(zip(value, kinds, strict=True)):
         ok = isinstance(item, kind) and not (isinstance(item, bool) and kind is not bool)
         if kind is float and isinstance(item, int) and not isinstance(item, bool):
             ok = True
         if kind in (int, float, str, bool) and not ok:
             raise ClipCacheError(f"{where}[{i}] must be {kind.__name__}, got {item!r}")
-    return tuple(float(v) if k is float else v for v, k in zip(value, kinds))
+    return tuple(float(v) if k is float else v for v, k in zip(value, kinds, strict=True))
 
 
 def as_dict(obj: Any) -> dict[str, Any]:
@@ -190,7 +194,8 @@ def encode_params(section: dict[str, Any] | None) -> EncodeParams:
                              f"its cache and results folders)")
     for name in ("global_dtype", "spatial_dtype"):
         if getattr(params.features, name) not in DTYPES:
-            raise ClipCacheError(f"encode.features.{name} must be one of {DTYPES}, got {getattr(params.features, name)!r}")
+            raise ClipCacheError(f"encode.features.{name} must be one of {DTYPES}, got "
+                                 f"{getattr(params.features, name)!r}")
     if params.features.late_tokens < 0:
         raise ClipCacheError(f"encode.features.late_tokens must be >= 0 (0: off), got {params.features.late_tokens}")
     if params.views.count < 0 or not params.protocol.shots or not params.protocol.seeds:
@@ -204,7 +209,8 @@ def encode_params(section: dict[str, Any] | None) -> EncodeParams:
                              f"got {list(params.views.scale)}")
     for name in params.templates:
         if name not in TEMPLATE_SETS:
-            raise ClipCacheError(f"unknown template set {name!r} in encode.templates; known: {', '.join(TEMPLATE_SETS)}")
+            raise ClipCacheError(f"unknown template set {name!r} in encode.templates; known: "
+                                 f"{', '.join(TEMPLATE_SETS)}")
     return params
 
 

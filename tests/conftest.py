@@ -37,7 +37,8 @@ def encode_tiny(root: Path, cache: Path, model: str) -> EncodeReport:
 
 
 @pytest.fixture(scope="session", params=["resnet", "vit"])
-def encoded(request: pytest.FixtureRequest, image_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, EncodeReport]:
+def encoded(request: pytest.FixtureRequest, image_root: Path,
+            tmp_path_factory: pytest.TempPathFactory) -> tuple[str, EncodeReport]:
     """(tower kind, report) of a finished tiny encode run, one per tower kind."""
     cache = tmp_path_factory.mktemp(f"cache-{request.param}")
     return request.param, encode_tiny(image_root, cache, request.param)

@@ -70,7 +70,7 @@ def write_params(path: Path, encode: dict[str, Any], runtime: dict[str, Any] | N
 def make_imagenet(root: Path, names: list[str], train_per_class: int) -> Path:
     """CoOp's ImageNet layout: classnames.txt, images/train/<wnid>/ and one images/val/<wnid>/ image per class."""
     wnids = [f"n{label:08d}" for label in range(len(names))]
-    (root / "classnames.txt").write_text("".join(f"{w} {n}\n" for w, n in zip(wnids, names)))
+    (root / "classnames.txt").write_text("".join(f"{w} {n}\n" for w, n in zip(wnids, names, strict=True)))
     for label, wnid in enumerate(wnids):
         for i in range(train_per_class):
             make_image(root / "images" / "train" / wnid / f"{i}.JPEG", label, i)
@@ -85,8 +85,11 @@ def cache_tensors(folder: Path) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for path in sorted(folder.rglob("*.h5")):
         with h5py.File(path, "r") as handle:
-            handle.visititems(lambda name, obj: out.__setitem__(f"{path.relative_to(folder)}:{name}", obj[()])
-                              if isinstance(obj, h5py.Dataset) else None)
+            names: list[str] = []
+            handle.visit(names.append)  # every group and dataset, in h5py's order
+            for name in names:
+                if isinstance(handle[name], h5py.Dataset):
+                    out[f"{path.relative_to(folder)}:{name}"] = handle[name][()]
     return out
 
 

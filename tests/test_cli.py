@@ -100,7 +100,8 @@ def test_models_and_datasets_listings(capsys) -> None:
 
 
 def test_more_late_tokens_than_blocks_is_one_line(image_root: Path, tmp_path: Path, capsys) -> None:
-    params = write_params(tmp_path / "p.yaml", encode_section(image_root, "vit", tmp_path / "cache", features__late_tokens=3))
+    params = write_params(tmp_path / "p.yaml",
+                          encode_section(image_root, "vit", tmp_path / "cache", features__late_tokens=3))
     assert main(["encode", "--params", str(params)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "late_tokens=3 exceeds the 2 blocks" in err

@@ -26,7 +26,8 @@ PAIR = TINY_PAIR["vit"]
 
 
 def sh(*args: str, cwd: Path, stdout_only: bool = False) -> str:
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout if stdout_only else done.stdout + done.stderr
@@ -70,7 +71,8 @@ def test_full_repro_writes_every_stage_output(repo) -> None:
     root, _ = repo
     assert (root / "cache" / "image_folder" / PAIR / "k2-s1" / "train.h5").is_file()
     assert (root / "results" / "gda" / "image_folder" / PAIR / "k2-s1" / "head.safetensors").is_file()
-    record = json.loads((root / "results" / "tip_adapter" / "image_folder" / PAIR / "k2-s1" / "evaluation.json").read_text())
+    run = root / "results" / "tip_adapter" / "image_folder" / PAIR / "k2-s1"
+    record = json.loads((run / "evaluation.json").read_text())
     assert record["random_weights"] is True and record["head_params"]["beta_grid"] == [0.5, 7.0, 10]
     assert "RANDOM WEIGHTS" in (root / "report" / "table.md").read_text()
     assert (root / "report" / "index.html").is_file()

@@ -39,8 +39,11 @@ def tensors(folder: Path) -> dict[str, np.ndarray]:
     out = {}
     for path in sorted(folder.rglob("*.h5")):
         with h5py.File(path, "r") as handle:
-            handle.visititems(lambda name, obj: out.__setitem__(f"{path.relative_to(folder)}:{name}", obj[()])
-                              if isinstance(obj, h5py.Dataset) else None)
+            names: list[str] = []
+            handle.visit(names.append)  # every group and dataset, in h5py's order
+            for name in names:
+                if isinstance(handle[name], h5py.Dataset):
+                    out[f"{path.relative_to(folder)}:{name}"] = handle[name][()]
     return out
 
 
@@ -48,8 +51,8 @@ def tensors(folder: Path) -> dict[str, np.ndarray]:
 def test_sigkill_at_two_moments_then_resume_gives_identical_tensors(tmp_path: Path) -> None:
     root = make_folder(tmp_path / "img", ["a", "b", "c"], 30)
     reference = tmp_path / "reference"
-    subprocess.run([sys.executable, "-m", "pipeline.cli", "encode", "--params",
-                    str(write_params(tmp_path / "ref.yaml", encode_section(root, "vit", reference), RUNTIME))], check=True)
+    reference_params = write_params(tmp_path / "ref.yaml", encode_section(root, "vit", reference), RUNTIME)
+    subprocess.run([sys.executable, "-m", "pipeline.cli", "encode", "--params", str(reference_params)], check=True)
     cache = tmp_path / "cache"
     params = write_params(tmp_path / "params.yaml", encode_section(root, "vit", cache), RUNTIME)
     folder = cache / "image_folder" / PAIR["vit"]

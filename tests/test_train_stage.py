@@ -46,7 +46,8 @@ def forbid(*_args, **_kwargs):
 
 
 @pytest.mark.parametrize("name", list_heads())
-def test_every_head_trains_from_the_cache_alone(name: str, encoded, image_root: Path, tmp_path: Path, monkeypatch) -> None:
+def test_every_head_trains_from_the_cache_alone(name: str, encoded, image_root: Path, tmp_path: Path,
+                                                monkeypatch) -> None:
     kind, report = encoded
     params = params_for(report, kind, image_root, tmp_path)
     opened_h5: list[str] = []

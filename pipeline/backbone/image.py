@@ -12,18 +12,19 @@ open_clip's `forward_intermediates` returns block outputs before the final proje
 pool's token handling, so it does not give the joint-space map; we call the tower's own stages instead (`_embeds`,
 `transformer`, `_pool`, `proj` for ViTs; `stem`, `layer1-4`, `attnpool` for ResNets), which is exactly the path of
 `encode_image`: with `late_tokens: k` the blocks run in two spans and the sequence between them is kept (the input of
-block L-k, after ln_pre and the first L-k blocks). The tests check that the global features equal `encode_image` and the maps equal what its final
-projection produces.
+block L-k, after ln_pre and the first L-k blocks). The tests check that the global features equal `encode_image`
+and the maps equal what its final projection produces.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from open_clip.modified_resnet import ModifiedResNet
+from open_clip.modified_resnet import AttentionPool2d, ModifiedResNet
 from open_clip.transformer import VisionTransformer
 
 from pipeline.backbone.blocks import n_blocks, run_blocks
+from pipeline.backbone.model import ClipModel
 from pipeline.errors import ClipCacheError
 
 
@@ -68,7 +69,7 @@ def vit_features(visual: VisionTransformer, pixels: torch.Tensor, late: int = 0)
     return {"global": pooled @ proj, "spatial": tokens @ proj, "spatial_raw": tokens, **out}  # [B,D], [B,HW,D]
 
 
-def resnet_dense(pool: torch.nn.Module, layer4: torch.Tensor) -> torch.Tensor:
+def resnet_dense(pool: AttentionPool2d, layer4: torch.Tensor) -> torch.Tensor:
     """c_proj(v_proj(x + pos)) at every location of the layer-4 map [B, C_s, h, w] -> [B, hw, D]."""
     x = layer4.flatten(2).transpose(1, 2)  # [B, hw, C_s]
     x = x + pool.positional_embedding[1:].to(x.dtype)  # [B, hw, C_s] + [hw, C_s]
@@ -88,7 +89,7 @@ def resnet_features(visual: ModifiedResNet, pixels: torch.Tensor) -> dict[str, t
     }
 
 
-def encode_images(model: torch.nn.Module, pixels: torch.Tensor, spatial: bool, late: int = 0) -> dict[str, torch.Tensor]:
+def encode_images(model: ClipModel, pixels: torch.Tensor, spatial: bool, late: int = 0) -> dict[str, torch.Tensor]:
     """Features of a batch [B, 3, S, S]: 'global' always; 'spatial' and 'spatial_raw' when asked and defined;
     'late_tokens' when late = k > 0 (ViTs)."""
     visual = model.visual

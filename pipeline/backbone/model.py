@@ -8,9 +8,10 @@ import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, TypeAlias
 
 import open_clip
 import torch
@@ -21,18 +22,22 @@ from pipeline.store.checksum import path_of, sha256_file
 
 log = logging.getLogger(__name__)
 RANDOM_INIT_SEED = 0  # 'none' weights are drawn under this seed, so every process builds the same random model
+# An open_clip model (CLIP, CustomTextCLIP, CoCa...). open_clip ships no type information, so to mypy it is Any; its
+# towers and their parts are reached by attribute (`.visual`, `.encode_text`, `.token_embedding`), as open_clip does.
+ClipModel: TypeAlias = Any
 
 
 @dataclass
 class Encoder:
     """A frozen open_clip model with its preprocessing, tokenizer and where its weights came from."""
 
-    model: torch.nn.Module  # eval mode, on `device`, no grad
+    model: ClipModel  # eval mode, on `device`, no grad
     preprocess: Callable  # open_clip's evaluation transform for this pair (PIL image -> [3, S, S])
     tokenizer: Callable  # open_clip's tokenizer for this architecture
     device: torch.device
     provenance: dict[str, Any] = field(default_factory=dict)  # model, pretrained, checksums, versions, preprocess
-    sources: dict[str, str] = field(default_factory=dict)  # where the config / checkpoint files were read (not identity)
+    # where the config / checkpoint files were read (not identity)
+    sources: dict[str, str] = field(default_factory=dict)
 
     @property
     def image_size(self) -> int:

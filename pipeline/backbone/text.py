@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
+from pipeline.backbone.model import ClipModel
+
 
 def encode_classes(
-    model: torch.nn.Module, tokenizer: Callable, classnames: list[str], templates: list[str],
+    model: ClipModel, tokenizer: Callable, classnames: list[str], templates: list[str],
     device: torch.device, batch_size: int = 256,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Text embeddings of every (class, template) prompt, before normalisation, and CLIP's class weights.

@@ -18,7 +18,6 @@ from pipeline.data.registry import ImageItem
 from pipeline.store.atomic import write_json_atomic
 
 log = logging.getLogger(__name__)
-INDEX_NAME = "image-hashes.json"  # in cache/<data set>/, shared by every model of the data set
 
 
 class ContentIndex:

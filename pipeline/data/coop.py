@@ -35,7 +35,8 @@ COOP_FOLDERS = {
 def dataset_dir(name: str, root: Path | None, marker: str) -> Path:
     """The data set's own folder: `root` itself, or `root/<CoOp folder>` when `root` is CoOp's $DATA."""
     if root is None:
-        raise ClipCacheError(f"data set {name!r} needs a root (its CoOp folder, or $DATA holding {COOP_FOLDERS[name]!r})")
+        raise ClipCacheError(f"data set {name!r} needs a root (its CoOp folder, or $DATA holding "
+                             f"{COOP_FOLDERS[name]!r})")
     for candidate in (root, root / COOP_FOLDERS[name]):
         if (candidate / marker).exists():
             return candidate
@@ -51,7 +52,8 @@ def read_split_zhou(name: str, root: Path | None, allow_outside: bool = False) -
         raw = json.loads(split_path.read_text(encoding="utf-8"))
         entries = {split: [(str(p), int(y), str(c)) for p, y, c in raw.get(split, [])] for split in SPLITS}
     except (OSError, ValueError, TypeError) as exc:
-        raise ClipCacheError(f"split file {str(split_path)!r} is not CoOp's [[path, label, class], ...] JSON: {exc}") from exc
+        raise ClipCacheError(f"split file {str(split_path)!r} is not CoOp's [[path, label, class], ...] JSON: "
+                             f"{exc}") from exc
     names: dict[int, str] = {}
     for rows in entries.values():
         names.update({label: classname for _, label, classname in rows})
@@ -89,7 +91,8 @@ def imagenet(root: Path | None, options: dict[str, Any]) -> DataSet:
     wnids, classnames = [w for w, _ in lines], tuple(n.strip() for _, n in lines)
     splits: dict[str, list[ImageItem]] = {"val": []}
     for split, sub in (("train", "train"), ("test", "val")):
-        splits[split] = [ImageItem(p, label) for label, w in enumerate(wnids) for p in list_images(folder / "images" / sub / w)]
+        splits[split] = [ImageItem(p, label) for label, w in enumerate(wnids)
+                         for p in list_images(folder / "images" / sub / w)]
     return DataSet("imagenet", folder, classnames, splits, load_resource("datasets/imagenet.json")["coop_template"])
 
 
@@ -109,4 +112,5 @@ def fgvc_aircraft(root: Path | None, options: dict[str, Any]) -> DataSet:
         if unknown:
             raise ClipCacheError(f"{str(listing)!r}: variant {unknown[0]!r} is not in variants.txt")
         splits[split] = [ImageItem(folder / "images" / f"{image}.jpg", classnames.index(v)) for image, v in rows]
-    return DataSet("fgvc_aircraft", folder, classnames, splits, load_resource("datasets/fgvc_aircraft.json")["coop_template"])
+    template = load_resource("datasets/fgvc_aircraft.json")["coop_template"]
+    return DataSet("fgvc_aircraft", folder, classnames, splits, template)

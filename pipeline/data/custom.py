@@ -27,7 +27,8 @@ def read_lines(root: Path, name: str, option: str) -> tuple[Path, list[str]]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ClipCacheError(f"{option} {str(path)!r} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+        why = getattr(exc, "strerror", None) or exc
+        raise ClipCacheError(f"{option} {str(path)!r} cannot be read: {why}") from None
     return path, [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
@@ -38,7 +39,8 @@ def with_custom_text(dataset: DataSet, custom: dict[str, Any]) -> DataSet:
         path, names = read_lines(dataset.root, str(custom["classnames_file"]), "classnames_file")
         if len(names) != len(classnames):
             raise ClipCacheError(f"classnames_file {str(path)!r} has {len(names)} names for the {len(classnames)} "
-                                 f"classes of {str(dataset.root)!r} (one per line, in order: {', '.join(classnames[:3])}"
+                                 f"classes of {str(dataset.root)!r} (one per line, in order: "
+                                 f"{', '.join(classnames[:3])}"
                                  f"{', ...' if len(classnames) > 3 else ''})")
         classnames = tuple(names)
     if custom.get("templates_file"):

@@ -23,7 +23,8 @@ class FewShotSplit:
     val_source: str  # 'val', or 'train' when the data set has no val split (ImageNet)
 
 
-def draw_per_class(labels: np.ndarray, k: int, rng: np.random.Generator, what: str, classnames: tuple[str, ...]) -> np.ndarray:
+def draw_per_class(labels: np.ndarray, k: int, rng: np.random.Generator, what: str,
+                   classnames: tuple[str, ...]) -> np.ndarray:
     """k indices per class without replacement, sorted; an error names the first class that has too few."""
     chosen = []
     for label in range(len(classnames)):
@@ -41,7 +42,8 @@ def sample_few_shot(dataset: DataSet, shots: int, seed: int) -> FewShotSplit:
     if shots < 1:
         raise ClipCacheError(f"shots must be >= 1, got {shots}")
     train_labels = np.array([item.label for item in dataset.splits["train"]])
-    train = draw_per_class(train_labels, shots, np.random.default_rng([seed, shots, 0]), f"{dataset.name} train", dataset.classnames)
+    train = draw_per_class(train_labels, shots, np.random.default_rng([seed, shots, 0]), f"{dataset.name} train",
+                           dataset.classnames)
     val_shots = min(shots, MAX_VAL_SHOTS)
     val_rng = np.random.default_rng([seed, shots, 1])
     if dataset.splits.get("val"):
@@ -49,5 +51,6 @@ def sample_few_shot(dataset: DataSet, shots: int, seed: int) -> FewShotSplit:
         val = draw_per_class(val_labels, val_shots, val_rng, f"{dataset.name} val", dataset.classnames)
         return FewShotSplit(shots, seed, train, val, "val")
     rest = np.setdiff1d(np.arange(len(train_labels)), train)  # [M] train images outside the few-shot set
-    val = rest[draw_per_class(train_labels[rest], val_shots, val_rng, f"{dataset.name} val (from train)", dataset.classnames)]
+    val = rest[draw_per_class(train_labels[rest], val_shots, val_rng, f"{dataset.name} val (from train)",
+                              dataset.classnames)]
     return FewShotSplit(shots, seed, train, np.sort(val), "train")

@@ -70,7 +70,8 @@ def manifest(root: Path | None, options: dict[str, Any]) -> DataSet:
                                    bool(options["allow_outside_root"])), classes.index(str(row["label"])))
              for number, row in enumerate(rows, start=1)]
     if all(row.get("split") for row in rows):
-        splits = {split: [item for item, row in zip(items, rows) if row["split"] == split] for split in SPLITS}
+        splits = {split: [item for item, row in zip(items, rows, strict=True) if row["split"] == split]
+                  for split in SPLITS}
     else:
         splits = partition(items, options, str(path))
     template = load_resource("datasets/generic.json")["coop_template"]

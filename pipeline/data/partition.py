@@ -32,7 +32,8 @@ def partition(items: list[ImageItem], options: dict[str, Any], where: str) -> di
         )
     cap = options["max_per_class"]
     if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
-        raise ClipCacheError(f"{where}: max_per_class must be a whole number >= 1 (or null for every image), got {cap!r}")
+        raise ClipCacheError(f"{where}: max_per_class must be a whole number >= 1 (or null for every image), got "
+                             f"{cap!r}")
     seed = options["split_seed"]
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ClipCacheError(f"{where}: split_seed must be a whole number >= 0, got {seed!r}")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pipeline.errors import ClipCacheError
 
@@ -32,7 +33,8 @@ class DataSet:
     splits: dict[str, list[ImageItem]]  # 'train' / 'val' / 'test' -> items; 'val' may be empty
     coop_template: str  # CoOp's single hand-written template for this data set
     options: dict[str, Any] = field(default_factory=dict)  # the layout options it was built with
-    templates: tuple[str, ...] = ()  # its own prompt templates (a templates_file), the 'coop' set instead of coop_template
+    # its own prompt templates (a templates_file), the 'coop' set instead of coop_template
+    templates: tuple[str, ...] = ()
 
     def file_list_hash(self) -> str:
         """sha256 over every split's (relative path, label) and the class names: the data set's identity."""

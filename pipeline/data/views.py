@@ -43,7 +43,8 @@ def crop_box(spec: ViewSpec, item_index: int, view: int, width: int, height: int
     return (height - side) // 2, (width - side) // 2, side, side, flipped
 
 
-def render_view(image: Image.Image, box: tuple[int, int, int, int, int], size: int, mean: tuple, std: tuple) -> torch.Tensor:
+def render_view(image: Image.Image, box: tuple[int, int, int, int, int], size: int, mean: tuple,
+                std: tuple) -> torch.Tensor:
     """The normalised [3, size, size] tensor of one view."""
     top, left, h, w, flipped = box
     view = TF.resized_crop(image, top, left, h, w, [size, size], InterpolationMode.BICUBIC, antialias=True)

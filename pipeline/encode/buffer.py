@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import h5py
 import numpy as np
@@ -14,7 +14,8 @@ from pipeline.store.schema import image_axis
 class ShardBuffer:
     """Accumulates feature rows plus labels, item indices and image ids for one shard."""
 
-    def __init__(self, job: SplitJob, shapes: Callable[[], dict[str, tuple[tuple[int, ...], np.dtype]]], root: str) -> None:
+    def __init__(self, job: SplitJob, shapes: Callable[[], dict[str, tuple[tuple[int, ...], np.dtype]]],
+                 root: str) -> None:
         self.job, self.shapes, self.root = job, shapes, root
         self.parts: dict[str, list[np.ndarray]] = {}
         self.positions: list[int] = []
@@ -36,7 +37,7 @@ class ShardBuffer:
         else:  # every image of the shard was skipped: empty datasets of the right shapes
             for name, (shape, dtype) in self.shapes().items():
                 axis = image_axis(name)
-                out[name] = np.zeros(shape[:axis] + (0,) + shape[axis:], dtype)
+                out[name] = np.zeros((*shape[:axis], 0, *shape[axis:]), dtype)
             if self.job.with_views:
                 out["views/box"] = np.zeros((out["views/global"].shape[0], 0, 5), np.int32)
         pos = np.array(self.positions, np.int64)

@@ -42,6 +42,7 @@ from pipeline.encode.run import (
 )
 from pipeline.engine import ClusterParams, open_engine
 from pipeline.errors import ClipCacheError
+from pipeline.layout import TEXT_FILE
 from pipeline.params import EncodeParams, RuntimeParams, as_dict
 from pipeline.store.provenance import build_info
 from pipeline.store.writer import Shard, SplitWriter
@@ -53,7 +54,7 @@ _ENCODERS: dict[tuple[str, str, str], Encoder] = {}  # (model, weights identity,
 def worker_encoder(params: EncodeParams, runtime: RuntimeParams) -> Encoder:
     """The frozen pair on this worker's device, built once per (architecture or config content, checkpoint sha256 or
     tag, device)."""
-    arch, extra = resolve_architecture(params.model.name)
+    arch, _config = resolve_architecture(params.model.name)
     weights = resolve_pretrained(arch, params.model.pretrained)
     device = pick_device(runtime.device)
     key = (arch, str(weights.get("checkpoint_sha256") or weights["pretrained"]), str(device))
@@ -135,13 +136,13 @@ def run_encode_distributed(params: EncodeParams, runtime: RuntimeParams, cluster
     templates = {name: templates_for(name, dataset) for name in params.templates}
     with open_engine(cluster) as engine:
         text = TextTask(params, runtime, list(dataset.classnames), templates, dataset_provenance(dataset),
-                        folder / "text.h5", build)
+                        folder / TEXT_FILE, build)
         (_, probe), = list(engine.map_unordered(text_task, [text], gpu=[True]))
         report.files[str(text.path)] = probe["status"]
         build = {**build, "sources": probe["sources"], "device": "engine: " + engine.name}
         with ExitStack() as locks:
             shard_tasks, finals = plan_shards(probe, runtime, dataset, jobs, build, locks, report)
-            for _, (path, _start, images, forwards) in engine.map_unordered(
+            for _, (_path, _start, images, forwards) in engine.map_unordered(
                     shard_task, shard_tasks, gpu=[True] * len(shard_tasks)):
                 report.images += images
                 report.forwards += forwards
@@ -152,7 +153,8 @@ def run_encode_distributed(params: EncodeParams, runtime: RuntimeParams, cluster
 
 
 def plan_shards(probe: dict[str, Any], runtime: RuntimeParams, dataset: DataSet, jobs: list[SplitJob],
-                build: dict[str, Any], locks: ExitStack, report: EncodeReport) -> tuple[list[ShardTask], list[FinalizeTask]]:
+                build: dict[str, Any], locks: ExitStack,
+                report: EncodeReport) -> tuple[list[ShardTask], list[FinalizeTask]]:
     """Under each split's lock (held by the driver until its file is final): the splits to write, their pending
     shards (stale shards and temporaries removed first), and a finalize task per split."""
     params: EncodeParams = probe["params"]

@@ -11,13 +11,15 @@ from pipeline.backbone import Encoder, encode_images
 from pipeline.params import FeatureParams, ViewParams
 
 
-def forward_batch(encoder: Encoder, pixels: torch.Tensor, features: FeatureParams, views: ViewParams | None) -> dict[str, np.ndarray]:
+def forward_batch(encoder: Encoder, pixels: torch.Tensor, features: FeatureParams,
+                  views: ViewParams | None) -> dict[str, np.ndarray]:
     """Features of pixels [b, 1+V, 3, S, S]: row datasets [b, ...] and, with views, view datasets [V, b, ...]."""
     b, n_images = pixels.shape[:2]
     flat = pixels.flatten(0, 1).to(encoder.device, non_blocking=True)  # [b*(1+V), 3, S, S]
     autocast = torch.autocast("cuda", dtype=torch.float16) if encoder.device.type == "cuda" else nullcontext()
     with torch.inference_mode(), autocast:
-        out = encode_images(encoder.model, flat, spatial=features.spatial or features.spatial_raw, late=features.late_tokens)
+        out = encode_images(encoder.model, flat, spatial=features.spatial or features.spatial_raw,
+                            late=features.late_tokens)
     dtypes = {"global": features.global_dtype, "spatial": features.spatial_dtype, "spatial_raw": features.spatial_dtype,
               "late_tokens": features.spatial_dtype}
     wanted = {"global": True, "spatial": features.spatial, "spatial_raw": features.spatial_raw,
@@ -28,14 +30,16 @@ def forward_batch(encoder: Encoder, pixels: torch.Tensor, features: FeatureParam
     for name, tensor in out.items():
         if not wanted[name]:
             continue
-        grouped = tensor.float().cpu().numpy().reshape(b, n_images, *tensor.shape[1:])  # [b*(1+V), ...] -> [b, 1+V, ...]
+        # [b*(1+V), ...] -> [b, 1+V, ...]
+        grouped = tensor.float().cpu().numpy().reshape(b, n_images, *tensor.shape[1:])
         arrays[name] = grouped[:, 0].astype(dtypes[name])  # [b, ...]
         if views is not None and n_images > 1 and viewed[name]:
             arrays[f"views/{name}"] = np.swapaxes(grouped[:, 1:], 0, 1).astype(dtypes[name])  # [V, b, ...]
     return arrays
 
 
-def probe_shapes(encoder: Encoder, features: FeatureParams, views: ViewParams | None) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+def probe_shapes(encoder: Encoder, features: FeatureParams,
+                 views: ViewParams | None) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """Per-image shape and dtype of every dataset a batch yields (used for shards whose images were all skipped)."""
     size = encoder.image_size
     n_images = 1 + (views.count if views is not None else 0)

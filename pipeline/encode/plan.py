@@ -11,8 +11,8 @@ import numpy as np
 
 from pipeline import layout
 from pipeline.data import DataSet, ImageItem, sample_few_shot
-from pipeline.data.content import INDEX_NAME, ContentIndex, items_sha256
-from pipeline.layout import few_shot_folder
+from pipeline.data.content import ContentIndex, items_sha256
+from pipeline.layout import IMAGE_HASHES, split_file
 from pipeline.params import EncodeParams, as_dict
 from pipeline.store.provenance import SCHEMA_VERSION
 
@@ -40,16 +40,17 @@ def cache_folder(params: EncodeParams) -> Path:
 def plan_jobs(params: EncodeParams, dataset: DataSet, folder: Path) -> list[SplitJob]:
     """The test split, then train and val of every (shots, seed); few-shot draws are checked here, before any model."""
     test = dataset.splits["test"]
-    jobs = [SplitJob(folder / "test.h5", "test", "test", test, np.arange(len(test)), None, None, False)]
+    jobs = [SplitJob(split_file(folder, "test"), "test", "test", test, np.arange(len(test)), None, None, False)]
     for shots in params.protocol.shots:
         for seed in params.protocol.seeds:
             draw = sample_few_shot(dataset, shots, seed)
-            sub = few_shot_folder(folder, shots, seed)
             train = [dataset.splits["train"][i] for i in draw.train]
             val = [dataset.splits[draw.val_source][i] for i in draw.val]
-            jobs.append(SplitJob(sub / "train.h5", "train", "train", train, draw.train, shots, seed, params.views.count > 0))
-            jobs.append(SplitJob(sub / "val.h5", "val", draw.val_source, val, draw.val, shots, seed, False))
-    return with_content(jobs, ContentIndex(folder.parent / INDEX_NAME, dataset.root))
+            jobs.append(SplitJob(split_file(folder, "train", shots, seed), "train", "train", train, draw.train, shots,
+                                 seed, params.views.count > 0))
+            jobs.append(SplitJob(split_file(folder, "val", shots, seed), "val", draw.val_source, val, draw.val, shots,
+                                 seed, False))
+    return with_content(jobs, ContentIndex(folder.parent / IMAGE_HASHES, dataset.root))
 
 
 def with_content(jobs: list[SplitJob], index: ContentIndex) -> list[SplitJob]:
@@ -77,7 +78,7 @@ def split_provenance(params: EncodeParams, encoder_prov: dict[str, Any], dataset
         "dataset": dataset_provenance(dataset),
         "split": {"name": job.split, "source": job.source, "shots": job.shots, "seed": job.seed,
                   "n_items": len(job.items), "content_sha256": job.content_sha256,
-                  "item_index_sha256": hashlib.sha256(np.ascontiguousarray(job.item_index, np.int64)).hexdigest()},
+                  "item_index_sha256": hashlib.sha256(np.ascontiguousarray(job.item_index, np.int64).data).hexdigest()},
         "features": {**as_dict(params.features), "normalised": False, **(feature_notes or {})},
         "views": ({**as_dict(params.views), "ratio": [3 / 4, 4 / 3], "flip": 0.5, "interpolation": "bicubic",
                    "view_seed": "numpy default_rng([views.seed, item_index, view])"} if job.with_views else None),

@@ -38,6 +38,7 @@ from pipeline.encode.plan import (
 )
 from pipeline.encode.progress import ProgressLines
 from pipeline.errors import ClipCacheError
+from pipeline.layout import TEXT_FILE
 from pipeline.params import EncodeParams, RuntimeParams, as_dict
 from pipeline.store.failpoints import failpoint
 from pipeline.store.provenance import build_info, fingerprint
@@ -70,8 +71,9 @@ def run_encode(params: EncodeParams, runtime: RuntimeParams) -> EncodeReport:
     params, notes = features_for(params, encoder, arch)
     report = EncodeReport(folder)
     build = build_info({**as_dict(runtime), "device": str(encoder.device)})
-    build |= {"dataset_root": str(dataset.root), "sources": encoder.sources}  # paths: where, not what (not fingerprinted)
-    encode_text(params, encoder, dataset, folder / "text.h5", build, report, runtime.repair)
+    # paths: where, not what (not fingerprinted)
+    build |= {"dataset_root": str(dataset.root), "sources": encoder.sources}
+    encode_text(params, encoder, dataset, folder / TEXT_FILE, build, report, runtime.repair)
     for job in jobs:
         encode_split(params, runtime, encoder, dataset, job, build, report, notes)
     report.seconds = time.perf_counter() - started
@@ -158,12 +160,14 @@ def encode_shards(writer: SplitWriter, params: EncodeParams, runtime: RuntimePar
     """Encode these shards of a split, each in the same fixed batches whoever runs it (a resumed or a distributed
     encode writes the same bytes), and write each atomically; the number of input images."""
     views = params.views if job.with_views else None
-    spec = ViewSpec(views.count, views.seed, tuple(views.scale)) if views else None
+    spec = ViewSpec(views.count, views.seed, (views.scale[0], views.scale[1])) if views else None
     per_image = 1 + (views.count if views else 0)
     step = max(1, runtime.batch_size // per_image)
-    batches = [list(range(s, min(s + step, shard.stop))) for shard in pending for s in range(shard.start, shard.stop, step)]
+    batches = [list(range(s, min(s + step, shard.stop)))
+               for shard in pending for s in range(shard.start, shard.stop, step)]
     pre = encoder.provenance["preprocess"]
-    reader = ImageReader(job.items, job.item_index, encoder.preprocess, spec, encoder.image_size, pre["mean"], pre["std"])
+    reader = ImageReader(job.items, job.item_index, encoder.preprocess, spec, encoder.image_size, pre["mean"],
+                         pre["std"])
     loader = DataLoader(reader, batch_sampler=batches, num_workers=runtime.workers, collate_fn=collate,
                         pin_memory=encoder.device.type == "cuda",
                         worker_init_fn=one_thread_worker if runtime.workers else None)
@@ -177,13 +181,14 @@ def encode_shards(writer: SplitWriter, params: EncodeParams, runtime: RuntimePar
         for batch in loader:
             take_errors(batch["errors"], job, runtime, buffer)
             if batch["pixels"] is not None:
-                buffer.add(batch["pos"], forward_batch(encoder, batch["pixels"], params.features, views), batch["boxes"])
+                features = forward_batch(encoder, batch["pixels"], params.features, views)
+                buffer.add(batch["pos"], features, batch["boxes"])
                 report.images += len(batch["pos"])
                 report.forwards += len(batch["pos"]) * per_image
             bar.update(len(batch["positions"]))
             lines.update(len(batch["positions"]))
             failpoint("shard-encoding")
-            if max(batch["positions"]) == shard.stop - 1:
+            if shard is not None and max(batch["positions"]) == shard.stop - 1:  # (batches come from pending shards)
                 writer.write_shard(shard, buffer.arrays(), buffer.skipped)
                 shard, buffer = next(shards, None), ShardBuffer(job, shapes, root)
     return total

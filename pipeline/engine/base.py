@@ -13,7 +13,11 @@ class Engine(Protocol):
     """Executes `fn(item)` for many items somewhere; never changes what `fn` computes."""
 
     name: str  # 'in-process', 'local:2', 'cuda', 'slurm', 'jobqueue-local:1', 'tcp://host:port'
-    has_gpu_workers: bool  # some worker advertises the dask resource GPU
+
+    @property
+    def has_gpu_workers(self) -> bool:
+        """Some worker advertises the dask resource GPU (read-only: an engine may ask its workers each time)."""
+        ...
 
     def map_unordered(self, fn: Callable[[T], R], items: Sequence[T], gpu: Sequence[bool]) -> Iterator[tuple[int, R]]:
         """Yield (index of item, fn(item)) as each finishes.

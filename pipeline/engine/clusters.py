@@ -49,7 +49,8 @@ def cuda_engine(params: ClusterParams) -> Iterator[DaskEngine]:
     LocalCUDACluster = _import_dask_cuda()
     count = visible_gpus()
     if count < 1:
-        raise ClipCacheError("runtime.cluster 'cuda' needs a GPU, and none is visible here (CUDA_VISIBLE_DEVICES, driver)")
+        raise ClipCacheError("runtime.cluster 'cuda' needs a GPU, and none is visible here (CUDA_VISIBLE_DEVICES, "
+                             "driver)")
     import dask
     from distributed import Client
 
@@ -82,7 +83,7 @@ def visible_gpus() -> int:
         from dask_cuda.utils import get_gpu_count
 
         return int(get_gpu_count())
-    except Exception as exc:  # noqa: BLE001 - pynvml raises its own errors when there is no driver
+    except Exception as exc:  # pynvml raises its own errors when there is no driver
         logger.debug("no GPU count from the driver: %s", exc)
         return 0
 
@@ -106,6 +107,7 @@ def address_engine(params: ClusterParams) -> Iterator[DaskEngine]:
             client.wait_for_workers(1, timeout=timeout)
         except TimeoutError as exc:
             raise ClipCacheError(
-                f"runtime.cluster: no worker joined the scheduler at {address} within {timeout:g} s (runtime.worker_timeout)"
+                f"runtime.cluster: no worker joined the scheduler at {address} within {timeout:g} s "
+                "(runtime.worker_timeout)"
             ) from exc
         yield DaskEngine(client, address, gpu=None)

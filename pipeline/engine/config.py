@@ -83,7 +83,8 @@ def _check_slurm(slurm: SlurmParams) -> None:
     for name in ("python", "local_directory", "log_directory"):
         value = getattr(slurm, name)
         if value is not None and (not value or any(ch.isspace() for ch in value)):
-            raise ClipCacheError(f"runtime.slurm.{name} must be a path without spaces (the job script does not quote it), got {value!r}")
+            raise ClipCacheError(f"runtime.slurm.{name} must be a path without spaces (the job script does not quote "
+                                 f"it), got {value!r}")
 
 
 def gres_has_gpu(gres: str | None) -> bool:

@@ -48,12 +48,11 @@ class DaskEngine:
         """Futures by key; keys are unique per call, so one client can map the same items twice."""
         token = uuid.uuid4().hex[:8]
         routed = self.has_gpu_workers
-        pending = {}
+        pending: dict[str, tuple[int, Future]] = {}
         for index, item in enumerate(items):
             resources = GPU if gpu[index] and routed else None
             key = f"{getattr(fn, '__name__', 'fn')}-{index}-{token}"
-            future = self.client.submit(fn, item, pure=False, key=key, resources=resources)
-            pending[future.key] = (index, future)
+            pending[key] = (index, self.client.submit(fn, item, pure=False, key=key, resources=resources))
         logger.info("engine %s: %d items submitted (GPU routing: %s)", self.name, len(pending), routed)
         return pending
 

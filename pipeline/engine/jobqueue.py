@@ -86,7 +86,8 @@ def jobqueue_local_engine(params: ClusterParams) -> Iterator[DaskEngine]:
 
     for name in ("python", "local_directory"):  # both appear in the worker's start-up log
         if "error" in str(getattr(params.slurm, name) or "").lower():
-            raise ClipCacheError(f"runtime.slurm.{name} contains 'error', which jobqueue-local takes for a failed worker")
+            raise ClipCacheError(f"runtime.slurm.{name} contains 'error', which jobqueue-local takes for a failed "
+                                 "worker")
     target = params.target
     options = {"host": "127.0.0.1", **LOCAL_HTTP}
     with LocalCluster(**worker_kwargs(params.slurm), scheduler_options=options) as cluster, Client(cluster) as client:

@@ -1,4 +1,5 @@
-"""Nanny preload that makes worker processes non-daemonic: `dask worker ADDRESS --preload-nanny pipeline.engine.nondaemon`.
+"""Nanny preload that makes worker processes non-daemonic:
+`dask worker ADDRESS --preload-nanny pipeline.engine.nondaemon`.
 
 A daemonic process may not start children, so a run whose DataLoader has workers fails inside a default dask worker
 ("daemonic processes are not allowed to have children"). The nanny reads `distributed.worker.daemon` each time it

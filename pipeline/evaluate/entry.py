@@ -8,9 +8,9 @@ from typing import Any
 from pipeline.backbone.device import pick_device
 from pipeline.backbone.model import check_names
 from pipeline.grid import one_pair
-from pipeline.heads.io import META, load_head
+from pipeline.heads.io import load_head
 from pipeline.heads.registry import head_class
-from pipeline.layout import pair_label, run_folder
+from pipeline.layout import HEAD_META, pair_label, run_folder
 from pipeline.params import (
     apply_overrides,
     load_params,
@@ -37,7 +37,7 @@ def evaluate_from_params(params_path: str | Path, overrides: list[str], head: st
                         pair_label(encode.model.name, encode.model.pretrained), train.shots, train.seed)
     device = pick_device(runtime_params(runtime_section(params, runtime or {})).device)
     fitted, meta = load_head(folder, device)
-    record = score_head(fitted, meta, test_split(encode, meta, folder / META))
+    record = score_head(fitted, meta, test_split(encode, meta, folder / HEAD_META))
     record["device"] = str(device)
     write_evaluation(record, folder)
     return record

@@ -14,4 +14,5 @@ from pipeline.heads.registry import (
     register_head,
 )
 
-__all__ = ["REQUIREMENTS", "FitData", "Head", "create_head", "describe_params", "head_class", "list_heads", "register_head"]
+__all__ = ["REQUIREMENTS", "FitData", "Head", "create_head", "describe_params", "head_class", "list_heads",
+           "register_head"]

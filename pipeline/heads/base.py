@@ -2,21 +2,28 @@
 
 A head is a torch Module with a frozen params dataclass (`Params`, unknown keys rejected), a `requires` set naming
 what it needs from the store, `fit(data) -> self` (selection on data.val only), `scores(split) -> [N, C]` (in its
-`units`), and `shapes` (the sizes its tensors were built with) so that `setup(**shapes)` + `load_state_dict` restores it.
+`units`), and `shapes` (the sizes its tensors were built with) so that `setup(**shapes)` + `load_state_dict`
+restores it.
+
+Every head's `setup` has the one signature `setup(self, **shapes: Unpack[Shapes])`: the sizes are named once, in
+`Shapes`, and a head reads those it needs. The tensors a head creates in `setup` are declared on its class
+(`cache_keys: torch.Tensor`), so that they have types where they are used.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, Unpack
 
 import torch
 from torch import nn
 
 from pipeline.errors import NotApplicable
-from pipeline.heads.inputs import ROW_BATCH, FitData, split_batches, text_classifier
+from pipeline.heads.inputs import ROW_BATCH, FitData, SplitReader, TextReader, split_batches, text_classifier
 from pipeline.heads.maths import clip_logits
 from pipeline.heads.reference import for_dataset
-from pipeline.store import FeatureSplit, TextFeatures
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 # what a head may need from the cache -> the datasets that provide it in train and val files
 REQUIREMENTS: dict[str, tuple[str, ...]] = {
@@ -31,29 +38,51 @@ REQUIREMENTS: dict[str, tuple[str, ...]] = {
 }
 
 
+class Shapes(TypedDict, total=False):
+    """The sizes a head's tensors are built with: the keyword arguments of `setup`, saved in head.json."""
+
+    dim: int  # D, the joint image-text feature size
+    classes: int  # C, the classes scored
+    keys: int  # M or S: cache keys (tip_adapter) or support points (proker)
+    hw: int  # cells of the spatial grid attended over (vt_clip)
+    key_dim: int  # width of the attended spatial map (vt_clip)
+    width: int  # token width: the ViT's (vpt_late, cavpt) or the text tower's (coop)
+    stored: int  # blocks of late tokens the cache holds (vpt_late, cavpt)
+    blocks: int  # prompted ViT blocks (vpt_late, cavpt)
+    n_ctx: int  # learned text context vectors (coop; vpt_late with text prompts)
+    text_width: int  # the text tower's token width (vpt_late with text prompts)
+    length: int  # the tokenizer's context length (coop; vpt_late with text prompts)
+
+
+SHAPE_NAMES = frozenset(Shapes.__annotations__)
+
+
 class Head(nn.Module):
     """Base class: subclasses set `name` (by the registry), `Params`, `requires`, and implement the hooks below."""
 
     name: ClassVar[str] = ""
-    Params: ClassVar[type]
-    requires: ClassVar[frozenset[str]] = frozenset({"global"})
+    Params: ClassVar[type[DataclassInstance]]  # the frozen params dataclass
+    requires: frozenset[str] = frozenset({"global"})  # a class's, or its instance's when params change it
     units: ClassVar[str] = "logits"  # what `scores` returns: 'logits', or 'probabilities' (in [0, 1] units)
     runs: ClassVar[tuple[str, ...]] = ()  # frozen encoder parts run in stage 2 (prompt learners), e.g. ('text tower',)
     batch_rows: ClassVar[int] = ROW_BATCH  # rows per batch when scoring a split (token heads use fewer)
     novel_classes: ClassVar[bool] = False  # can score classes it was not fitted on (base-to-novel): see `retarget`
+    # the zero-shot classifier's buffers, created by `text_buffers` in the setup of the heads that use it
+    class_weights: torch.Tensor  # [C, D] normalised text features
+    logit_scale: torch.Tensor  # [] the model's logit scale (exp applied)
 
     def __init__(self, params: Any) -> None:
         super().__init__()
         self.params = params
-        self.shapes: dict[str, int] = {}  # e.g. {"dim": D, "classes": C}; set by fit, stored beside the weights
+        self.shapes: Shapes = {}  # e.g. {"dim": D, "classes": C}; set by fit, stored beside the weights
         self.selected: dict[str, Any] = {}  # hyper-parameters and epoch chosen on validation
         self.history: list[dict[str, float]] = []  # per-epoch validation record of trained heads
 
-    def setup(self, **shapes: int) -> None:
+    def setup(self, **shapes: Unpack[Shapes]) -> None:
         """Create the head's tensors for these sizes (called by fit, and before load_state_dict)."""
-        self.shapes = dict(shapes)
+        self.shapes = shapes.copy()
 
-    def prepare(self, data: FitData, template_set: str | None, **shapes: int) -> None:
+    def prepare(self, data: FitData, template_set: str | None, **shapes: Unpack[Shapes]) -> None:
         """Seeded setup of the head's tensors on the data's device, zero-shot buffers filled from `template_set`."""
         torch.manual_seed(data.seed)
         self.setup(**shapes)
@@ -86,7 +115,7 @@ class Head(nn.Module):
         """Fit on data.train, choose hyper-parameters on data.val; return self."""
         raise NotImplementedError
 
-    def retarget(self, text: TextFeatures) -> None:
+    def retarget(self, text: TextReader) -> None:
         """Score the classes of `text` from now on (base-to-novel: the novel classes, never seen in training).
 
         The default serves heads whose only per-class state is the zero-shot classifier: it is rebuilt from the new
@@ -105,7 +134,7 @@ class Head(nn.Module):
         return ("global",)
 
     @torch.no_grad()
-    def scores(self, split: FeatureSplit) -> torch.Tensor:
+    def scores(self, split: SplitReader) -> torch.Tensor:
         """[N, C] scores (in `units`) of every image of a split, streamed in row batches."""
         self.eval()
         batches = split_batches(split, self.device(), self.batch_inputs(), self.batch_rows)
@@ -127,7 +156,7 @@ class Head(nn.Module):
         self.selected = dict(state.get("selected", {}))
 
 
-def val_accuracy(head: Head, split: FeatureSplit) -> float:
+def val_accuracy(head: Head, split: SplitReader) -> float:
     """Accuracy of a head on a split (used on val only during fit)."""
     logits = head.scores(split)
     return float((logits.argmax(-1).numpy() == split.labels).mean()) if split.n else 0.0

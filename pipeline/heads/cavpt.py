@@ -9,7 +9,8 @@ K_N class-aware prompts:
   then a linear projection: p_j = LP(LN(Attn(q_j, s_l) + s_l));
 - an auxiliary K-way classifier on the K_N LayerNorm outputs, cross-entropy against the ground truth for the output
   whose class is the label and against the uniform 1/K for the others (eq. 10 "as the paper writes it"), weighted
-  by `aux_weight` and added to the main loss.
+  by `aux_weight` and added to the main loss. `forward_aux` returns the logits of a minibatch together with the
+  auxiliary logits and top classes (`ClassAwareOutputs`) that `loss` needs.
 Where the paper is silent or degenerate we chose, and say so:
 - keys: with the class token as the only key, the softmax over keys is identically 1 and every query would give the
   same prompt; the keys and values are the class token together with the layer's P visual prompts
@@ -24,13 +25,15 @@ With `text_prompts: true` the classifier is CoOp's learned context: the paper's 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Unpack
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from pipeline.errors import ClipCacheError
+from pipeline.heads.base import Shapes
 from pipeline.heads.inputs import FitData
 from pipeline.heads.registry import register_head
 from pipeline.heads.vpt_late import VPTLate, VPTLateParams
@@ -64,11 +67,20 @@ class ClassAwarePrompts(nn.Module):
         return self.proj(out), self.classifier(out)
 
 
+@dataclass
+class ClassAwareOutputs:
+    """What the class-aware layers produce for one minibatch besides the prompts: what eq. 10 is computed from."""
+
+    top: torch.Tensor  # [B, K_N] the classes whose text features became prompts, by zero-shot score
+    aux: list[torch.Tensor] = field(default_factory=list)  # [B, K_N, C] auxiliary logits per class-aware layer
+
+
 @register_head("cavpt")
 class CAVPT(VPTLate):
     Params = CAVPTParams
+    class_aware: nn.ModuleList  # of ClassAwarePrompts, one per class-aware block
 
-    def setup(self, **shapes: int) -> None:
+    def setup(self, **shapes: Unpack[Shapes]) -> None:
         super().setup(**shapes)
         p, classes = self.params, shapes["classes"]
         self.class_aware = nn.ModuleList(ClassAwarePrompts(shapes["dim"], shapes["width"], classes)
@@ -90,13 +102,14 @@ class CAVPT(VPTLate):
         top_k = self.params.top_k or zero_shot.shape[1]  # 0: every class (the paper's FULL)
         return zero_shot.topk(min(top_k, zero_shot.shape[1]), dim=-1).indices
 
-    def batch_prompts(self, batch: dict[str, torch.Tensor]) -> PromptFn:
-        """Visual prompts, and class-aware prompts in the last `cavpt_layers` blocks; aux logits kept on the batch."""
+    def class_aware_prompts(self, batch: dict[str, torch.Tensor]) -> tuple[PromptFn, ClassAwareOutputs]:
+        """Visual prompts, and class-aware prompts in the last `cavpt_layers` blocks; and the outputs whose `aux`
+        list the prompt function fills, layer by layer, as LateViT runs the blocks."""
         p = self.params
         top = self.top_classes(batch)  # [B, K_N]
         text = self.class_weights[top]  # [B, K_N, D]
         size = top.shape[0]
-        batch["aux"], batch["top"] = [], top
+        outputs = ClassAwareOutputs(top)
         first = self.shapes["blocks"] - p.cavpt_layers
 
         def prompts(i: int, x: torch.Tensor) -> torch.Tensor:
@@ -105,17 +118,31 @@ class CAVPT(VPTLate):
                 return visual
             keys = torch.cat([x[:, :1], visual] if p.keys == "class_token" else [x, visual], dim=1)  # [B, M, W]
             aware, aux = self.class_aware[i - first](text, keys.to(visual.dtype), x[:, 0].to(visual.dtype))
-            batch["aux"].append(aux)
+            outputs.aux.append(aux)
             return torch.cat([visual, aware], dim=1)  # [B, P + K_N, W]
 
-        return prompts
+        return prompts, outputs
+
+    def batch_prompts(self, batch: dict[str, torch.Tensor]) -> PromptFn:
+        """The prompt function of scoring: the auxiliary outputs are not needed."""
+        return self.class_aware_prompts(batch)[0]
+
+    def forward_aux(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ClassAwareOutputs]:
+        """Logits [B, C] of a minibatch, and the class-aware layers' auxiliary logits and top classes."""
+        prompts, outputs = self.class_aware_prompts(batch)
+        return self.logits(self.prompted_features(batch["late_tokens"], prompts)), outputs
+
+    def aux_loss(self, outputs: ClassAwareOutputs, labels: torch.Tensor) -> torch.Tensor:
+        """Eq. 10: cross-entropy of each auxiliary output against the label for the output of the true class and
+        against the uniform 1/C for the others, averaged over layers, images and outputs."""
+        aux = torch.stack(outputs.aux)  # [layers, B, K_N, C]
+        classes = aux.shape[-1]
+        hit = (outputs.top == labels.unsqueeze(1)).unsqueeze(-1)  # [B, K_N, 1]: output of the true class
+        target = torch.where(hit, F.one_hot(labels, classes).unsqueeze(1).float(),
+                             torch.full_like(aux[0], 1.0 / classes))  # [B, K_N, C]
+        return -(target * aux.log_softmax(-1)).sum(-1).mean()
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        main = F.cross_entropy(self.batch_scores(batch), batch["labels"])
-        aux = torch.stack(batch["aux"])  # [layers, B, K_N, C]
-        classes = aux.shape[-1]
-        hit = (batch["top"] == batch["labels"].unsqueeze(1)).unsqueeze(-1)  # [B, K_N, 1]: output of the true class
-        target = torch.where(hit, F.one_hot(batch["labels"], classes).unsqueeze(1).float(),
-                             torch.full_like(aux[0], 1.0 / classes))  # [B, K_N, C]
-        aux_loss = -(target * aux.log_softmax(-1)).sum(-1).mean()
-        return main + self.params.aux_weight * aux_loss
+        logits, outputs = self.forward_aux(batch)
+        main = F.cross_entropy(logits, batch["labels"])
+        return main + self.params.aux_weight * self.aux_loss(outputs, batch["labels"])

@@ -11,11 +11,12 @@ keeps the epoch best on validation instead).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Unpack
 
 import torch
 from torch import nn
 
-from pipeline.heads.base import Head
+from pipeline.heads.base import Head, Shapes
 from pipeline.heads.inputs import FitData
 from pipeline.heads.loop import Schedule, train
 from pipeline.heads.maths import clip_logits, normalize
@@ -48,8 +49,12 @@ class CLIPAdapter(Head):
     requires = frozenset({"global", "views"})
     novel_classes = True  # its classes enter only through the text features (base-to-novel)
 
-    def setup(self, dim: int, classes: int) -> None:
-        super().setup(dim=dim, classes=classes)
+    image_adapter: nn.Sequential
+    text_adapter: nn.Sequential | None
+
+    def setup(self, **shapes: Unpack[Shapes]) -> None:
+        super().setup(**shapes)
+        dim, classes = shapes["dim"], shapes["classes"]
         self.text_buffers(classes, dim)
         self.image_adapter = bottleneck(dim, self.params.reduction)
         self.text_adapter = bottleneck(dim, self.params.reduction) if self.params.text_adapter else None

@@ -15,10 +15,12 @@ model's logit scale; the last epoch is kept (Dassl's default, which CoOp's scrip
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Unpack
 
 import torch
 
-from pipeline.heads.inputs import FitData
+from pipeline.heads.base import Shapes
+from pipeline.heads.inputs import FitData, TextReader
 from pipeline.heads.loop import Schedule, train
 from pipeline.heads.prompted import (
     EncoderHead,
@@ -30,7 +32,6 @@ from pipeline.heads.prompted import (
 )
 from pipeline.heads.registry import register_head
 from pipeline.prompts.text import TextTower
-from pipeline.store import TextFeatures
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,12 @@ class CoOp(EncoderHead):
     runs = ("text tower",)
     novel_classes = True  # a shared context fits any class name (csc cannot)
 
-    def setup(self, classes: int, n_ctx: int, width: int, length: int) -> None:
-        super().setup(classes=classes, n_ctx=n_ctx, width=width, length=length)
-        self.context = TextContext(classes, n_ctx, width, length, self.params.csc)
+    context: TextContext
+
+    def setup(self, **shapes: Unpack[Shapes]) -> None:
+        super().setup(**shapes)
+        self.context = TextContext(shapes["classes"], shapes["n_ctx"], shapes["width"], shapes["length"],
+                                   self.params.csc)
         self.register_buffer("logit_scale", torch.zeros(()))
 
     def tower(self) -> TextTower:
@@ -80,7 +84,7 @@ class CoOp(EncoderHead):
                                    keep=p.keep, min_steps=p.min_steps, lr_schedule="dassl"))
         return self
 
-    def retarget(self, text: TextFeatures) -> None:
+    def retarget(self, text: TextReader) -> None:
         """The learned context in the prompts of other class names (CoCoOp's base-to-novel for CoOp)."""
         relayout(self.context, self.tokenizer(self.device()), list(text.classnames), self.params.class_token_position)
         self.shapes["classes"] = len(text.classnames)

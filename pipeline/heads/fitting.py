@@ -20,8 +20,9 @@ from pipeline.errors import ClipCacheError, NotApplicable
 from pipeline.heads import REQUIREMENTS, FitData, Head, create_head
 from pipeline.heads.base import val_accuracy
 from pipeline.heads.classes import SubsetSplit, SubsetText
+from pipeline.heads.inputs import SplitReader, TextReader
 from pipeline.heads.io import save_head
-from pipeline.layout import FIT_RECORD, cache_folder, few_shot_folder
+from pipeline.layout import FIT_RECORD, TEXT_FILE, cache_folder, split_file
 from pipeline.params import EncodeParams
 from pipeline.store import FeatureSplit, TextFeatures
 from pipeline.store.atomic import write_json_atomic
@@ -49,7 +50,7 @@ class TrainResult:
 LATE = frozenset({"late_tokens", "late_token_views"})
 
 
-def check_requires(head: Head, train: FeatureSplit, val: FeatureSplit) -> None:
+def check_requires(head: Head, train: SplitReader, val: SplitReader) -> None:
     """Fail before fitting when the cache lacks what the head needs, naming the encode setting that adds it.
 
     Raises:
@@ -60,7 +61,8 @@ def check_requires(head: Head, train: FeatureSplit, val: FeatureSplit) -> None:
     if head.requires & LATE and tower:
         raise NotApplicable(f"head {head.name!r} prompts ViT blocks; model {train.provenance['encoder']['model']!r} "
                             f"has a {tower} image tower")
-    names = sorted({name for need in head.requires for name in REQUIREMENTS[need]}, key=lambda n: (n.startswith("views/"), n))
+    names = sorted({name for need in head.requires for name in REQUIREMENTS[need]},
+                   key=lambda n: (n.startswith("views/"), n))
     for name in names:  # row datasets first: their error names the setting most directly
         for split in (train,) if name.startswith("views/") else (train, val):
             try:
@@ -69,7 +71,7 @@ def check_requires(head: Head, train: FeatureSplit, val: FeatureSplit) -> None:
                 raise ClipCacheError(f"head {head.name!r} needs {name!r}: {exc}") from exc
 
 
-def check_classes(train: FeatureSplit, classnames: list[str]) -> None:
+def check_classes(train: SplitReader, classnames: list[str]) -> None:
     """Every class has training images: a class whose images were all skipped as undecodable is named, not fitted
     with zero examples."""
     counts = np.bincount(np.asarray(train.labels, dtype=np.int64), minlength=len(classnames))
@@ -80,7 +82,7 @@ def check_classes(train: FeatureSplit, classnames: list[str]) -> None:
                              f"as unreadable? Fix or remove those images and encode again")
 
 
-def cache_provenance(*files: FeatureSplit | TextFeatures) -> dict[str, Any]:
+def cache_provenance(*files: SplitReader | TextReader) -> dict[str, Any]:
     """Which cache files a head came from, and what they hold."""
     first = files[0].provenance
     return {
@@ -97,11 +99,10 @@ def fit_inputs(encode: EncodeParams, shots: int, seed: int) -> tuple[FeatureSpli
     """The few-shot train and val files and the text file of one (K, seed) of a pair, checked on open."""
     arch = model_label(encode.model.name)
     folder = cache_folder(encode.cache_dir, encode.dataset.name, encode.model.name, encode.model.pretrained)
-    sub = few_shot_folder(folder, shots, seed)
     expect = {"split.shots": shots, "split.seed": seed, "encoder.model": arch}
-    files = (FeatureSplit(sub / "train.h5", expect={**expect, "split.name": "train"}),
-             FeatureSplit(sub / "val.h5", expect={**expect, "split.name": "val"}),
-             TextFeatures(folder / "text.h5", expect={"encoder.model": arch}))
+    files = (FeatureSplit(split_file(folder, "train", shots, seed), expect={**expect, "split.name": "train"}),
+             FeatureSplit(split_file(folder, "val", shots, seed), expect={**expect, "split.name": "val"}),
+             TextFeatures(folder / TEXT_FILE, expect={"encoder.model": arch}))
     check_together(*files)
     return files
 
@@ -110,6 +111,9 @@ def fit_head(encode: EncodeParams, shots: int, seed: int, name: str, head_params
              device: torch.device, classes: list[int] | None = None) -> Fitted:
     """Fit head `name` on the (shots, seed) cache of `encode`'s data set and model, on `classes` only when given
     (base-to-novel: the base classes, labels renumbered); nothing is written."""
+    train_split: SplitReader
+    val_split: SplitReader
+    text: TextReader
     train_split, val_split, text = fit_inputs(encode, shots, seed)
     if classes is not None:
         train_split, val_split, text = (SubsetSplit(train_split, classes), SubsetSplit(val_split, classes),

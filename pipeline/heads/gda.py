@@ -13,10 +13,12 @@ Where we depart: the authors tune alpha on ImageNet's test set (their val = test
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Unpack
 
 import torch
 
-from pipeline.heads.base import Head
+from pipeline.errors import ClipCacheError
+from pipeline.heads.base import Head, Shapes
 from pipeline.heads.grid import best_of, logspace_grid
 from pipeline.heads.inputs import FitData, each_view, global_feats
 from pipeline.heads.maths import accuracy
@@ -32,16 +34,20 @@ class GDAParams:
 def class_statistics(data: FitData, n_classes: int) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Streaming class means [C, D] and within-class scatter [D, D] (float64) over all views; and the count."""
     labels = data.labels(data.train)
-    sums, counts, second, n = None, torch.zeros(n_classes, dtype=torch.float64, device=data.device), None, 0
+    counts, n = torch.zeros(n_classes, dtype=torch.float64, device=data.device), 0
+    sums: torch.Tensor | None = None  # [C, D], allocated with the first view
+    second: torch.Tensor | None = None  # [D, D]
     for view in each_view(data.train, data.device):
         x = view.double()  # [N, D]
-        if sums is None:
+        if sums is None or second is None:
             sums = torch.zeros(n_classes, x.shape[1], dtype=torch.float64, device=data.device)
             second = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64, device=data.device)
         sums.index_add_(0, labels, x)
         counts += torch.bincount(labels, minlength=n_classes).double()
         second += x.T @ x  # [D, N] @ [N, D]
         n += x.shape[0]
+    if sums is None or second is None:
+        raise ClipCacheError(f"{str(data.train.path)!r} holds no augmented views: GDA's statistics are over them")
     means = sums / counts[:, None]  # [C, D]
     scatter = second - (means * counts[:, None]).T @ means  # sum x x^T - sum_k n_k mu_k mu_k^T  [D, D]
     return means, scatter, n
@@ -51,16 +57,21 @@ def shrinkage_precision(scatter: torch.Tensor, n: int) -> torch.Tensor:
     """The paper's D * pinv((n-1) Sigma + tr(Sigma) I) with Sigma = scatter / (n - 1)."""
     dim = scatter.shape[0]
     sigma = scatter / (n - 1)
-    return dim * torch.linalg.pinv((n - 1) * sigma + torch.trace(sigma) * torch.eye(dim, dtype=sigma.dtype, device=sigma.device))
+    identity = torch.eye(dim, dtype=sigma.dtype, device=sigma.device)
+    return dim * torch.linalg.pinv((n - 1) * sigma + torch.trace(sigma) * identity)
 
 
 @register_head("gda")
 class GDA(Head):
     Params = GDAParams
     requires = frozenset({"global", "views"})
+    weight: torch.Tensor  # [C, D] = mu P
+    bias: torch.Tensor  # [C]
+    alpha: torch.Tensor  # [] weight of the GDA logits in the ensemble
 
-    def setup(self, dim: int, classes: int) -> None:
-        super().setup(dim=dim, classes=classes)
+    def setup(self, **shapes: Unpack[Shapes]) -> None:
+        super().setup(**shapes)
+        dim, classes = shapes["dim"], shapes["classes"]
         self.text_buffers(classes, dim)
         self.register_buffer("weight", torch.zeros(classes, dim))  # [C, D]
         self.register_buffer("bias", torch.zeros(classes))  # [C]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 import torch
+
+Key = TypeVar("Key", bound=tuple[float, ...])
 
 
 def linspace_grid(spec: tuple[float, float, int]) -> list[float]:
@@ -25,6 +29,6 @@ def logspace_grid(spec: tuple[float, float, int]) -> list[float]:
     return [float(10.0 ** round(float(e), 12)) for e in np.linspace(float(start), float(stop), int(steps))]
 
 
-def best_of(scores: dict[tuple[float, ...], float]) -> tuple[float, ...]:
+def best_of(scores: dict[Key, float]) -> Key:
     """The key with the highest score; ties go to the first in grid order."""
     return max(scores, key=lambda key: (scores[key], -list(scores).index(key)))

@@ -1,31 +1,99 @@
 """What a head sees at fit time, read from the store: train and val splits, the text features, a seed, a device.
 
 Everything is read through `FeatureSplit`'s lazy arrays: whole-split statistics stream view by view or in row
-blocks; the trained heads draw random-view minibatches. The test split is never part of it.
+batches; the trained heads draw random-view minibatches. The test split is never part of it. `SplitReader` and
+`TextReader` name the part of `FeatureSplit` and `TextFeatures` heads use, which the class subsets of base-to-novel
+(`heads.classes`) present too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from pipeline.data.templates import resolve_template_set
+from pipeline.errors import ClipCacheError
 from pipeline.heads.maths import normalize
-from pipeline.store import FeatureSplit, TextFeatures
 
 ROW_BATCH = 8192  # rows per read when streaming a split
+
+
+class RowArray(Protocol):
+    """A lazily read array of a split (images on one axis): `FeatureSplit.array`'s, or a class subset's."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: Any) -> np.ndarray: ...
+
+    def take(self, rows: np.ndarray) -> np.ndarray: ...
+
+
+class SplitReader(Protocol):
+    """What heads read of a split: a `FeatureSplit`, or the images of some of its classes (`SubsetSplit`)."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def n(self) -> int: ...  # images
+
+    @property
+    def labels(self) -> np.ndarray: ...  # [N]
+
+    @property
+    def image_ids(self) -> list[str]: ...
+
+    @property
+    def provenance(self) -> dict[str, Any]: ...
+
+    @property
+    def build(self) -> dict[str, Any]: ...
+
+    @property
+    def n_views(self) -> int: ...
+
+    def has(self, name: str) -> bool: ...
+
+    def array(self, name: str) -> RowArray: ...
+
+    def read(self, name: str, rows: np.ndarray | None = None) -> np.ndarray: ...
+
+    def read_views(self, name: str, rows: np.ndarray, views: np.ndarray) -> np.ndarray: ...
+
+
+class TextReader(Protocol):
+    """What heads read of the text features: a `TextFeatures`, or those of some classes (`SubsetText`)."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def provenance(self) -> dict[str, Any]: ...
+
+    @property
+    def classnames(self) -> list[str]: ...
+
+    @property
+    def logit_scale(self) -> float: ...
+
+    def mean(self, name: str) -> np.ndarray: ...  # [C, D]
 
 
 @dataclass
 class FitData:
     """The inputs of `Head.fit`."""
 
-    train: FeatureSplit  # the K-shot training images (with views)
-    val: FeatureSplit  # the validation images: the only split used for selection
-    text: TextFeatures  # per-class text features of every template set
+    train: SplitReader  # the K-shot training images (with views)
+    val: SplitReader  # the validation images: the only split used for selection
+    text: TextReader  # per-class text features of every template set
     seed: int  # seeds every random choice a head makes
     device: torch.device
 
@@ -42,22 +110,22 @@ class FitData:
         """[C, D] normalised zero-shot classifier of a template set ('reference': the references' rule)."""
         return text_classifier(self.text, template_set, self.device)
 
-    def labels(self, split: FeatureSplit) -> torch.Tensor:
+    def labels(self, split: SplitReader) -> torch.Tensor:
         return torch.from_numpy(split.labels).long().to(self.device)
 
 
-def text_classifier(text: TextFeatures, template_set: str, device: torch.device) -> torch.Tensor:
+def text_classifier(text: TextReader, template_set: str, device: torch.device) -> torch.Tensor:
     """[C, D] normalised zero-shot classifier of a template set of `text` ('reference' resolved by its data set)."""
     name = resolve_template_set(template_set, str(text.provenance["dataset"]["name"]))
     return torch.from_numpy(text.mean(name)).float().to(device)
 
 
-def global_feats(split: FeatureSplit, device: torch.device, rows: np.ndarray | None = None) -> torch.Tensor:
+def global_feats(split: SplitReader, device: torch.device, rows: np.ndarray | None = None) -> torch.Tensor:
     """Normalised global features [N, D] (or the given rows)."""
     return normalize(torch.from_numpy(split.read("global", rows))).to(device)
 
 
-def each_view(split: FeatureSplit, device: torch.device, raw: bool = False) -> Iterator[torch.Tensor]:
+def each_view(split: SplitReader, device: torch.device, raw: bool = False) -> Iterator[torch.Tensor]:
     """The global features of one augmented view at a time, normalised (or `raw`): V arrays of [N, D]."""
     array = split.array("views/global")
     for view in range(array.shape[0]):
@@ -65,18 +133,20 @@ def each_view(split: FeatureSplit, device: torch.device, raw: bool = False) -> I
         yield (feats if raw else normalize(feats)).to(device)
 
 
-def view_mean_keys(split: FeatureSplit, device: torch.device) -> torch.Tensor:
+def view_mean_keys(split: SplitReader, device: torch.device) -> torch.Tensor:
     """Tip-Adapter's keys: per image, the mean of its raw view features, normalised once -> [N, D] (the authors'
     build_cache_model averages the un-normalised features of its augmentation passes)."""
-    total = None
+    total: torch.Tensor | None = None
     for feats in each_view(split, device, raw=True):
         total = feats if total is None else total + feats
+    if total is None:
+        raise ClipCacheError(f"{str(split.path)!r} holds no augmented views: Tip-Adapter's keys are their mean")
     return normalize(total)
 
 
-def split_batches(split: FeatureSplit, device: torch.device, names: tuple[str, ...] = ("global",),
+def split_batches(split: SplitReader, device: torch.device, names: tuple[str, ...] = ("global",),
                  batch_rows: int = ROW_BATCH) -> Iterator[dict]:
-    """Row blocks of a split: {'rows', 'labels', name: tensor} with globals normalised; for scoring and validation."""
+    """Row batches of a split: {'rows', 'labels', name: tensor} with globals normalised; for scoring and validation."""
     for start in range(0, split.n, batch_rows):
         rows = np.arange(start, min(start + batch_rows, split.n))
         batch = {"rows": rows, "labels": torch.from_numpy(split.labels[rows]).to(device)}

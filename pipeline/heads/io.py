@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from safetensors import safe_open
@@ -12,8 +12,9 @@ from safetensors.torch import load_file, save_file
 
 from pipeline.digest import file_checksum
 from pipeline.errors import ClipCacheError
-from pipeline.heads.base import Head
+from pipeline.heads.base import SHAPE_NAMES, Head, Shapes
 from pipeline.heads.registry import create_head
+from pipeline.layout import HEAD_META, HEAD_WEIGHTS
 from pipeline.params import as_dict
 from pipeline.store.atomic import (
     TMP_MARK,
@@ -23,8 +24,6 @@ from pipeline.store.atomic import (
     write_json_atomic,
 )
 
-WEIGHTS, META = "head.safetensors", "head.json"
-
 
 def save_head(head: Head, folder: Path, provenance: dict[str, Any]) -> dict[str, Any]:
     """Write folder/head.safetensors and folder/head.json (each replaced atomically); return head.json's record.
@@ -32,19 +31,20 @@ def save_head(head: Head, folder: Path, provenance: dict[str, Any]) -> dict[str,
     The two files are one unit only inside a folder that is itself renamed into place (a run's temporary folder)."""
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
-    tmp = folder / f"{WEIGHTS}{TMP_MARK}{unique_token()}"  # never shared by two writers
+    tmp = folder / f"{HEAD_WEIGHTS}{TMP_MARK}{unique_token()}"  # never shared by two writers
     try:
         save_file(tensors, str(tmp))
-        tmp.replace(folder / WEIGHTS)
+        tmp.replace(folder / HEAD_WEIGHTS)
     except Exception as exc:  # safetensors raises its own error types; space is the one a user can fix
         if no_space(exc):
-            raise space_error(folder / WEIGHTS, sum(t.numel() * t.element_size() for t in tensors.values())) from None
+            size = sum(t.numel() * t.element_size() for t in tensors.values())
+            raise space_error(folder / HEAD_WEIGHTS, size) from None
         raise
     finally:
         tmp.unlink(missing_ok=True)
     record = {"head": head.name, "params": as_dict(head.params), **head.extra_state(), "provenance": provenance,
-              "weights_checksum": file_checksum(folder / WEIGHTS)}
-    write_json_atomic(folder / META, record)
+              "weights_checksum": file_checksum(folder / HEAD_WEIGHTS)}
+    write_json_atomic(folder / HEAD_META, record)
     return record
 
 
@@ -57,26 +57,27 @@ def stored_shapes(path: Path) -> dict[str, tuple[int, ...]]:
         return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118
 
 
-def checked_shapes(meta: dict[str, Any], path: Path) -> dict[str, int]:
-    """head.json's `shapes`: integers in [0, MAX_SIZE), or one line naming the file and the key."""
+def checked_shapes(meta: dict[str, Any], path: Path) -> Shapes:
+    """head.json's `shapes`: sizes named in `Shapes`, integers in [0, MAX_SIZE); or one line naming the file and
+    the key."""
     shapes = meta.get("shapes")
     if not isinstance(shapes, dict):
         raise ClipCacheError(f"{str(path)!r}: 'shapes' must map tensor sizes to integers")
     for key, value in shapes.items():
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_SIZE:
+        if key not in SHAPE_NAMES or isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_SIZE:
             raise ClipCacheError(f"{str(path)!r}: shapes.{key} = {value!r} is not a size a head can have")
-    return shapes
+    return cast(Shapes, shapes)
 
 
 def load_head(folder: str | Path, device: str | torch.device = "cpu") -> tuple[Head, dict[str, Any]]:
     """The fitted head saved in `folder`, and its JSON record."""
     folder = Path(folder)
     try:
-        meta = json.loads((folder / META).read_text())
-        stored = stored_shapes(folder / WEIGHTS)
+        meta = json.loads((folder / HEAD_META).read_text())
+        stored = stored_shapes(folder / HEAD_WEIGHTS)
     except (OSError, ValueError) as exc:
         raise ClipCacheError(f"no readable fitted head in {str(folder)!r}: {exc}") from exc
-    shapes = checked_shapes(meta, folder / META)
+    shapes = checked_shapes(meta, folder / HEAD_META)
     with torch.device("meta"):  # the tensors head.json asks for, allocating nothing
         planned = create_head(meta["head"], meta["params"])
         planned.setup(**shapes)
@@ -86,11 +87,11 @@ def load_head(folder: str | Path, device: str | torch.device = "cpu") -> tuple[H
         raise ClipCacheError(f"{str(folder)!r}: head.json and head.safetensors do not belong together (tensor "
                              f"{wrong[0]!r}: head.json implies {expected.get(wrong[0])}, the weights hold "
                              f"{stored.get(wrong[0])})")
-    if meta.get("weights_checksum") != file_checksum(folder / WEIGHTS):
+    if meta.get("weights_checksum") != file_checksum(folder / HEAD_WEIGHTS):
         why = "records no checksum of its weights (fitted by an older clipcache)" if "weights_checksum" not in meta \
             else "does not match its weights: head.safetensors is damaged or from another fit"
-        raise ClipCacheError(f"{str(folder / META)!r} {why}; fit the head again")
-    tensors = load_file(str(folder / WEIGHTS), device=str(device))
+        raise ClipCacheError(f"{str(folder / HEAD_META)!r} {why}; fit the head again")
+    tensors = load_file(str(folder / HEAD_WEIGHTS), device=str(device))
     head = create_head(meta["head"], meta["params"])
     head.setup(**shapes)
     head.load_state_dict(tensors)

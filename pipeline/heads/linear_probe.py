@@ -3,18 +3,20 @@
 Paper: Radford et al., "Learning Transferable Visual Models From Natural Language Supervision", arXiv 2103.00020
 (the linear-probe protocol: logistic regression fit with L-BFGS, the L2 strength swept on validation over
 10^-6 ... 10^6). We sweep a coarse log grid, then refine between the best value's neighbours (CLIP's code does a
-similar parametric search instead of all 96 steps). Ties on validation go to the weaker regularisation. Loss: mean cross-entropy + lambda/2 ||W||^2 on normalised
-features; the un-augmented image features are used by default, as in CLIP (`use_views` adds every view).
+similar parametric search instead of all 96 steps). Ties on validation go to the weaker regularisation. Loss: mean
+cross-entropy + lambda/2 ||W||^2 on normalised features; the un-augmented image features are used by default, as in
+CLIP (`use_views` adds every view).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Unpack
 
 import torch
 import torch.nn.functional as F
 
-from pipeline.heads.base import Head
+from pipeline.heads.base import Head, Shapes
 from pipeline.heads.grid import logspace_grid
 from pipeline.heads.inputs import FitData, each_view, global_feats
 from pipeline.heads.maths import accuracy
@@ -57,9 +59,12 @@ def weakest_best(scores: dict[tuple[float], float]) -> float:
 class LinearProbe(Head):
     Params = LinearProbeParams
     requires = frozenset({"global"})
+    weight: torch.Tensor  # [C, D]
+    bias: torch.Tensor  # [C]
 
-    def setup(self, dim: int, classes: int) -> None:
-        super().setup(dim=dim, classes=classes)
+    def setup(self, **shapes: Unpack[Shapes]) -> None:
+        super().setup(**shapes)
+        dim, classes = shapes["dim"], shapes["classes"]
         self.register_buffer("weight", torch.zeros(classes, dim))
         self.register_buffer("bias", torch.zeros(classes))
 

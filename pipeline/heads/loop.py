@@ -19,9 +19,8 @@ import torch.nn.functional as F
 
 from pipeline.errors import ClipCacheError
 from pipeline.heads.base import Head, val_accuracy
-from pipeline.heads.inputs import FitData
+from pipeline.heads.inputs import FitData, SplitReader
 from pipeline.heads.maths import normalize
-from pipeline.store import FeatureSplit
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,8 @@ def check_schedule(head: str, schedule: Schedule) -> None:
     """One line naming the head and value at fault for a schedule that cannot run."""
     for name, known in (("keep", KEEP_RULES), ("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES)):
         if getattr(schedule, name) not in known:
-            raise ClipCacheError(f"heads.{head}.{name} must be one of {', '.join(known)}, got {getattr(schedule, name)!r}")
+            raise ClipCacheError(f"heads.{head}.{name} must be one of {', '.join(known)}, got "
+                                 f"{getattr(schedule, name)!r}")
     for name in ("epochs", "batch_size"):
         if int(getattr(schedule, name)) < 1:
             raise ClipCacheError(f"heads.{head}.{name} must be at least 1, got {getattr(schedule, name)!r}")
@@ -90,8 +90,9 @@ def epoch_rows(n: int, batch_size: int, steps: int, rng: np.random.Generator) ->
             yield np.sort(order[start : start + batch_size])
 
 
-def view_batches(split: FeatureSplit, names: tuple[str, ...], batch_size: int, rng: np.random.Generator,
-                 device: torch.device, steps: int | None = None, augment: bool = True) -> Iterator[dict[str, torch.Tensor]]:
+def view_batches(split: SplitReader, names: tuple[str, ...], batch_size: int, rng: np.random.Generator,
+                 device: torch.device, steps: int | None = None,
+                 augment: bool = True) -> Iterator[dict[str, torch.Tensor]]:
     """One epoch of minibatches {'labels', 'global', 'spatial'?}: a random view per image, globals normalised.
 
     `steps` minibatches (default: one pass over the split); `augment` False reads the un-augmented features."""
@@ -101,10 +102,8 @@ def view_batches(split: FeatureSplit, names: tuple[str, ...], batch_size: int, r
         chosen = rng.integers(0, views, size=len(rows)) if views else None
         batch = {"labels": torch.from_numpy(split.labels[rows]).long().to(device)}
         for name in names:
-            if chosen is not None:
-                array = split.read_views(f"views/{name}", rows, chosen)  # [B, ...] one view per image
-            else:
-                array = split.read(name, rows)
+            array = (split.read_views(f"views/{name}", rows, chosen) if chosen is not None  # [B, ...] a view each
+                     else split.read(name, rows))
             tensor = torch.from_numpy(array).float().to(device)
             batch[name] = normalize(tensor) if name == "global" else tensor
         yield batch
@@ -175,7 +174,7 @@ def train(head: Head, data: FitData, schedule: Schedule, names: tuple[str, ...] 
             break
     if schedule.keep == "last":
         best_acc, best_epoch = head.history[-1]["val_acc"], schedule.epochs
-    else:
+    elif best_state is not None:  # keep best_val: the state of the best epoch (there is one: epochs >= 1)
         head.load_state_dict(best_state)
     head.selected.update({"epoch": best_epoch, "val_acc": best_acc, "keep": schedule.keep,
                           "steps": sum(record["steps"] for record in head.history)})

@@ -18,13 +18,14 @@ per image per epoch with the shared training loop).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Unpack
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from pipeline.errors import ClipCacheError
-from pipeline.heads.base import Head
+from pipeline.heads.base import Head, Shapes
 from pipeline.heads.inputs import FitData, each_view, global_feats
 from pipeline.heads.loop import Schedule, train
 from pipeline.heads.maths import normalize
@@ -86,6 +87,7 @@ def fit_lp_pp(feats: torch.Tensor, labels: torch.Tensor, text: torch.Tensor, val
         optimizer.step()
         if (it + 1) % alpha_every == 0:
             with torch.no_grad():
+                assert alpha.grad is not None  # alpha is in the loss: backward gave it a gradient
                 alpha -= lr_alpha * alpha.grad
         with torch.no_grad():
             acc = float((lp_logits(val, text, weight, bias, alpha).argmax(-1) == val_labels).float().mean())
@@ -109,9 +111,13 @@ def one_view_per_image(data: FitData, seed: int) -> torch.Tensor:
 class LPPlusPlus(Head):
     Params = LPPlusPlusParams
     requires = frozenset({"global", "views"})
+    weight: torch.Tensor  # [C, D]
+    bias: torch.Tensor  # [C]
+    alpha: torch.Tensor  # [C] class-wise weight of the text classifier
 
-    def setup(self, dim: int, classes: int) -> None:
-        super().setup(dim=dim, classes=classes)
+    def setup(self, **shapes: Unpack[Shapes]) -> None:
+        super().setup(**shapes)
+        dim, classes = shapes["dim"], shapes["classes"]
         self.text_buffers(classes, dim)
         self.weight = torch.nn.Parameter(torch.zeros(classes, dim))  # [C, D]
         self.bias = torch.nn.Parameter(torch.zeros(classes))  # [C]

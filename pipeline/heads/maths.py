@@ -11,7 +11,8 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
     return F.normalize(x.float(), dim=-1)
 
 
-def clip_logits(image_feats: torch.Tensor, class_weights: torch.Tensor, logit_scale: float | torch.Tensor) -> torch.Tensor:
+def clip_logits(image_feats: torch.Tensor, class_weights: torch.Tensor,
+                logit_scale: float | torch.Tensor) -> torch.Tensor:
     """CLIP's classifier: scale * cos(image, class) -> [N, C] from normalised [N, D] and [C, D]."""
     return logit_scale * image_feats @ class_weights.T  # [N, D] @ [D, C]
 

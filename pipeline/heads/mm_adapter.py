@@ -21,12 +21,13 @@ cache's validation split. Their K-shot draw is a stratified sample of 16 C image
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Unpack
 
 import torch
 from torch import nn
 
 from pipeline.errors import ClipCacheError
-from pipeline.heads.base import Head
+from pipeline.heads.base import Head, Shapes
 from pipeline.heads.inputs import FitData
 from pipeline.heads.loop import Schedule, train
 from pipeline.heads.maths import normalize
@@ -90,8 +91,11 @@ class MMAdapter(Head):
         super().__init__(params)
         self.requires = frozenset({"global", "views"} if params.augment else {"global"})  # views only to augment
 
-    def setup(self, dim: int, classes: int) -> None:
-        super().setup(dim=dim, classes=classes)
+    adapter: MaskedAdapter
+
+    def setup(self, **shapes: Unpack[Shapes]) -> None:
+        super().setup(**shapes)
+        dim, classes = shapes["dim"], shapes["classes"]
         p = self.params
         if p.mask not in MASKS:
             raise ClipCacheError(f"heads.mm_adapter.mask must be one of {', '.join(MASKS)}, got {p.mask!r}")

@@ -21,13 +21,13 @@ float64 by default (`solve_dtype`; the authors use float32). Cost: O(S^3) per gr
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Unpack
 
 import torch
 
 from pipeline.errors import ClipCacheError
-from pipeline.heads.base import Head
+from pipeline.heads.base import Head, Shapes
 from pipeline.heads.grid import best_of, linspace_grid
 from pipeline.heads.inputs import FitData, each_view, global_feats, view_mean_keys
 from pipeline.heads.maths import accuracy, cache_kernel, kernel_of, one_hot
@@ -77,9 +77,13 @@ class ProKeR(Head):
     Params = ProKeRParams
     requires = frozenset({"global", "views"})
     units = "probabilities"  # a regression onto one-hot targets: for calibration, scores are read in one-hot units
+    keys: torch.Tensor  # [S, D] the normalised support points
+    dual: torch.Tensor  # [S, C] (K / lambda + I)^-1 (Y - f_zs(X))
+    beta: torch.Tensor  # [] kernel sharpness
 
-    def setup(self, dim: int, classes: int, keys: int) -> None:
-        super().setup(dim=dim, classes=classes, keys=keys)
+    def setup(self, **shapes: Unpack[Shapes]) -> None:
+        super().setup(**shapes)
+        dim, classes, keys = shapes["dim"], shapes["classes"], shapes["keys"]
         self.text_buffers(classes, dim)
         self.register_buffer("keys", torch.zeros(keys, dim))  # [S, D] every normalised training view
         self.register_buffer("dual", torch.zeros(keys, classes))  # [S, C] = (K / lambda + I)^-1 (Y - f_zs(X))
@@ -91,7 +95,8 @@ class ProKeR(Head):
     def fit(self, data: FitData) -> ProKeR:
         dtype = {"float64": torch.float64, "float32": torch.float32}.get(self.params.solve_dtype)
         if dtype is None:
-            raise ClipCacheError(f"heads.proker.solve_dtype must be float64 or float32, got {self.params.solve_dtype!r}")
+            raise ClipCacheError(f"heads.proker.solve_dtype must be float64 or float32, got "
+                                 f"{self.params.solve_dtype!r}")
         self.use_dataset_values(data)
         keys, key_labels = support_set(data, self.params.support)  # [S, D], [S]
         self.prepare(data, self.params.template_set, dim=keys.shape[1], classes=data.n_classes, keys=keys.shape[0])
@@ -121,11 +126,14 @@ class ProKeR(Head):
         scores: dict[tuple[float, float], float] = {}
         best, best_acc = residual.new_zeros(residual.shape), -1.0  # [S, C]
 
-        def record(key: tuple[float, float], logits: torch.Tensor, dual: Callable[[], torch.Tensor]) -> None:
-            nonlocal best, best_acc
+        def record(key: tuple[float, float], logits: torch.Tensor) -> bool:
+            """Score one (beta, lambda); whether it is the new best, whose dual the caller then keeps."""
+            nonlocal best_acc
             scores[key] = accuracy(logits.float(), labels)
             if scores[key] > best_acc:  # strictly: the first best in grid order, as best_of picks
-                best, best_acc = dual(), scores[key]
+                best_acc = scores[key]
+                return True
+            return False
 
         for beta in linspace_grid(self.params.beta_grid):
             kernel = kernel_of(keys @ keys.T, beta, inplace=True)  # [S, S]
@@ -133,14 +141,15 @@ class ProKeR(Head):
             if len(lambdas) <= EIGH_AFTER:
                 for lam in lambdas:
                     dual = solve_proker(kernel.clone(), residual, lam)  # [S, C]
-                    record((beta, lam), val_prior + cross @ dual, lambda d=dual: d)  # [N, S] @ [S, C]
+                    if record((beta, lam), val_prior + cross @ dual):  # [N, S] @ [S, C]
+                        best = dual
                 continue
             eigvals, basis = torch.linalg.eigh(kernel)  # [S], [S, S]
             cross, projected = cross @ basis, basis.T @ residual  # [N, S] @ [S, S], [S, S] @ [S, C]
             for lam in lambdas:
                 weights = lam / (eigvals.clamp(min=0) + lam)  # [S]
-                record((beta, lam), val_prior + (cross * weights) @ projected,  # [N, S] @ [S, C]
-                       lambda w=weights, q=basis, p=projected: q @ (w[:, None] * p))  # [S, S] @ [S, C]
+                if record((beta, lam), val_prior + (cross * weights) @ projected):  # [N, S] @ [S, C]
+                    best = basis @ (weights[:, None] * projected)  # [S, S] @ [S, C]
         return scores, best
 
     def batch_scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

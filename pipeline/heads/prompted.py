@@ -13,13 +13,13 @@ import torch
 from torch import nn
 
 from pipeline.backbone.frozen import encoder_source, rebuild_encoder
-from pipeline.backbone.model import Encoder
+from pipeline.backbone.model import ClipModel, Encoder
 from pipeline.errors import NotApplicable
 from pipeline.heads.base import Head
+from pipeline.heads.inputs import SplitReader
 from pipeline.heads.loop import epochs_by_shots  # noqa: F401  (the prompt learners' schedule, re-exported)
 from pipeline.heads.maths import normalize
-from pipeline.prompts.text import phrase_embedding, prompt_layout
-from pipeline.store import FeatureSplit
+from pipeline.prompts.text import TextTower, phrase_embedding, prompt_layout
 
 
 class EncoderHead(Head):
@@ -37,7 +37,7 @@ class EncoderHead(Head):
         self.source = encoder_source(provenance, sources)
         self.__dict__["_encoder"] = encoder
 
-    def encoder(self, device: torch.device) -> nn.Module:
+    def encoder(self, device: torch.device) -> ClipModel:
         """The frozen open_clip model (eval, no grad) on `device`."""
         model = self.__dict__.get("_encoder")
         if model is None:
@@ -57,7 +57,7 @@ class EncoderHead(Head):
         self.source = dict(state["encoder"])
 
 
-def stored_late_tokens(split: FeatureSplit) -> int:
+def stored_late_tokens(split: SplitReader) -> int:
     """The k of the late tokens a cache file holds (encode.features.late_tokens)."""
     return int(split.provenance["features"].get("late_tokens", 0))
 
@@ -65,13 +65,17 @@ def stored_late_tokens(split: FeatureSplit) -> int:
 class TextContext(nn.Module):
     """CoOp's context: n_ctx learnable vectors (shared, or one set per class) placed in every class prompt."""
 
+    ctx: torch.Tensor  # [n_ctx, W] shared, or [C, n_ctx, W] class-specific
+    ids: torch.Tensor  # [C, L] prompt token ids
+    slots: torch.Tensor  # [C, n_ctx] positions of the context in each prompt
+
     def __init__(self, classes: int, n_ctx: int, width: int, length: int, csc: bool) -> None:
         super().__init__()
         self.ctx = nn.Parameter(torch.zeros(classes, n_ctx, width) if csc else torch.zeros(n_ctx, width))
         self.register_buffer("ids", torch.zeros(classes, length, dtype=torch.long))  # [C, L] prompt token ids
         self.register_buffer("slots", torch.zeros(classes, n_ctx, dtype=torch.long))  # [C, n_ctx] context positions
 
-    def features(self, tower: Any) -> torch.Tensor:
+    def features(self, tower: TextTower) -> torch.Tensor:
         """Normalised class features [C, D] of the prompts with the current context.
 
         Without grad (validation, scoring) the result is kept until the context changes (its version counter moves
@@ -85,7 +89,7 @@ class TextContext(nn.Module):
             return kept[1]
         return self._features(tower)
 
-    def _features(self, tower: Any) -> torch.Tensor:
+    def _features(self, tower: TextTower) -> torch.Tensor:
         classes, n_ctx = self.slots.shape
         with torch.no_grad():
             base = tower.embed(self.ids)  # [C, L, W] the frozen words
@@ -106,14 +110,14 @@ def relayout(context: TextContext, tokenizer: Any, classnames: list[str], positi
     context.__dict__.pop("_kept", None)
 
 
-def context_shapes(tower: Any, tokenizer: Any, n_ctx: int, ctx_init: str) -> dict[str, int]:
+def context_shapes(tower: TextTower, tokenizer: Any, n_ctx: int, ctx_init: str) -> dict[str, int]:
     """n_ctx (the phrase's token count when initialised from words), token width and context length."""
     if ctx_init:
         n_ctx = int(phrase_embedding(tower, tokenizer, ctx_init).shape[0])
     return {"n_ctx": n_ctx, "width": tower.width, "length": int(tokenizer(["x"]).shape[1])}
 
 
-def init_context(context: TextContext, tower: Any, tokenizer: Any, classnames: list[str], position: str,
+def init_context(context: TextContext, tower: TextTower, tokenizer: Any, classnames: list[str], position: str,
                  ctx_init: str, std: float) -> None:
     """Fill the prompt layout and the initial context: N(0, std) (CoOp's random init) or the phrase's embeddings."""
     n_ctx = context.slots.shape[1]

@@ -6,9 +6,12 @@ import dataclasses
 import json
 from functools import cache
 from importlib import resources
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-P = TypeVar("P")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+P = TypeVar("P", bound="DataclassInstance")  # a head's frozen params dataclass
 
 
 @cache
@@ -28,4 +31,4 @@ def for_dataset(head: str, params: P, dataset: str) -> tuple[P, dict[str, Any]]:
     if not getattr(params, "per_dataset", False):
         return params, {}
     applied = per_dataset_values(head, dataset)
-    return dataclasses.replace(params, **applied), applied  # type: ignore[type-var]
+    return dataclasses.replace(params, **applied), applied

@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pipeline.data.templates import REFERENCE
 from pipeline.errors import ClipCacheError
@@ -53,7 +54,8 @@ def head_class(name: str) -> type[Head]:
 
 # ranges by parameter name, the same meaning in every head (a schedule's own rules are in pipeline.heads.loop)
 POSITIVE = frozenset({"eps"})
-NON_NEGATIVE = frozenset({"lr", "warmup_lr", "init_std", "weight_decay", "aux_weight", "text_lr_scale", "epochs", "warmup_epochs", "min_steps",
+NON_NEGATIVE = frozenset({"lr", "warmup_lr", "init_std", "weight_decay", "aux_weight", "text_lr_scale", "epochs",
+                          "warmup_epochs", "min_steps",
                           "patience", "max_iter", "refine_steps"})
 FRACTIONS = frozenset({"ratio", "dropout"})  # in [0, 1]
 AT_LEAST_ONE = frozenset({"n_ctx", "batch_size"})
@@ -90,7 +92,7 @@ def create_head(name: str, params: dict[str, Any] | None = None) -> Head:
 def describe_params(name: str) -> dict[str, Any]:
     """The head's parameters and their defaults."""
     cls = head_class(name)
-    return {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())  # type: ignore[misc]
+    return {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
             for f in dataclasses.fields(cls.Params)}
 
 

@@ -17,10 +17,11 @@ times exp(step * (cos - 1)), one multiply instead of an exp per entry.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Unpack
 
 import torch
 
-from pipeline.heads.base import Head
+from pipeline.heads.base import Head, Shapes
 from pipeline.heads.grid import best_of, tip_grid
 from pipeline.heads.inputs import FitData, global_feats, view_mean_keys
 from pipeline.heads.maths import (
@@ -44,9 +45,14 @@ class TipAdapterParams:
 class TipAdapter(Head):
     Params = TipAdapterParams
     requires = frozenset({"global", "views"})
+    cache_keys: torch.Tensor  # [M, D] normalised view-mean features of the training images, sorted by label
+    cache_labels: torch.Tensor  # [M] their labels
+    alpha: torch.Tensor  # [] weight of the cache term
+    beta: torch.Tensor  # [] sharpness of the cache kernel
 
-    def setup(self, dim: int, classes: int, keys: int) -> None:
-        super().setup(dim=dim, classes=classes, keys=keys)
+    def setup(self, **shapes: Unpack[Shapes]) -> None:
+        super().setup(**shapes)
+        dim, classes, keys = shapes["dim"], shapes["classes"], shapes["keys"]
         self.text_buffers(classes, dim)
         self.register_buffer("cache_keys", torch.zeros(keys, dim))  # [M, D] normalised
         self.register_buffer("cache_labels", torch.zeros(keys, dtype=torch.long))  # [M]
@@ -79,7 +85,7 @@ class TipAdapter(Head):
         del shifted
         scores = {}
         for i, beta in enumerate(betas):
-            if i:
+            if i and step is not None:
                 kernel.mul_(step)  # arithmetic grid: exp(b_i x) = exp(b_(i-1) x) * exp((b_i - b_(i-1)) x)
             cached = kernel_class_sums(kernel, self.cache_labels, self.shapes["classes"])  # [N, C]
             for alpha in alphas:

@@ -4,18 +4,20 @@ Paper: Zhang et al., "Tip-Adapter: Training-free Adaption of CLIP for Few-shot C
 The keys become a trainable [M, D] tensor initialised from the view-averaged cache; trained with cross-entropy on
 zero-shot + alpha0 * cache(beta0) logits (AdamW lr 1e-3, eps 1e-4, cosine, batch 256, 20 epochs: the paper's
 ImageNet recipe; with `per_dataset: true` the authors' init_alpha, search_scale and train_epoch of each of the 11
-benchmarks, e.g. 100 epochs on EuroSAT) on a random augmented view per image per step. The epoch kept is the best on validation among the trained epochs (the authors' code keeps the best on
-the test set, which we never read); then beta
-and alpha are searched on validation as in Tip-Adapter. The paper trains the keys as the weight of a linear layer
+benchmarks, e.g. 100 epochs on EuroSAT) on a random augmented view per image per step. The epoch kept is the best
+on validation among the trained epochs (the authors' code keeps the best on the test set, which we never read); then
+beta and alpha are searched on validation as in Tip-Adapter. The paper trains the keys as the weight of a linear layer
 over features (no re-normalisation of keys); we do the same.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Unpack
 
 import torch
 
+from pipeline.heads.base import Shapes
 from pipeline.heads.inputs import FitData, view_mean_keys
 from pipeline.heads.loop import Schedule, train
 from pipeline.heads.maths import sort_by_label
@@ -40,10 +42,10 @@ class TipAdapterFParams(TipAdapterParams):
 class TipAdapterF(TipAdapter):
     Params = TipAdapterFParams
 
-    def setup(self, dim: int, classes: int, keys: int) -> None:
-        super().setup(dim=dim, classes=classes, keys=keys)
+    def setup(self, **shapes: Unpack[Shapes]) -> None:
+        super().setup(**shapes)
         del self.cache_keys
-        self.cache_keys = torch.nn.Parameter(torch.zeros(keys, dim))  # [M, D] trainable
+        self.cache_keys = torch.nn.Parameter(torch.zeros(shapes["keys"], shapes["dim"]))  # [M, D] trainable
 
     def fit(self, data: FitData) -> TipAdapterF:
         self.use_dataset_values(data)

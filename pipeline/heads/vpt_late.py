@@ -20,7 +20,7 @@ paper writes it (without position embeddings the two orders give the same class 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 import torch
 import torch.nn.functional as F
@@ -28,8 +28,8 @@ from torch import nn
 
 from pipeline.backbone.blocks import n_blocks
 from pipeline.errors import ClipCacheError
-from pipeline.heads.base import val_accuracy
-from pipeline.heads.inputs import FitData
+from pipeline.heads.base import Shapes, val_accuracy
+from pipeline.heads.inputs import FitData, TextReader
 from pipeline.heads.loop import Schedule, train
 from pipeline.heads.maths import normalize
 from pipeline.heads.prompted import (
@@ -44,7 +44,6 @@ from pipeline.heads.prompted import (
 from pipeline.heads.registry import register_head
 from pipeline.prompts.text import TextTower
 from pipeline.prompts.vision import LateViT, PromptFn
-from pipeline.store import TextFeatures
 
 DEPTHS = ("deep", "shallow")
 
@@ -70,6 +69,7 @@ class VPTLateParams:
     keep: str = "last"  # epoch shipped: the last (the authors' rule) or "best_val" (best on validation)
     min_steps: int = 0  # at least this many optimiser steps (0: the authors' epochs x minibatches)
 
+
 def prompted_blocks(visual: nn.Module, k: int) -> int:
     """The number of prompted blocks a head's k names: k itself, or every block of the tower for k = 0."""
     if k < 0:
@@ -85,12 +85,15 @@ class VPTLate(EncoderHead):
     runs = ("last k ViT blocks",)
     batch_rows = 256  # token sequences are large: score 256 images at a time
     novel_classes = True  # prompts are class-agnostic; classes enter through the text features
+    prompts: torch.Tensor  # [k or 1, P, W] the visual prompts of each prompted block (one row: shallow)
+    context: TextContext  # CoOp's learned text context (text_prompts only)
 
-    def setup(self, dim: int, classes: int, width: int, stored: int, n_ctx: int = 0, text_width: int = 0,
-              length: int = 0, blocks: int = 0) -> None:
-        blocks = blocks or self.params.k  # the resolved k of fit (k = 0 -> every block)
-        super().setup(dim=dim, classes=classes, width=width, stored=stored, n_ctx=n_ctx, text_width=text_width,
-                      length=length, blocks=blocks)
+    def setup(self, **shapes: Unpack[Shapes]) -> None:
+        dim, classes, width = shapes["dim"], shapes["classes"], shapes["width"]
+        n_ctx, text_width, length = shapes.get("n_ctx", 0), shapes.get("text_width", 0), shapes.get("length", 0)
+        blocks = shapes.get("blocks") or self.params.k  # the resolved k of fit (k = 0 -> every block)
+        super().setup(dim=dim, classes=classes, width=width, stored=shapes["stored"], n_ctx=n_ctx,
+                      text_width=text_width, length=length, blocks=blocks)
         self.text_buffers(classes, dim)
         rows = 1 if self.params.depth == "shallow" else blocks
         self.prompts = nn.Parameter(torch.zeros(rows, self.params.n_prompts, width))  # [k or 1, P, W]
@@ -135,7 +138,7 @@ class VPTLate(EncoderHead):
             self.selected.update({"epoch": 0, "val_acc": val_accuracy(self, data.val)})
         return self
 
-    def retarget(self, text: TextFeatures) -> None:
+    def retarget(self, text: TextReader) -> None:
         """Other classes: the frozen classifier of their text features, or the learned context in their prompts."""
         if self.params.text_prompts:
             relayout(self.context, self.tokenizer(self.device()), list(text.classnames),
@@ -158,15 +161,22 @@ class VPTLate(EncoderHead):
         size = batch["late_tokens"].shape[0]
         return lambda i, _x: self.prompts[i].unsqueeze(0).expand(size, -1, -1)  # [P, W] -> [B, P, W]
 
+    def prompted_features(self, tokens: torch.Tensor, prompts: PromptFn) -> torch.Tensor:
+        """Normalised image features [B, D] of cached late tokens [B, 1+HW, W] run through the prompted blocks."""
+        return normalize(self.late()(tokens, prompts))
 
     def image_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return normalize(self.late()(batch["late_tokens"], self.batch_prompts(batch)))  # [B, D]
+        return self.prompted_features(batch["late_tokens"], self.batch_prompts(batch))  # [B, D]
+
+    def logits(self, image_feats: torch.Tensor) -> torch.Tensor:
+        """Logits [B, C] of normalised image features [B, D] against the classifier."""
+        return self.logit_scale * image_feats @ self.classifier().T  # [B, D] x [D, C] -> [B, C]
 
     def batch_inputs(self) -> tuple[str, ...]:
         return ("global", "late_tokens")
 
     def batch_scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.logit_scale * self.image_features(batch) @ self.classifier().T  # [B, D] x [D, C] -> [B, C]
+        return self.logits(self.image_features(batch))
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return F.cross_entropy(self.batch_scores(batch), batch["labels"])

@@ -20,18 +20,18 @@ exactly at zero-shot CLIP; `attention()` returns the last layer's cross-attentio
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Unpack
 
 import numpy as np
 import torch
 from torch import nn
 
 from pipeline.errors import ClipCacheError
-from pipeline.heads.base import Head
-from pipeline.heads.inputs import ROW_BATCH, FitData
+from pipeline.heads.base import Head, Shapes
+from pipeline.heads.inputs import ROW_BATCH, FitData, SplitReader
 from pipeline.heads.loop import Schedule, epochs_by_shots, train
 from pipeline.heads.maths import normalize
 from pipeline.heads.registry import register_head
-from pipeline.store import FeatureSplit
 
 KEYS = ("spatial", "spatial_raw")
 
@@ -64,8 +64,9 @@ class VisualGuidedBlock(nn.Module):
         self.self_attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
         self.cross_attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True, kdim=key_dim,
                                                 vdim=key_dim)
-        self.ffn = nn.Sequential(nn.Linear(dim, ffn_mult * dim), nn.GELU(), nn.Linear(ffn_mult * dim, dim))
-        for layer in (self.self_attn.out_proj, self.cross_attn.out_proj, self.ffn[-1]):
+        hidden, out = nn.Linear(dim, ffn_mult * dim), nn.Linear(ffn_mult * dim, dim)  # created in this order (seeds)
+        self.ffn = nn.Sequential(hidden, nn.GELU(), out)
+        for layer in (self.self_attn.out_proj, self.cross_attn.out_proj, out):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
@@ -91,11 +92,15 @@ class VTCLIP(Head):
             raise ClipCacheError(f"heads.vt_clip.keys must be one of {', '.join(KEYS)}, got {params.keys!r}")
         self.requires = frozenset({"global", "views", params.keys, f"{params.keys}_views"})
 
-    def setup(self, dim: int, classes: int, hw: int, key_dim: int = 0) -> None:
-        super().setup(dim=dim, classes=classes, hw=hw, key_dim=key_dim or dim)
+    blocks: nn.ModuleList  # of VisualGuidedBlock
+
+    def setup(self, **shapes: Unpack[Shapes]) -> None:
+        dim, classes = shapes["dim"], shapes["classes"]
+        key_dim = shapes.get("key_dim") or dim  # the joint space's width unless the map is the raw one
+        super().setup(dim=dim, classes=classes, hw=shapes["hw"], key_dim=key_dim)
         self.text_buffers(classes, dim)
         p = self.params
-        self.blocks = nn.ModuleList(VisualGuidedBlock(dim, p.n_heads, p.ffn_mult, p.dropout, key_dim or dim)
+        self.blocks = nn.ModuleList(VisualGuidedBlock(dim, p.n_heads, p.ffn_mult, p.dropout, key_dim)
                                     for _ in range(p.n_layers))
 
     def schedule(self, shots: int | None, dataset: str) -> Schedule:
@@ -135,7 +140,7 @@ class VTCLIP(Head):
         return self.logit_scale * torch.einsum("bd,bcd->bc", batch["global"], text)  # [B, D] x [B, C, D] -> [B, C]
 
     @torch.no_grad()
-    def attention(self, split: FeatureSplit, rows: np.ndarray | None = None) -> torch.Tensor:
+    def attention(self, split: SplitReader, rows: np.ndarray | None = None) -> torch.Tensor:
         """Cross-attention of every class over the spatial grid: [N, C, HW] for `rows` (all rows when None).
 
         Only the asked rows' spatial maps are read, ROW_BATCH at a time, in ascending row order.
@@ -143,6 +148,7 @@ class VTCLIP(Head):
         self.eval()
         device = self.class_weights.device
         wanted = np.arange(split.n) if rows is None else np.unique(np.asarray(rows, dtype=np.int64))
-        out = [self.adapted_text(torch.from_numpy(split.read(self.params.keys, wanted[i : i + ROW_BATCH])).float().to(device))[1].cpu()
-               for i in range(0, len(wanted), ROW_BATCH)]  # each [b, C, HW]
+        blocks = (torch.from_numpy(split.read(self.params.keys, wanted[i : i + ROW_BATCH])).float().to(device)
+                  for i in range(0, len(wanted), ROW_BATCH))  # each [b, HW, D]
+        out = [self.adapted_text(spatial)[1].cpu() for spatial in blocks]  # each [b, C, HW]
         return torch.cat(out) if out else torch.zeros(0, self.shapes["classes"], self.shapes["hw"])

@@ -9,10 +9,11 @@ VT-CLIP and CAVPT; Tip-Adapter, GDA and ProKeR report theirs with `reference` (t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Unpack
 
 import torch
 
-from pipeline.heads.base import Head
+from pipeline.heads.base import Head, Shapes
 from pipeline.heads.inputs import FitData
 from pipeline.heads.registry import register_head
 
@@ -29,9 +30,9 @@ class ZeroShot(Head):
     requires = frozenset({"global"})
     novel_classes = True  # its classes enter only through the text features (base-to-novel)
 
-    def setup(self, dim: int, classes: int) -> None:
-        super().setup(dim=dim, classes=classes)
-        self.text_buffers(classes, dim)
+    def setup(self, **shapes: Unpack[Shapes]) -> None:
+        super().setup(**shapes)
+        self.text_buffers(shapes["classes"], shapes["dim"])
 
     def fit(self, data: FitData) -> ZeroShot:
         self.prepare(data, self.params.template_set, dim=data.train.array("global").shape[1], classes=data.n_classes)

@@ -52,7 +52,8 @@ def load_preset(name: str) -> Preset:
         raise ClipCacheError(f"preset {name!r} lacks the field {missing[0]!r}")
     return Preset(name, str(data["title"]), str(data["citation"]), str(data["code"]), tuple(data["notes"]),
                   tuple(data["datasets"]), tuple(dict(m) for m in data["models"]), dict(data["encode"]),
-                  {head: dict(values or {}) for head, values in data["heads"].items()}, str(data.get("protocol", "all")))
+                  {head: dict(values or {}) for head, values in data["heads"].items()},
+                  str(data.get("protocol", "all")))
 
 
 def protocol_differences(preset: Preset, head: str, head_params: dict[str, Any]) -> list[str]:

@@ -28,10 +28,11 @@ def apply_preset(params: dict[str, Any], preset: Preset, data_root: str,
     a DVC encode stage hashes its data set only), encode sections, heads and their parameters; runtime, evaluate and
     the rest of encode (cache_dir, dtypes) are kept."""
 
-    chosen = list(preset.datasets) if not datasets else datasets
+    chosen = datasets if datasets else list(preset.datasets)
     unknown = sorted(set(chosen) - set(preset.datasets))
     if unknown:
-        raise ClipCacheError(f"preset {preset.name!r} has no data set {unknown[0]!r}; it has: {', '.join(preset.datasets)}")
+        raise ClipCacheError(f"preset {preset.name!r} has no data set {unknown[0]!r}; it has: "
+                             f"{', '.join(preset.datasets)}")
     out = copy.deepcopy(params)
     encode = {k: v for k, v in (out.get("encode") or {}).items() if k not in ("dataset", "model")}
     out["grid"] = {"datasets": [{"name": d, "root": str(Path(data_root) / COOP_FOLDERS[d])} for d in chosen],

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from open_clip.transformer import TextTransformer, text_global_pool
 from torch import nn
 
+from pipeline.backbone.model import ClipModel
 from pipeline.errors import ClipCacheError
 
 
@@ -55,11 +57,12 @@ def prompt_layout(tokenizer: Callable, classnames: list[str], n_ctx: int, positi
     length, prefix = empty.shape[0], _prefix(empty, dot)
     filler = filler_row[prefix]
     rows, slots = [], []
-    for name, row in zip(classnames, tokenizer([f"{name.replace('_', ' ')}." for name in classnames])):
+    for name, row in zip(classnames, tokenizer([f"{name.replace('_', ' ')}." for name in classnames]), strict=True):
         used = _used(row)
         name_len = used - _used(dot)  # tokens of the name alone ('.' and the specials cancel)
         if used + n_ctx > length:
-            raise ClipCacheError(f"class name {name!r} with n_ctx={n_ctx} does not fit the text context of {length} tokens")
+            raise ClipCacheError(f"class name {name!r} with n_ctx={n_ctx} does not fit the text context of {length} "
+                                 "tokens")
         before = n_ctx if position == "end" else n_ctx // 2
         content = row[prefix:used]  # name tokens, '.', closing specials
         pieces = [row[:prefix], filler.repeat(before), content[:name_len], filler.repeat(n_ctx - before),
@@ -86,10 +89,11 @@ class TextTower:
     """A frozen open_clip text tower that encodes prompts given as token embeddings (not an nn.Module on purpose:
     its weights are the frozen model's, never saved with a head)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: ClipModel) -> None:
         text = getattr(model, "text", None)
         self.kind = "hf" if text is not None and hasattr(text, "transformer") and hasattr(text, "pooler") else "clip"
-        self.src = text if text is not None else model
+        # the part that owns the tower: open_clip's TextTransformer or HFTextEncoder, or the CLIP model itself
+        self.src: Any = text if text is not None else model
         if self.kind == "clip" and isinstance(self.src, TextTransformer) and self.src.cls_emb is not None:
             raise ClipCacheError(f"the text tower of {type(model).__name__} appends a class token (CoCa style); "
                                  "CoOp's context cannot be fed to it")

@@ -26,11 +26,12 @@ PromptFn = Callable[[int, torch.Tensor], torch.Tensor | None]
 class LateViT:
     """The frozen tail of a ViT (not an nn.Module: its weights are the model's, never saved with a head)."""
 
-    def __init__(self, visual: torch.nn.Module, stored: int, k: int, shallow: bool = False) -> None:
+    def __init__(self, visual: VisionTransformer, stored: int, k: int, shallow: bool = False) -> None:
         if tower_kind(visual) != "vit":
             raise ClipCacheError(f"late visual prompts need a CLIP ViT image tower, not {type(visual).__name__}")
         if not 1 <= k <= stored:
-            raise ClipCacheError(f"the head's k={k} must be between 1 and the cached encode.features.late_tokens={stored} "
+            raise ClipCacheError(f"the head's k={k} must be between 1 and the cached "
+                                 f"encode.features.late_tokens={stored} "
                                  f"(re-encode with encode.features.late_tokens >= {k})")
         self.visual: VisionTransformer = visual
         self.first = n_blocks(visual.transformer) - stored  # index of the block the cached tokens enter

@@ -27,8 +27,8 @@ DPI = 110
 def open_image(path: str) -> np.ndarray | None:
     """The image as [H, W, 3] uint8 (shrunk), or None when it is missing or unreadable here."""
     try:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
+        with Image.open(path) as opened:
+            image = opened.convert("RGB")
             image.thumbnail(THUMBNAIL)
             return np.asarray(image)
     except (OSError, ValueError) as exc:
@@ -83,7 +83,7 @@ def attention_figure(examples: list[dict[str, Any]], classnames: list[str], titl
     """One row per recorded test image; `source` is the evaluation.json named in errors."""
     fig = Figure(figsize=(7.5, 2.6 * len(examples)), layout="constrained")
     axes = fig.subplots(len(examples), 3, squeeze=False)
-    for row, example in zip(axes, examples):
+    for row, example in zip(axes, examples, strict=True):
         draw_row(list(row), example, classnames, source)
     fig.suptitle(textwrap.fill(title, 100), fontsize=8)
     fig.savefig(path, dpi=DPI)

@@ -65,7 +65,7 @@ def stat_columns(metric: str, summary: Summary) -> dict[str, str]:
     """<metric>_mean, _std, _ci95, _ci_low, _ci_high of one cell."""
     low, high = summary.interval or (None, None)
     values = (summary.mean, summary.std, summary.ci95, low, high)
-    return {f"{metric}_{name}": number(value) for name, value in zip(SUMMARY_STATS, values)}
+    return {f"{metric}_{name}": number(value) for name, value in zip(SUMMARY_STATS, values, strict=True)}
 
 
 def summary_rows(groups: dict[GroupKey, list[Run]]) -> list[dict[str, Any]]:

@@ -84,7 +84,7 @@ def accuracy_grid(per_dataset: dict[str, dict[Cell, Summary]], title: str, style
     fig = Figure(figsize=(width, PANEL_INCHES[1] * nrows + 0.6 + 0.2 * legend_rows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     heads: set[str] = set()
-    for ax, (dataset, summaries) in zip(axes, per_dataset.items()):
+    for ax, (dataset, summaries) in zip(axes, per_dataset.items(), strict=False):  # spare axes stay empty
         heads |= draw_summaries(ax, summaries, styles)
         ax.set_title(dataset, fontsize=9)
         ax.set_xlabel("shots per class", fontsize=8)

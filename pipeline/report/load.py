@@ -117,8 +117,8 @@ def base_to_novel(record: dict[str, Any], path: Path) -> dict[str, Any] | None:
     if record.get("protocol", "all") == "all":
         return None
     found = record.get("base_to_novel")
-    check_fields(found if isinstance(found, dict) else {}, {"base": NUMBER, "novel": NUMBER, "hm": NUMBER}, path,
-                 "base_to_novel.")
+    found = found if isinstance(found, dict) else {}
+    check_fields(found, {"base": NUMBER, "novel": NUMBER, "hm": NUMBER}, path, "base_to_novel.")
     return dict(found)
 
 

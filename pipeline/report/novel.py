@@ -4,6 +4,7 @@ mean accuracies (%), means over seeds (CoCoOp's protocol: base classes fitted, n
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 from pipeline.report.aggregate import by_group, heading
 from pipeline.report.load import Run
@@ -15,12 +16,13 @@ def novel_tables(runs: list[Run]) -> list[Table]:
     """One table per group of base-to-novel runs: head, shots, base, novel, HM (mean over seeds, n)."""
     tables = []
     for key, members in by_group([r for r in runs if r.base_to_novel]).items():
-        cells: dict[tuple[str, int], list[Run]] = defaultdict(list)
+        cells: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)  # the runs' base_to_novel records
         for run in members:
-            cells[(run.head, run.shots)].append(run)
+            if run.base_to_novel is not None:  # every member is a base-to-novel run
+                cells[(run.head, run.shots)].append(run.base_to_novel)
         rows = []
         for (head, shots), chosen in sorted(cells.items()):
-            values = {m: summarise([100 * r.base_to_novel[m] for r in chosen]) for m in ("base", "novel", "hm")}
+            values = {m: summarise([100 * r[m] for r in chosen]) for m in ("base", "novel", "hm")}
             rows.append([head, shots_label(shots), *(f"{values[m].mean:.1f}" for m in ("base", "novel", "hm")),
                          str(len(chosen))])
         tables.append(Table(heading(key, members[0].random_weights),

@@ -109,5 +109,5 @@ def comparison_table(groups: dict[GroupKey, list[Run]]) -> Table:
     if not rows:
         notes.append("No published number matches these runs (the papers report openai weights on their data sets).")
     return Table("Published numbers beside ours", "top-1 accuracy (%): ours (mean over seeds) and the paper's",
-                 ["data set / model / weights", "head", "shots", "ours", "paper", "ours − paper", "source",
+                 ["data set / model / weights", "head", "shots", "ours", "paper", "ours \u2212 paper", "source",
                   "protocol"], rows, notes)

@@ -8,12 +8,14 @@ heads get distinct (colour, marker) pairs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from matplotlib import colormaps
 from matplotlib.colors import to_hex
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
-DASHES = ("-", "--", "-.", ":")
+Dash = Literal["-", "--", "-.", ":"]  # matplotlib line styles
+DASHES: tuple[Dash, ...] = ("-", "--", "-.", ":")
 TAB20_ORDER = tuple(range(0, 20, 2)) + tuple(range(1, 20, 2))  # dark shades, then their light partners
 
 
@@ -23,7 +25,7 @@ class LineStyle:
 
     colour: str  # '#rrggbb'
     marker: str
-    dash: str
+    dash: Dash
 
 
 def head_styles(heads: set[str] | list[str]) -> dict[str, LineStyle]:

@@ -16,7 +16,8 @@ import numpy as np
 
 from pipeline.heads import Head
 from pipeline.heads.classes import SubsetSplit, SubsetText
-from pipeline.layout import EVALUATION, METRICS, cache_folder
+from pipeline.heads.inputs import SplitReader
+from pipeline.layout import EVALUATION, METRICS, cache_folder, split_file
 from pipeline.params import EncodeParams
 from pipeline.scoring.metrics import classification_metrics
 from pipeline.store import FeatureSplit, TextFeatures
@@ -28,11 +29,11 @@ log = logging.getLogger(__name__)
 ATTENTION_IMAGES = 4  # test images whose attention maps are kept
 
 
-def attention_examples(head: Any, test: FeatureSplit, predictions: np.ndarray, root: str) -> list[dict[str, Any]]:
+def attention_examples(head: Any, test: SplitReader, predictions: np.ndarray, root: str) -> list[dict[str, Any]]:
     """For the first test images: path, true and predicted class, and their attention grids [h, w]."""
     rows = np.arange(min(ATTENTION_IMAGES, test.n))
     attention = head.attention(test, rows).cpu().numpy()  # [n, C, HW]
-    side = int(round(attention.shape[-1] ** 0.5))
+    side = round(attention.shape[-1] ** 0.5)
     out = []
     for i, row in enumerate(rows):
         true, pred = int(test.labels[row]), int(predictions[row])
@@ -47,14 +48,14 @@ def test_split(encode: EncodeParams, meta: dict[str, Any], source: Path) -> Feat
     `source`) was fitted on."""
     prov = meta["provenance"]
     folder = cache_folder(encode.cache_dir, encode.dataset.name, encode.model.name, encode.model.pretrained)
-    test = FeatureSplit(folder / "test.h5", expect={
+    test = FeatureSplit(split_file(folder, "test"), expect={
         "encoder.model": prov["encoder"]["model"], "encoder.pretrained": prov["encoder"]["pretrained"],
         "dataset.file_list_sha256": prov["dataset"]["file_list_sha256"]})
     check_identity(prov.get("identity"), source, test)
     return test
 
 
-def score_head(head: Head, meta: dict[str, Any], test: FeatureSplit) -> dict[str, Any]:
+def score_head(head: Head, meta: dict[str, Any], test: SplitReader) -> dict[str, Any]:
     """The evaluation record of a fitted head (`meta`: its head.json content) on the test split."""
     prov = meta["provenance"]
     scores = head.scores(test).numpy()  # [N, C]
@@ -63,7 +64,8 @@ def score_head(head: Head, meta: dict[str, Any], test: FeatureSplit) -> dict[str
         "model": prov["encoder"]["model"], "pretrained": prov["encoder"]["pretrained"],
         "random_weights": prov["encoder"]["random_weights"], "head_params": meta["params"],
         "selected": meta["selected"], "classnames": prov["dataset"]["classnames"],
-        "cache_files": {**prov["files"], "test.h5": {"path": str(test.path), "fingerprint": fingerprint(test.provenance)}},
+        "cache_files": {**prov["files"],
+                        "test.h5": {"path": str(test.path), "fingerprint": fingerprint(test.provenance)}},
         "metrics": classification_metrics(scores, test.labels, head.units),
     }
     if hasattr(head, "attention"):

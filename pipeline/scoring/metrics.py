@@ -54,6 +54,6 @@ def classification_metrics(scores: np.ndarray, labels: np.ndarray, kind: str = "
         "top1": float((predictions == labels).mean()),
         "mean_per_class_accuracy": mean_per_class_accuracy(matrix),
         "ece": expected_calibration_error(to_probabilities(scores, kind), labels),
-        "n_test": int(len(labels)),
+        "n_test": len(labels),
         "confusion": matrix.tolist(),
     }

@@ -79,7 +79,8 @@ def no_space(exc: BaseException) -> bool:
     """True for a write that failed for want of space (HDF5 reports the errno inside its message)."""
     text = str(exc)
     return getattr(exc, "errno", None) in NO_SPACE or any(
-        mark in text for mark in ("errno = 28", "errno = 122", "errno = 27", "No space left", "Disk quota", "File too large"))
+        mark in text
+        for mark in ("errno = 28", "errno = 122", "errno = 27", "No space left", "Disk quota", "File too large"))
 
 
 def space_error(path: Path, needed: int | None) -> NoSpace:

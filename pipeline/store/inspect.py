@@ -104,7 +104,7 @@ def render(entries: list[dict[str, Any]]) -> str:
         if e["templates"]:
             lines.append(f"  template sets {json.dumps(e['templates'])}")
         for name, d in sorted(e["datasets"].items()):
-            lines.append(f"    {name:<18} {str(tuple(d['shape'])):<22} {d['dtype']:<8} {d['MiB']:.3f} MiB")
+            lines.append(f"    {name:<18} {tuple(d['shape'])!s:<22} {d['dtype']:<8} {d['MiB']:.3f} MiB")
         if e["skipped"]:
             lines.append(f"  skipped {len(e['skipped'])} undecodable image(s): {e['skipped'][0]} ...")
     return "\n".join(lines)

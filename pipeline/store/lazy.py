@@ -55,8 +55,9 @@ class LazyArray:
         source = self._open()
         if isinstance(source, np.memmap):
             found = plan(self.shape, self.dtype.itemsize, index) if self._exact else None
-            if found is not None and source._mmap is not None:
-                prefetch(source._mmap, self.offset % mmap.ALLOCATIONGRANULARITY, found.ranges)  # type: ignore[operator]
+            mapped = mapping_of(source)
+            if found is not None and mapped is not None and self.offset is not None:  # a memmap has an offset
+                prefetch(mapped, self.offset % mmap.ALLOCATIONGRANULARITY, found.ranges)
             out = source[index]  # a slice is a view of the map: copy it so nothing holds the file or is read-only
             return np.array(out) if isinstance(out, np.memmap) else out  # fancy indexing already copied
         if isinstance(source, PreadArray):
@@ -80,9 +81,16 @@ def open_contiguous(path: Path, offset: int, shape: tuple[int, ...], dtype: np.d
         source = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
     except (OSError, ValueError, MemoryError):  # ENOMEM under an address-space cap (ulimit -v)
         return PreadArray(path, offset, shape, dtype)
-    if exact and source._mmap is not None:
-        source._mmap.madvise(mmap.MADV_RANDOM)  # read-ahead only where `prefetch` asks for it
+    mapped = mapping_of(source)
+    if exact and mapped is not None:
+        mapped.madvise(mmap.MADV_RANDOM)  # read-ahead only where `prefetch` asks for it
     return source
+
+
+def mapping_of(source: np.memmap) -> mmap.mmap | None:
+    """The `mmap` under a numpy memmap (numpy's `_mmap`, which its type stubs do not declare); None for an empty map."""
+    mapped: mmap.mmap | None = getattr(source, "_mmap", None)
+    return mapped
 
 
 def read_h5(dataset: h5py.Dataset, index: Any) -> np.ndarray:

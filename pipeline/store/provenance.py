@@ -6,7 +6,7 @@ import functools
 import hashlib
 import json
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ def code_version() -> str:
 
 def build_info(runtime: dict[str, Any]) -> dict[str, Any]:
     """The non-fingerprinted record of how a file was made."""
-    return {"code_version": code_version(), "created_at": datetime.now(timezone.utc).isoformat(), "runtime": runtime}
+    return {"code_version": code_version(), "created_at": datetime.now(UTC).isoformat(), "runtime": runtime}
 
 
 def write_attrs(handle: h5py.File, provenance: dict[str, Any], build: dict[str, Any], complete: bool) -> None:
@@ -69,7 +69,8 @@ def read_attrs(handle: h5py.File, path: Path) -> tuple[dict[str, Any], dict[str,
     try:
         return json.loads(handle.attrs[ATTR_PROVENANCE]), json.loads(handle.attrs.get(ATTR_BUILD, "{}"))
     except (KeyError, ValueError) as exc:
-        raise ClipCacheError(f"cache file {str(path)!r} has no readable provenance; it is not a clipcache file") from exc
+        raise ClipCacheError(f"cache file {str(path)!r} has no readable provenance; it is not a clipcache "
+                             "file") from exc
 
 
 def check_request(provenance: dict[str, Any], expect: dict[str, Any], path: Path) -> None:
@@ -79,4 +80,5 @@ def check_request(provenance: dict[str, Any], expect: dict[str, Any], path: Path
         for part in key.split("."):
             actual = actual.get(part, "<absent>") if isinstance(actual, dict) else "<absent>"
         if json.loads(json.dumps(actual, default=str)) != json.loads(json.dumps(wanted, default=str)):
-            raise ClipCacheError(f"cache {str(path)!r} does not match the request: {key} is {actual!r}, wanted {wanted!r}")
+            raise ClipCacheError(f"cache {str(path)!r} does not match the request: {key} is {actual!r}, wanted "
+                                 f"{wanted!r}")

@@ -67,12 +67,14 @@ def dataset_specs(handle: h5py.File, path: Path) -> Specs:
     except RuntimeError as exc:  # h5py's "Link/Object visitation failed (incorrect metadata checksum ...)"
         raise ClipCacheError(f"cache file {str(path)!r} is corrupt: {str(exc).splitlines()[0]}") from None
     if external:
-        raise ClipCacheError(f"cache file {str(path)!r} is not ours: {external[0]!r} is an external link to another file")
+        raise ClipCacheError(f"cache file {str(path)!r} is not ours: {external[0]!r} is an external link to another "
+                             "file")
     return specs
 
 
 @contextmanager
-def checked(path: Path, expect: dict[str, Any] | None) -> Iterator[tuple[h5py.File, dict[str, Any], dict[str, Any], Specs]]:
+def checked(path: Path,
+            expect: dict[str, Any] | None) -> Iterator[tuple[h5py.File, dict[str, Any], dict[str, Any], Specs]]:
     """Open a cache file and yield (handle, provenance, build) once it is complete, of our schema, unedited, as
     requested, whole, and its data matches its checksums (cheapest checks first)."""
     with open_h5(path) as handle:
@@ -99,7 +101,8 @@ class FeatureSplit:
         with checked(self.path, expect) as (handle, self.provenance, self.build, specs):
             self.labels = handle["labels"][()] if "labels" in handle else np.zeros(0, np.int64)  # [N]
             self.image_ids = [s.decode() for s in handle["image_id"][()]] if "image_id" in handle else []
-        self.arrays = {name: LazyArray(self.path, name, shape, dtype, offset) for name, (shape, dtype, offset) in specs.items()}
+        self.arrays = {name: LazyArray(self.path, name, shape, dtype, offset)
+                       for name, (shape, dtype, offset) in specs.items()}
         self.n = len(self.labels)
         for name, array in self.arrays.items():
             if known(name) and array.shape[image_axis(name)] != self.n:
@@ -150,7 +153,8 @@ class FeatureSplit:
         chunks = tuple(rows_per_chunk if axis == image_axis(name) else size for axis, size in enumerate(array.shape))
         return da.from_array(array, chunks=chunks, lock=False, asarray=True, name=f"{self.path}:{name}")
 
-    def batches(self, names: list[str], batch_size: int, shuffle: bool = True, seed: int = 0) -> Iterator[dict[str, np.ndarray]]:
+    def batches(self, names: list[str], batch_size: int, shuffle: bool = True,
+                seed: int = 0) -> Iterator[dict[str, np.ndarray]]:
         """Minibatches {'rows', 'labels', name...} streamed from the file, shuffled under `seed`."""
         order = np.random.default_rng(seed).permutation(self.n) if shuffle else np.arange(self.n)
         for start in range(0, self.n, batch_size):

@@ -11,6 +11,7 @@ anything) therefore reads a set of records; consecutive records coalesce into on
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 from dataclasses import dataclass
@@ -112,20 +113,21 @@ class PreadArray:
         os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_RANDOM)  # no read-ahead around random rows
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(OSError, AttributeError):  # closed already, or __init__ failed before opening
             os.close(self.fd)
-        except (OSError, AttributeError):
-            pass
 
     def __getitem__(self, index: Any) -> np.ndarray:
         found = plan(self.shape, self.dtype.itemsize, index)
-        if found is None:  # an index the plan does not cover: read the whole array, then index it
-            return self.read(plan(self.shape, self.dtype.itemsize, ()))[index]  # type: ignore[arg-type]
-        return self.read(found)
+        if found is not None:
+            return self.read(found)
+        whole = plan(self.shape, self.dtype.itemsize, ())  # every record: covered for any array with a row axis
+        if whole is None:
+            raise ValueError(f"{str(self.path)!r}: a 0-d array has no records to read")
+        return self.read(whole)[index]  # an index the plan does not cover: read the whole array, then index it
 
     def read(self, found: Plan) -> np.ndarray:
         out = np.empty(found.shape, dtype=self.dtype)  # [k, *record shape]
-        buffer = memoryview(out.reshape(-1).view(np.uint8))  # the records' bytes, in order
+        buffer = out.reshape(-1).view(np.uint8).data  # the records' bytes, in order (a memoryview)
         at = 0
         for start, length in found.ranges:
             done = 0

@@ -41,7 +41,8 @@ ENABLED_BY: dict[str, str] = {
     "spatial_raw": "encode.features.spatial_raw: true",
     "views/global": "encode.views.count > 0 (train files only)",
     "views/spatial": "encode.views.count > 0 and encode.views.spatial: true (train files only)",
-    "views/spatial_raw": "encode.views.count > 0, encode.views.spatial and encode.features.spatial_raw: true (train files only)",
+    "views/spatial_raw": "encode.views.count > 0, encode.views.spatial and encode.features.spatial_raw: true (train "
+                         "files only)",
     "views/box": "encode.views.count > 0 (train files only)",
     "late_tokens": "encode.features.late_tokens: k > 0 (ViT models)",
     "views/late_tokens": "encode.features.late_tokens: k > 0 and encode.views.count > 0 (train files only)",

@@ -46,5 +46,6 @@ class TextFeatures:
 
     def _known(self, name: str) -> str:
         if name not in self._arrays:
-            raise ClipCacheError(f"{str(self.path)!r} has no template set {name!r}; present: {', '.join(self.template_sets)}")
+            raise ClipCacheError(f"{str(self.path)!r} has no template set {name!r}; present: "
+                                 f"{', '.join(self.template_sets)}")
         return name

@@ -44,7 +44,8 @@ def check_together(*files: Recorded) -> None:
     first = files[0]
     for other in files[1:]:
         for name in SHARED:
-            found = first_difference(first.provenance.get(name, "<absent>"), other.provenance.get(name, "<absent>"), name)
+            found = first_difference(first.provenance.get(name, "<absent>"), other.provenance.get(name, "<absent>"),
+                                     name)
             if found:
                 key, mine, theirs = found
                 raise ClipCacheError(f"cache files {str(first.path)!r} and {str(other.path)!r} do not belong together: "

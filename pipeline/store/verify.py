@@ -10,11 +10,10 @@ from typing import Any
 
 from pipeline.digest import file_checksum
 from pipeline.errors import ClipCacheError
+from pipeline.layout import HEAD_META, HEAD_WEIGHTS, RUN_RECORD
 from pipeline.store.integrity import verify
 from pipeline.store.provenance import ATTR_FINGERPRINT, edited, read_attrs
 from pipeline.store.reader import dataset_specs, open_h5
-
-HEAD_JSON, WEIGHTS, RUN_JSON = "head.json", "head.safetensors", "run.json"
 
 
 def verify_file(path: Path) -> dict[str, Any]:
@@ -35,14 +34,14 @@ def verify_file(path: Path) -> dict[str, Any]:
 def verify_run(folder: Path) -> dict[str, Any]:
     """One run folder: the head's weights against head.json's checksum, and every file against run.json's."""
     try:
-        meta = json.loads((folder / HEAD_JSON).read_text())
-        if meta.get("weights_checksum") != file_checksum(folder / WEIGHTS):
-            raise ClipCacheError(f"{WEIGHTS} does not match the checksum in {HEAD_JSON}")
-        if (folder / RUN_JSON).is_file():
-            recorded = json.loads((folder / RUN_JSON).read_text()).get("checksums") or {}
+        meta = json.loads((folder / HEAD_META).read_text())
+        if meta.get("weights_checksum") != file_checksum(folder / HEAD_WEIGHTS):
+            raise ClipCacheError(f"{HEAD_WEIGHTS} does not match the checksum in {HEAD_META}")
+        if (folder / RUN_RECORD).is_file():
+            recorded = json.loads((folder / RUN_RECORD).read_text()).get("checksums") or {}
             for name, checksum in sorted(recorded.items()):
                 if file_checksum(folder / name) != checksum:
-                    raise ClipCacheError(f"{name} does not match the checksum in {RUN_JSON}")
+                    raise ClipCacheError(f"{name} does not match the checksum in {RUN_RECORD}")
     except (OSError, ValueError) as exc:
         return {"path": str(folder), "status": f"damaged (cannot read: {exc})"}
     except ClipCacheError as exc:
@@ -58,5 +57,5 @@ def verify_path(path: str | Path) -> list[dict[str, Any]]:
     if path.is_file():
         return [verify_file(path)]
     files = [f for f in sorted(path.rglob("*.h5")) if ".parts" not in f.parent.name and ".tmp-" not in f.name]
-    runs = [f.parent for f in sorted(path.rglob(HEAD_JSON)) if not f.parent.name.startswith((".tmp-", ".old-"))]
+    runs = [f.parent for f in sorted(path.rglob(HEAD_META)) if not f.parent.name.startswith((".tmp-", ".old-"))]
     return [verify_file(f) for f in files] + [verify_run(r) for r in runs]

@@ -66,7 +66,8 @@ def is_complete(path: Path, expected_fingerprint: str, check_data: bool = False)
 class SplitWriter:
     """Writes the split file at `path` for items 0..n_items-1, resuming from complete shards."""
 
-    def __init__(self, path: Path, provenance: dict[str, Any], build: dict[str, Any], n_items: int, shard_items: int) -> None:
+    def __init__(self, path: Path, provenance: dict[str, Any], build: dict[str, Any], n_items: int,
+                 shard_items: int) -> None:
         self.path, self.provenance, self.build = path, provenance, build
         self.fingerprint = fingerprint(provenance)
         self.parts = path.with_name(path.name + ".parts")

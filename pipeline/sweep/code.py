@@ -42,7 +42,8 @@ def imported_modules(path: Path, name: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([base] if base else []))
             found.add(base)
             found |= {f"{base}.{alias.name}" for alias in node.names}  # `from pkg import module`
             table = lazy_exports(base) if base.startswith(PACKAGE) else {}
@@ -63,8 +64,10 @@ def lazy_exports(package: str) -> dict[str, str]:
         return {}
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == LAZY_EXPORTS for t in node.targets):
-            pairs = zip(getattr(node.value, "keys", []), getattr(node.value, "values", []))
-            return {k.value: v.value for k, v in pairs if isinstance(k, ast.Constant) and isinstance(v, ast.Constant)}
+            pairs = zip(getattr(node.value, "keys", []), getattr(node.value, "values", []), strict=True)
+            return {k.value: v.value for k, v in pairs
+                    if isinstance(k, ast.Constant) and isinstance(v, ast.Constant)
+                    and isinstance(k.value, str) and isinstance(v.value, str)}
     return {}
 
 

@@ -42,10 +42,10 @@ def sweep_from_params(params_path: str | Path, overrides: list[str], heads: list
     device = runtime_params(settings).device
     root = results_dir(params)
     pairs = grid_pairs(params, dataset, model)
-    heads = {n: head_section(params, n) for n in names}
+    sections = {n: head_section(params, n) for n in names}
     for pair in pairs:  # names before any cache file is looked for
         check_names(pair.dataset.registered, pair.model.name, pair.model.pretrained)
-    specs = plan_runs(pairs, names, heads, root, device, train.protocol)
+    specs = plan_runs(pairs, names, sections, root, device, train.protocol)
     report = run_sweep(specs, cluster_params({k: settings[k] for k in CLUSTER_KEYS if k in settings}))
     if prune:
         prune_runs(specs, names, root, whole=dataset is None and model is None)

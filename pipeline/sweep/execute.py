@@ -24,14 +24,15 @@ from pipeline.digest import file_checksum
 from pipeline.errors import ClipCacheError, NotApplicable
 from pipeline.heads.classes import base_and_novel
 from pipeline.heads.fitting import fit_head, save_fitted
-from pipeline.heads.io import META
 from pipeline.heads.registry import head_class
 from pipeline.layout import (
+    HEAD_META,
     RUN_RECORD,
+    TEXT_FILE,
     cache_folder,
-    few_shot_folder,
     pair_label,
     run_folder,
+    split_file,
 )
 from pipeline.params import EncodeParams
 from pipeline.scoring.evaluation import (
@@ -88,8 +89,9 @@ class RunSpec:
         """The four cache files a run reads: few-shot train and val, text, test."""
         root = cache_folder(self.encode.cache_dir, self.encode.dataset.name, self.encode.model.name,
                             self.encode.model.pretrained)
-        sub = few_shot_folder(root, self.shots, self.seed)
-        return {"train": sub / "train.h5", "val": sub / "val.h5", "text": root / "text.h5", "test": root / "test.h5"}
+        return {"train": split_file(root, "train", self.shots, self.seed),
+                "val": split_file(root, "val", self.shots, self.seed), "text": root / TEXT_FILE,
+                "test": split_file(root, "test")}
 
     def inputs(self) -> dict[str, Any]:
         """The run's canonical inputs (the cache files' fingerprints read from the files)."""
@@ -125,7 +127,7 @@ def execute_run(spec: RunSpec) -> RunResult:
         seconds, metrics = build_run(spec, inputs, digest)
     except NotApplicable as exc:
         return RunResult(spec.key, "n/a", error=str(exc), worker=worker_name())
-    except Exception as exc:  # noqa: BLE001 - one failed run must not stop a sweep of thousands; it is reported
+    except Exception as exc:  # one failed run must not stop a sweep of thousands; it is reported
         if not isinstance(exc, ClipCacheError):
             log.error("run %s failed:\n%s", spec.key, traceback.format_exc())
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -149,19 +151,19 @@ def build_run(spec: RunSpec, inputs: dict[str, Any], digest: str) -> tuple[dict[
         meta = save_fitted(fitted, tmp)
         failpoint("run-fitted")
         started = time.perf_counter()
-        test = test_split(spec.encode, meta, spec.folder / META)
+        test = test_split(spec.encode, meta, spec.folder / HEAD_META)
         if classes is None:
             record = score_head(fitted.head, meta, test)
         else:
-            check_identity(meta["provenance"]["identity"], spec.folder / META, text)
+            check_identity(meta["provenance"]["identity"], spec.folder / HEAD_META, text)
             record = score_base_to_novel(fitted.head, meta, test, text)
         write_evaluation(record, tmp)
         seconds = {"fit": fitted.metrics["fit_seconds"], "evaluate": round(time.perf_counter() - started, 4)}
         write_json_atomic(tmp / RUN_RECORD, {
             "key": spec.key, "fingerprint": digest, "inputs": inputs, "dataset": spec.encode.dataset.name,
             "model": spec.encode.model.name, "pretrained": spec.encode.model.pretrained, "head": spec.head,
-            "shots": spec.shots, "seed": spec.seed, "protocol": spec.protocol, "seconds": seconds, "worker": worker_name(),
-            "device": str(device), "code_version": code_version(),
+            "shots": spec.shots, "seed": spec.seed, "protocol": spec.protocol, "seconds": seconds,
+            "worker": worker_name(), "device": str(device), "code_version": code_version(),
             "finished_at": datetime.now(UTC).isoformat(),
             "checksums": {p.name: file_checksum(p) for p in sorted(tmp.iterdir()) if p.is_file()}})
         publish(tmp, spec.folder, digest)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.heads.registry import MODULES, create_head
+from pipeline.layout import TEXT_FILE
 from pipeline.params import as_dict
 from pipeline.store import FeatureSplit, TextFeatures
 from pipeline.store.provenance import fingerprint
@@ -30,7 +31,7 @@ def file_fingerprint(path: Path) -> str:
         stat = None  # opening it below names the problem
     key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns) if stat else None
     if key is None or key not in _SEEN:
-        opened = TextFeatures(path) if path.name == "text.h5" else FeatureSplit(path)
+        opened = TextFeatures(path) if path.name == TEXT_FILE else FeatureSplit(path)
         if key is None:
             return fingerprint(opened.provenance)
         _SEEN[key] = fingerprint(opened.provenance)

@@ -14,7 +14,8 @@ from tests.helpers import TINY
 CPU = torch.device("cpu")
 
 
-@pytest.mark.parametrize("name", ["RN50", "RN101", "ViT-B-32", "ViT-B-16", "roberta-ViT-B-32", "xlm-roberta-base-ViT-B-32"])
+@pytest.mark.parametrize("name", ["RN50", "RN101", "ViT-B-32", "ViT-B-16", "roberta-ViT-B-32",
+                                  "xlm-roberta-base-ViT-B-32"])
 def test_the_coop_openclip_backbones_are_accepted_by_name(name: str) -> None:
     assert resolve_architecture(name)[0] == name
     assert resolve_pretrained(name, "none")["random_weights"] is True
@@ -22,18 +23,18 @@ def test_the_coop_openclip_backbones_are_accepted_by_name(name: str) -> None:
 
 def test_known_tags_are_accepted_and_unknown_ones_named() -> None:
     assert resolve_pretrained("RN50", "openai")["pretrained_kind"] == "tag"
-    with pytest.raises(ClipCacheError, match="'not-a-tag'.*'RN50'"):
+    with pytest.raises(ClipCacheError, match=r"'not-a-tag'.*'RN50'"):
         resolve_pretrained("RN50", "not-a-tag")
 
 
 def test_unknown_model_is_one_line_naming_it() -> None:
-    with pytest.raises(ClipCacheError, match="'ViT-B-33'.*did you mean") as info:
+    with pytest.raises(ClipCacheError, match=r"'ViT-B-33'.*did you mean") as info:
         resolve_architecture("ViT-B-33")
     assert "\n" not in str(info.value)
 
 
 def test_missing_checkpoint_file_is_named(tmp_path) -> None:
-    with pytest.raises(ClipCacheError, match="missing.pt"):
+    with pytest.raises(ClipCacheError, match=r"missing\.pt"):
         resolve_pretrained("RN50", str(tmp_path / "missing.pt"))
 
 
@@ -42,7 +43,7 @@ def test_random_weights_are_loud_and_reproducible(caplog) -> None:
     second = load_encoder(TINY["vit"], "none", CPU)
     assert first.provenance["random_weights"] is True and first.provenance["pretrained"] == "none"
     assert "RANDOM WEIGHTS" in caplog.text
-    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
+    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values(), strict=True):
         assert torch.equal(a, b), "'none' must build the same random model in every process (resume depends on it)"
 
 
@@ -66,7 +67,7 @@ def test_local_checkpoint_file_gives_that_checkpoints_features(tmp_path) -> None
 def test_corrupt_checkpoint_is_one_line(tmp_path) -> None:
     path = tmp_path / "broken.pt"
     path.write_bytes(b"not a checkpoint")
-    with pytest.raises(ClipCacheError, match="broken.pt"):
+    with pytest.raises(ClipCacheError, match=r"broken\.pt"):
         load_encoder(TINY["resnet"], str(path), CPU)
 
 

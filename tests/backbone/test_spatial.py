@@ -50,7 +50,7 @@ def test_resnet_attention_pool_on_stored_raw_map_reproduces_global(encoded) -> N
     split = stored(report, "test.h5")
     pool = load_encoder(TINY["resnet"], "none", torch.device("cpu")).model.visual.attnpool
     raw = torch.from_numpy(split.read("spatial_raw"))  # [N, HW, C_s]
-    side = int(round(raw.shape[1] ** 0.5))
+    side = round(raw.shape[1] ** 0.5)
     grid = raw.transpose(1, 2).reshape(raw.shape[0], raw.shape[2], side, side)  # [N, C_s, h, w]
     with torch.inference_mode():
         pooled = pool(grid).numpy()  # [N, D]

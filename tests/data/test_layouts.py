@@ -49,7 +49,8 @@ def test_split_zhou_layouts(tmp_path: Path, name: str) -> None:
     dataset = create_dataset(name, tmp_path / "DATA", {})  # CoOp's $DATA works as well as the folder itself
     assert [len(dataset.splits[s]) for s in ("train", "val", "test")] == [6, 2, 4]
     assert all(item.path.is_file() for items in dataset.splits.values() for item in items)
-    assert dataset.classnames == (("Annual Crop Land", "Forest") if name == "eurosat" else ("abyssinian", "great pyrenees"))
+    expected = ("Annual Crop Land", "Forest") if name == "eurosat" else ("abyssinian", "great pyrenees")
+    assert dataset.classnames == expected
     assert "{}" in dataset.coop_template
     assert create_dataset(name, folder, {}).file_list_hash() == dataset.file_list_hash()
 
@@ -103,9 +104,11 @@ def test_manifest_layouts(tmp_path: Path, kind: str) -> None:
     rows = []
     for i in range(8):
         make_image(tmp_path / "img" / f"{i}.jpg", i % 2, i)
-        rows.append({"path": f"img/{i}.jpg", "label": ["dog", "cat"][i % 2], "split": ["train", "train", "val", "test"][i // 2]})
+        rows.append({"path": f"img/{i}.jpg", "label": ["dog", "cat"][i % 2],
+                     "split": ["train", "train", "val", "test"][i // 2]})
     if kind == "csv":
-        (tmp_path / "manifest.csv").write_text("path,label,split\n" + "".join(f"{r['path']},{r['label']},{r['split']}\n" for r in rows))
+        (tmp_path / "manifest.csv").write_text("path,label,split\n"
+                                               + "".join(f"{r['path']},{r['label']},{r['split']}\n" for r in rows))
     else:
         (tmp_path / "manifest.json").write_text(json.dumps(rows))
     dataset = create_dataset("manifest", tmp_path, {})
@@ -176,7 +179,8 @@ def test_class_names_and_templates_come_from_files(tmp_path: Path, kind: str) ->
         (root / "manifest.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
     (root / "names.txt").write_text("# one per class, in folder order\na tabby cat\n\na spotted dog\n")
     (root / "prompts.txt").write_text("a photo of {c}.\nart of {}.\n")
-    dataset = create_dataset(kind, str(root), {"classnames_file": "names.txt", "templates_file": str(root / "prompts.txt")})
+    dataset = create_dataset(kind, str(root),
+                             {"classnames_file": "names.txt", "templates_file": str(root / "prompts.txt")})
     assert dataset.classnames == ("a tabby cat", "a spotted dog")
     assert templates_for("coop", dataset) == ["a photo of {}.", "art of {}."]
     assert dataset.options["classnames_file"] == "names.txt"

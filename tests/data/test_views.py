@@ -17,8 +17,8 @@ def test_crop_boxes_are_reproducible_in_bounds_and_in_the_scale_range() -> None:
     boxes = [crop_box(spec, item, v, 250, 200) for item in range(20) for v in range(10)]
     assert boxes == [crop_box(spec, item, v, 250, 200) for item in range(20) for v in range(10)]
     areas = [h * w / (250 * 200) for top, left, h, w, _ in boxes]
-    assert all(0 <= t and t + h <= 200 and 0 <= l and l + w <= 250 for t, l, h, w, _ in boxes)
-    assert 0.45 <= min(areas) and max(areas) <= 1.0 and len(set(boxes)) > 150
+    assert all(t >= 0 and t + h <= 200 and left >= 0 and left + w <= 250 for t, left, h, w, _ in boxes)
+    assert min(areas) >= 0.45 and max(areas) <= 1.0 and len(set(boxes)) > 150
     flips = [f for *_, f in boxes]
     assert 0.3 < np.mean(flips) < 0.7
     assert crop_box(ViewSpec(seed=8), 0, 0, 250, 200) != crop_box(spec, 0, 0, 250, 200)

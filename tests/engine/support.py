@@ -37,7 +37,7 @@ def collect(
                     out[index] = result
                     if stop_after is not None and len(out) >= stop_after:
                         break
-        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+        except BaseException as exc:  # handed to the test's thread
             errors.append(exc)
 
     thread = threading.Thread(target=consume, daemon=True)

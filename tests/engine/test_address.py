@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -47,10 +48,8 @@ def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float) -> dict:
 
 def kill_group(proc: subprocess.Popen) -> None:
     """SIGKILL the process group (a nanny and its worker process), then reap the leader."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait(timeout=10)
 
 
@@ -78,7 +77,8 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
         scheduler = start("scheduler", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
                           "--no-dashboard", "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(file))
         address = wait_for_file(file, scheduler, 40)["address"]
-        gpu = start("gpu-worker", "distributed.cli.dask_worker", address, "--name", "gpu", "--resources", "GPU=1", *WORKER)
+        gpu = start("gpu-worker", "distributed.cli.dask_worker", address, "--name", "gpu", "--resources", "GPU=1",
+                    *WORKER)
         cpu = start("cpu-worker", "distributed.cli.dask_worker", address, "--name", "cpu", *WORKER)
         yield Deployment(address, gpu, cpu)
     finally:

@@ -61,13 +61,15 @@ def test_defaults_and_keys() -> None:
     assert params.target == Target("none")
     assert (params.threads_per_worker, params.worker_timeout) == (1, 60.0)
     assert params.slurm == SlurmParams()
-    assert (params.slurm.walltime, params.slurm.cores, params.slurm.memory, params.slurm.jobs) == ("02:00:00", 4, "16GB", 1)
-    assert CLUSTER_KEYS == {"cluster", "threads_per_worker", "worker_timeout", "slurm"}
+    slurm = params.slurm
+    assert (slurm.walltime, slurm.cores, slurm.memory, slurm.jobs) == ("02:00:00", 4, "16GB", 1)
+    assert {"cluster", "threads_per_worker", "worker_timeout", "slurm"} == CLUSTER_KEYS
 
 
 def test_slurm_section_is_built_with_tuples() -> None:
     params = cluster_params({"cluster": "slurm", "slurm": {"partition": "gpu", "gres": "gpu:1", "jobs": 3,
-                                                            "job_extra": ["--qos=short"], "prologue": ["module load cuda"]}})
+                                                            "job_extra": ["--qos=short"], "prologue": ["module load "
+                                                                                                       "cuda"]}})
     assert params.slurm.partition == "gpu" and params.slurm.jobs == 3
     assert params.slurm.job_extra == ("--qos=short",)
     assert params.slurm.prologue == ("module load cuda",)

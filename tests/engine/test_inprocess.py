@@ -54,6 +54,7 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("dask", "distributed"
 
 
 def test_importing_the_engine_imports_no_dask() -> None:
-    proc = subprocess.run([sys.executable, "-c", CHECK], cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run([sys.executable, "-c", CHECK], cwd=REPO, capture_output=True, text=True, timeout=60,
+                          check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["[(0, 3), (1, 4)]", "[]"]

@@ -60,7 +60,8 @@ def test_slurm_script_without_a_gpu() -> None:
 @pytest.mark.skipif(shutil.which("sbatch") is not None, reason="SLURM is installed here")
 def test_slurm_without_sbatch_is_refused_before_starting_anything() -> None:
     params = cluster_params({"cluster": "slurm"})
-    with pytest.raises(ClipCacheError, match="runtime.cluster is 'slurm' but sbatch is not on PATH"), open_engine(params):
+    with pytest.raises(ClipCacheError, match=r"runtime\.cluster is 'slurm' but sbatch is not on PATH"), \
+            open_engine(params):
         pass
 
 
@@ -94,5 +95,5 @@ def test_jobqueue_local_jobs_run_the_job_command(monkeypatch: pytest.MonkeyPatch
 
 def test_jobqueue_local_refuses_a_path_its_launcher_would_take_for_an_error() -> None:
     params = cluster_params({"cluster": "jobqueue-local:1", "slurm": {"local_directory": "/tmp/error-logs"}})
-    with pytest.raises(ClipCacheError, match="runtime.slurm.local_directory contains 'error'"), open_engine(params):
+    with pytest.raises(ClipCacheError, match=r"runtime\.slurm\.local_directory contains 'error'"), open_engine(params):
         pass

@@ -25,7 +25,8 @@ def test_train_evaluate_report(encoded, image_root: Path, tmp_path: Path, capsys
     for head in ("zero_shot", "gda", "vt_clip"):
         assert main(["train", "--params", str(params), "--head", head]) == 0
         assert main(["evaluate", "--params", str(params), "--head", head]) == 0
-    record = json.loads(next((tmp_path / "results").rglob(f"vt_clip/image_folder/{PAIR['vit']}/k2-s1/evaluation.json")).read_text())
+    found = next((tmp_path / "results").rglob(f"vt_clip/image_folder/{PAIR['vit']}/k2-s1/evaluation.json"))
+    record = json.loads(found.read_text())
     assert {"dataset", "model", "pretrained", "random_weights", "shots", "seed", "head", "head_params", "selected",
             "cache_files"} <= set(record)
     cuda = __import__("torch").cuda.is_available()

@@ -82,7 +82,8 @@ def write_split(path: Path, arrays: dict[str, np.ndarray], name: str, shots: int
     provenance = {"schema_version": SCHEMA_VERSION, "encoder": {"model": "synthetic", "random_weights": True},
                   "dataset": {"name": "synthetic"}, "split": {"name": name, "shots": shots, "seed": seed, "n_items": n}}
     writer = SplitWriter(path, provenance, {}, n, shard_items=max(n, 1))
-    rows = {**arrays, "item_index": np.arange(n), "image_id": np.array([f"img{i}" for i in range(n)], dtype=h5py.string_dtype())}
+    rows = {**arrays, "item_index": np.arange(n),
+            "image_id": np.array([f"img{i}" for i in range(n)], dtype=h5py.string_dtype())}
     for shard in writer.pending():
         writer.write_shard(shard, rows, [])
     writer.finalize()

@@ -71,7 +71,8 @@ def test_a_harmful_schedule_still_ships_a_trained_epoch(task) -> None:
     start.prepare(data, start.params.template_set, dim=data.train.array("global").shape[1], classes=data.n_classes)
     head = create_head("clip_adapter", {"epochs": 2, "lr": 50.0, "keep": "best_val"}).fit(data)
     assert head.selected["epoch"] in (1, 2)
-    moved = [not torch.equal(a, b) for a, b in zip(start.state_dict().values(), head.state_dict().values())]
+    moved = [not torch.equal(a, b)
+             for a, b in zip(start.state_dict().values(), head.state_dict().values(), strict=True)]
     assert any(moved)
 
 
@@ -82,7 +83,7 @@ def test_keep_last_ships_the_final_epoch_and_scores_validation_once(task) -> Non
     assert ["val_acc" in h for h in head.history] == [False, False, True]
     assert head.selected["val_acc"] == head.history[-1]["val_acc"] == val_accuracy(head, data.val)
     again = create_head("clip_adapter", {"epochs": 3}).fit(data)  # the same seed: the same last epoch, bit for bit
-    for a, b in zip(head.state_dict().values(), again.state_dict().values()):
+    for a, b in zip(head.state_dict().values(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b)
 
 
@@ -96,7 +97,7 @@ def test_min_steps_stretches_every_epoch_of_a_small_training_set(task) -> None:
 
 @pytest.mark.parametrize("bad", [{"keep": "best_test"}, {"epochs": -5}, {"batch_size": 0}, {"min_steps": -1}])
 def test_a_schedule_that_cannot_run_is_one_line_naming_the_value(task, bad: dict) -> None:
-    with pytest.raises(ClipCacheError, match="heads.clip_adapter") as error:
+    with pytest.raises(ClipCacheError, match=r"heads\.clip_adapter") as error:
         create_head("clip_adapter", {"epochs": 2, **bad}).fit(task[0])
     assert "\n" not in str(error.value)
 

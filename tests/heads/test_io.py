@@ -33,7 +33,8 @@ def test_a_crafted_shape_is_refused_before_any_allocation(saved: Path) -> None:
     meta["shapes"]["dim"] = 64  # a plausible size that is not the weights'
     (saved / "gda" / "head.json").write_text(json.dumps(meta))
     with pytest.raises(ClipCacheError, match=r"head.json and head.safetensors do not belong together \(tensor "
-                                             r"'class_weights': head.json implies \(5, 64\), the weights hold \(5, 32\)"):
+                                             r"'class_weights': head.json implies \(5, 64\), the weights hold "
+                                             r"\(5, 32\)"):
         load_head(saved / "gda")
     assert time.perf_counter() - started < 5
 

@@ -42,22 +42,22 @@ def test_cavpt_prompts_attend_over_the_keys_its_mode_names(cache: Path, keys: st
     (all_tokens)."""
     head = create_head("cavpt", {"k": 2, "n_prompts": 2, "top_k": 2, "keys": keys, **FROZEN}).fit(fit_data(cache))
     batch = train_batch(cache)
-    fn = head.batch_prompts(batch)
+    fn, outputs = head.class_aware_prompts(batch)
     x = torch.randn(len(batch["labels"]), 17, 48, generator=torch.Generator().manual_seed(3))  # [B, 1+HW, W]
     with torch.no_grad():
         visual = head.prompts.detach()  # [2, P, W]
         torch.testing.assert_close(fn(0, x), visual[0].expand(len(x), -1, -1))
-        assert batch["aux"] == []
+        assert outputs.aux == []
         ours = fn(1, x)
         zero_shot = batch["global"] @ head.class_weights.T  # [B, C]
         top = zero_shot.argsort(dim=-1, descending=True)[:, :2]  # [B, 2]
         keys_of = [x[:, :1], visual[1].expand(len(x), -1, -1)] if keys == "class_token" else \
             [x, visual[1].expand(len(x), -1, -1)]
         prompts, aux = class_aware(head.class_aware[0], head.class_weights[top], torch.cat(keys_of, dim=1), x[:, 0])
-    assert torch.equal(batch["top"], top)
+    assert torch.equal(outputs.top, top)
     torch.testing.assert_close(ours, torch.cat([visual[1].expand(len(x), -1, -1), prompts], dim=1))
-    assert len(batch["aux"]) == 1
-    torch.testing.assert_close(batch["aux"][0], aux)
+    assert len(outputs.aux) == 1
+    torch.testing.assert_close(outputs.aux[0], aux)
     assert ours.shape == (len(x), 2 + 2, 48)
 
 
@@ -93,13 +93,13 @@ def test_cavpt_layers_two_makes_both_blocks_class_aware(cache: Path) -> None:  #
     head = create_head("cavpt", {"k": 2, "cavpt_layers": 2, "n_prompts": 1, "top_k": 2, **FROZEN}).fit(fit_data(cache))
     assert len(head.class_aware) == 2
     batch = train_batch(cache)
-    fn = head.batch_prompts(batch)
+    fn, outputs = head.class_aware_prompts(batch)
     x = torch.randn(len(batch["labels"]), 17, 48, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         first, second = fn(0, x), fn(1, x)
         keys = torch.cat([x[:, :1], head.prompts[0].expand(len(x), -1, -1)], dim=1)
-        expected, _ = class_aware(head.class_aware[0], head.class_weights[batch["top"]], keys, x[:, 0])
-    assert first.shape == second.shape == (len(x), 3, 48) and len(batch["aux"]) == 2
+        expected, _ = class_aware(head.class_aware[0], head.class_weights[outputs.top], keys, x[:, 0])
+    assert first.shape == second.shape == (len(x), 3, 48) and len(outputs.aux) == 2
     torch.testing.assert_close(first[:, 1:], expected)
 
 

@@ -333,7 +333,7 @@ def test_clip_adapter_trains_as_the_authors(task) -> None:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    for ours, theirs in zip(head.image_adapter.state_dict().values(), adapter.state_dict().values()):
+    for ours, theirs in zip(head.image_adapter.state_dict().values(), adapter.state_dict().values(), strict=True):
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-6)
     assert head.selected["epoch"] == epochs
 

@@ -15,6 +15,7 @@ from pipeline.backbone.naming import model_label
 from pipeline.encode import run_encode
 from pipeline.errors import ClipCacheError
 from pipeline.heads import FitData, create_head
+from pipeline.heads.cavpt import CAVPT
 from pipeline.heads.io import load_head, save_head
 from pipeline.heads.maths import normalize
 from pipeline.params import encode_params, runtime_params
@@ -63,7 +64,7 @@ def test_prompts_change_the_feature_and_depth_is_checked(cache: Path) -> None:
     with torch.no_grad():
         plain, prompted = late(tokens), late(tokens, lambda _i, x: torch.randn(x.shape[0], 3, x.shape[2]))
     assert not torch.allclose(plain, prompted, atol=1e-3)
-    with pytest.raises(ClipCacheError, match="k=3 must be between 1 and the cached encode.features.late_tokens=2"):
+    with pytest.raises(ClipCacheError, match=r"k=3 must be between 1 and the cached encode\.features\.late_tokens=2"):
         LateViT(visual, stored=2, k=3)
 
 
@@ -187,9 +188,10 @@ def test_training_lowers_the_training_loss(name: str, cache: Path) -> None:
     assert np.mean(losses[-5:]) < np.mean(losses[:5]), losses
 
 
-def cavpt_batch(cache: Path, weight: float) -> tuple:
+def cavpt_batch(cache: Path, weight: float) -> tuple[CAVPT, dict[str, torch.Tensor]]:
     """A cavpt head at its initial state (lr 0) and one training minibatch."""
     head = create_head("cavpt", {**QUICK["cavpt"], "aux_weight": weight, "epochs": 1, "lr": 0.0, "warmup_lr": 0.0})
+    assert isinstance(head, CAVPT)
     head.fit(fit_data(cache))
     train = FeatureSplit(cache / "k2-s1" / "train.h5")
     batch = {"labels": torch.from_numpy(train.labels).long(),
@@ -202,9 +204,12 @@ def test_cavpt_auxiliary_loss_is_eq_10_and_alone_trains_its_classifier(cache: Pa
     head, batch = cavpt_batch(cache, 1.0)
     head.train()
     loss = head.loss(batch)
-    main = torch.nn.functional.cross_entropy(head.batch_scores(dict(batch)), batch["labels"])
-    aux = torch.stack(batch["aux"]).detach().numpy()  # [layers, B, K_N, C]
-    top, labels = batch["top"].numpy(), batch["labels"].numpy()
+    assert sorted(batch) == ["global", "labels", "late_tokens"]  # the minibatch is read, never written
+    logits, outputs = head.forward_aux(batch)  # the same minibatch again: the same logits and auxiliary outputs
+    torch.testing.assert_close(logits, head.batch_scores(batch), rtol=0, atol=0)
+    main = torch.nn.functional.cross_entropy(logits, batch["labels"])
+    aux = torch.stack(outputs.aux).detach().numpy()  # [layers, B, K_N, C]
+    top, labels = outputs.top.numpy(), batch["labels"].numpy()
     log_p = aux - np.log(np.exp(aux).sum(-1, keepdims=True))
     expected = []
     for layer in range(aux.shape[0]):
@@ -270,7 +275,8 @@ def test_coop_trains_on_a_hugging_face_text_tower(image_root: Path, tmp_path: Pa
 def test_vpt_deep_over_every_block_needs_the_tokens_after_the_patch_embedding(image_root: Path, tmp_path: Path) -> None:
     section = encode_section(image_root, "vit", tmp_path, features__late_tokens=1, views__count=1)
     folder = run_encode(encode_params(section), runtime_params({"workers": 0, "batch_size": 8})).folder
-    with pytest.raises(ClipCacheError, match=r"k=0 prompts every one of the 2 blocks .*features.late_tokens: 2 \(the cache "
+    with pytest.raises(ClipCacheError, match=r"k=0 prompts every one of the 2 blocks .*features.late_tokens: 2 \(the "
+                                             r"cache "
                                              r"holds 1\); or set heads.vpt_late.k <= 1"):
         create_head("vpt_late", {"k": 0}).fit(fit_data(folder))
 

@@ -14,7 +14,8 @@ from pipeline.heads.io import load_head, save_head
 from tests.heads.conftest import PROMPT_LEARNERS, QUICK
 
 ALL = list_heads()
-CACHE_ONLY = [name for name in ALL if name not in PROMPT_LEARNERS]  # prompt learners: tests/heads/test_prompt_learners.py
+# prompt learners: tests/heads/test_prompt_learners.py
+CACHE_ONLY = [name for name in ALL if name not in PROMPT_LEARNERS]
 
 
 def test_every_issue_head_is_registered() -> None:

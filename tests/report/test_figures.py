@@ -85,7 +85,7 @@ def test_attention_without_the_image_draws_the_grids_alone(tmp_path: Path) -> No
 
 def test_attention_with_a_bad_class_names_the_file(tmp_path: Path) -> None:
     bad = {**example(str(tmp_path / "none.jpg")), "predicted": 7}
-    with pytest.raises(ClipCacheError, match="evaluation.json: attention class 7"):
+    with pytest.raises(ClipCacheError, match=r"evaluation\.json: attention class 7"):
         draw_row(list(Figure().subplots(1, 3)), bad, ["cat", "dog"], tmp_path / "evaluation.json")
 
 
@@ -95,5 +95,5 @@ def test_report_settings(tmp_path: Path) -> None:
     params.write_text("train: {shots: 2}\nevaluate: {results_dir: res, report_dir: rep}\n")
     assert report_settings(params) == ReportSettings("res", "rep")
     params.write_text("evaluate: {results_dir: res, colour: red}\n")
-    with pytest.raises(ClipCacheError, match="unknown key evaluate.colour"):
+    with pytest.raises(ClipCacheError, match=r"unknown key evaluate\.colour"):
         report_settings(params)

@@ -37,7 +37,8 @@ def test_the_shipped_numbers_are_well_formed_and_name_heads_we_have() -> None:
     assert len(rows) > 400 and all(0 < r.value <= 100 for r in rows)
     assert {r.head for r in rows} - {""} <= set(MODULES)
     assert {r.protocol for r in rows} <= set(list_presets())
-    imagenet16 = [r for r in rows if (r.paper, r.head, r.dataset, r.shots) == ("tip_adapter", "tip_adapter", "imagenet", 16)]
+    imagenet16 = [r for r in rows
+                  if (r.paper, r.head, r.dataset, r.shots) == ("tip_adapter", "tip_adapter", "imagenet", 16)]
     assert [r.value for r in imagenet16] == [62.01]  # Tip-Adapter's exp.log, RN50, 16 shots
 
 

@@ -57,8 +57,8 @@ def test_written_files_and_stale_ones_removed(built: tuple[Path, Path, list[Path
     names = sorted(p.relative_to(out).as_posix() for p in written)
     assert written[0] == out / "table.md"
     assert names == sorted([
-        "table.md", "index.html", "runs.csv", "summary.csv", "accuracy_by_shots.csv", "published_vs_ours.csv", "curves/h1.csv",
-        "curves/h2.csv", "figures/accuracy_vs_shots__ViT-B-32__openai.png",
+        "table.md", "index.html", "runs.csv", "summary.csv", "accuracy_by_shots.csv", "published_vs_ours.csv",
+        "curves/h1.csv", "curves/h2.csv", "figures/accuracy_vs_shots__ViT-B-32__openai.png",
         "figures/accuracy_vs_shots_average__ViT-B-32__openai.png",
         "figures/confusion__A__ViT-B-32__openai__h1__k2.png", "figures/confusion__A__ViT-B-32__openai__h2__k2.png",
         "figures/confusion__B__ViT-B-32__openai__h1__k2.png", "figures/confusion__B__ViT-B-32__openai__h2__k1.png"])
@@ -212,7 +212,7 @@ def test_several_models_name_their_curves(tmp_path: Path) -> None:
 
 
 def test_no_results_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ClipCacheError, match="no evaluation.json"):
+    with pytest.raises(ClipCacheError, match=r"no evaluation\.json"):
         build_report(tmp_path, tmp_path / "out")
 
 
@@ -240,7 +240,7 @@ def test_wrong_types_and_duplicates_are_errors(tmp_path: Path) -> None:
     rec = record("A", "h1", 2, 1, 0.5)
     rec["classnames"] = ["cat", "dog"]  # a 3 x 3 confusion for 2 class names
     write(tmp_path / "c", rec)
-    with pytest.raises(ClipCacheError, match="metrics.confusion must be 2 x 2"):
+    with pytest.raises(ClipCacheError, match=r"metrics\.confusion must be 2 x 2"):
         read_confusion(load_runs(tmp_path / "c")[0])
 
 

@@ -48,7 +48,8 @@ def test_a_file_size_limit_is_one_line_then_the_run_resumes_bitwise(image_root: 
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (260_000, 260_000))
 
-    failed = subprocess.run([*CLI, "encode", "--params", str(params)], preexec_fn=limited, capture_output=True, text=True)
+    failed = subprocess.run([*CLI, "encode", "--params", str(params)], preexec_fn=limited, capture_output=True,
+                            text=True)
     lines = error_lines(failed.stderr)
     assert failed.returncode == 1 and len(lines) == 1, failed.stderr[-2000:]
     assert "train.h5'" in lines[0] and "bytes" in lines[0] and "ulimit -f" in lines[0]

@@ -54,8 +54,9 @@ def test_every_dataset_has_its_checksum(cache) -> None:
     _, folder = cache
     for path in [folder / "test.h5", folder / "text.h5", folder / "k2-s1" / "train.h5"]:
         with h5py.File(path, "r") as handle:
-            names: list[str] = []
-            handle.visit(lambda n: names.append(n) if isinstance(handle[n], h5py.Dataset) else None)
+            visited: list[str] = []
+            handle.visit(visited.append)
+            names = [n for n in visited if isinstance(handle[n], h5py.Dataset)]
             stored = json.loads(handle.attrs[ATTR_CHECKSUMS])
         assert sorted(stored) == sorted(names) and all(v.startswith("xxh3_64:") for v in stored.values())
 

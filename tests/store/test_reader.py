@@ -17,7 +17,7 @@ from pipeline.store.inspect import describe, render
 
 
 def test_layout_shapes_and_provenance(encoded) -> None:
-    kind, report = encoded
+    _kind, report = encoded
     train = FeatureSplit(report.folder / "k2-s1" / "train.h5")
     test = FeatureSplit(report.folder / "test.h5")
     assert train.n == 6 and test.n == 9 and np.bincount(train.labels).tolist() == [2, 2, 2]
@@ -60,13 +60,13 @@ def test_truncated_file_is_refused_never_read_as_zeros(encoded, tmp_path: Path) 
     size = path.stat().st_size
     with path.open("r+b") as handle:
         handle.truncate(size - 2000)
-    with pytest.raises(ClipCacheError, match="corrupt|truncated"):
+    with pytest.raises(ClipCacheError, match=r"corrupt|truncated"):
         FeatureSplit(path).read("global")
 
 
 def test_foreign_files_are_refused(tmp_path: Path) -> None:
     (tmp_path / "junk.h5").write_bytes(b"\x00" * 100)
-    with pytest.raises(ClipCacheError, match="junk.h5.*corrupt"):
+    with pytest.raises(ClipCacheError, match=r"junk\.h5.*corrupt"):
         FeatureSplit(tmp_path / "junk.h5")
     with h5py.File(tmp_path / "other.h5", "w") as handle:
         handle["x"] = np.zeros(3)
@@ -122,10 +122,11 @@ def test_text_features_file(encoded) -> None:
     _, report = encoded
     text = TextFeatures(report.folder / "text.h5", expect={"encoder.random_weights": True})
     assert text.template_sets == ["coop", "imagenet80", "tip7"] and text.per_template("tip7").shape == (3, 7, 32)
-    assert text.classnames == ["blue thing", "green thing", "red thing"] and text.templates("coop") == ["a photo of a {}."]
+    assert text.classnames == ["blue thing", "green thing", "red thing"] and text.templates("coop") == ["a photo of a "
+                                                                                                        "{}."]
     np.testing.assert_allclose(np.linalg.norm(text.mean("tip7"), axis=1), 1.0, rtol=1e-5)
     assert text.logit_scale > 1
-    with pytest.raises(ClipCacheError, match="no template set 'laion'.*present: coop, imagenet80, tip7"):
+    with pytest.raises(ClipCacheError, match=r"no template set 'laion'.*present: coop, imagenet80, tip7"):
         text.mean("laion")
 
 

@@ -3,6 +3,7 @@ that is told which pages to read, and pread where the process may not map the fi
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import textwrap
@@ -17,8 +18,8 @@ from pipeline.store.rows import PreadArray, plan
 OFFSET = 100  # the array starts inside the file, as an HDF5 dataset does
 
 INDEXES = [(), (Ellipsis,), 3, slice(5, 20), slice(0, 50, 7), np.array([0, 1, 3]),
-           (2, np.array([0, 4, 5, 49])), (1, slice(3, 9), 2), (slice(0, 2), slice(None), 1), (0, 5), (np.array([0, 2]), 3),
-           (1, np.array([3, 1])), (np.array([1, 1, 2]),)]
+           (2, np.array([0, 4, 5, 49])), (1, slice(3, 9), 2), (slice(0, 2), slice(None), 1), (0, 5),
+           (np.array([0, 2]), 3), (1, np.array([3, 1])), (np.array([1, 1, 2]),)]
 
 
 @pytest.fixture
@@ -65,7 +66,7 @@ def test_the_plan_covers_exactly_the_bytes_of_the_selected_elements(stored, inde
     assert set(wanted) <= set(covered), "every element read is inside the ranges"
     if found.rest == ():
         assert np.array_equal(covered, wanted), "and no other byte is read"
-    assert all(a + n < b for (a, n), (b, _) in zip(found.ranges, found.ranges[1:])), "adjacent records coalesce"
+    assert all(a + n < b for (a, n), (b, _) in itertools.pairwise(found.ranges)), "adjacent records coalesce"
 
 
 def test_rows_are_read_under_an_address_space_cap_too_small_to_map_the_file(tmp_path: Path) -> None:

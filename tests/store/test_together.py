@@ -49,7 +49,7 @@ def copy_cache(folder: Path, tmp_path: Path) -> Path:
 
 
 def params(image_root: Path, cache_folder: Path, tmp_path: Path, head: str = "tip_adapter") -> Path:
-    section = encode_section(image_root, "resnet", cache_folder.parents[1], **{})
+    section = encode_section(image_root, "resnet", cache_folder.parents[1])
     for key, value in LEAN.items():
         group, leaf = key.split("__")
         section[group][leaf] = value
@@ -119,7 +119,8 @@ def test_a_changed_image_rebuilds_only_the_files_that_hold_it(image_root: Path, 
     assert not torch.allclose(torch.from_numpy(after[0]), torch.from_numpy(before[0]))
     torch.testing.assert_close(torch.from_numpy(after[1:]), torch.from_numpy(before[1:]))
     index = json.loads((first.folder.parent / "image-hashes.json").read_text())
-    held = {i for name in ("test.h5", "k2-s1/train.h5", "k2-s1/val.h5") for i in FeatureSplit(first.folder / name).image_ids}
+    held = {i for name in ("test.h5", "k2-s1/train.h5", "k2-s1/val.h5")
+            for i in FeatureSplit(first.folder / name).image_ids}
     assert set(index) == held and len(index[test.image_ids[0]][2]) == 64, "every encoded image, and only those, hashed"
     assert encode(root, tmp_path / "cache").files[str(test.path)] == "up to date"
 

@@ -97,7 +97,8 @@ def test_same_seed_same_metrics_and_a_refit_replaces_the_folder(two_seed_cache, 
 def test_a_failed_run_is_named_and_the_others_complete(two_seed_cache, tmp_path: Path) -> None:
     params = grid_params(two_seed_cache, tmp_path, heads=["zero_shot"])
     params["encode"]["protocol"]["shots"] = [1, 4]  # k4 was never encoded
-    with pytest.raises(ClipCacheError, match=rf"2 of 4 runs failed; first: image_folder/{TINY_PAIR['vit']}/zero_shot/k4-s1"
+    with pytest.raises(ClipCacheError, match=r"2 of 4 runs failed; first: "
+                                             rf"image_folder/{TINY_PAIR['vit']}/zero_shot/k4-s1"
                                              r".*k4-s1/train\.h5' does not exist"):
         sweep(params, tmp_path)
     done = sorted(p.parent.name for p in (tmp_path / "results").rglob("run.json"))
@@ -175,7 +176,7 @@ def test_base_to_novel_runs_fit_the_base_half_and_score_both(two_seed_cache, tmp
     table = (tmp_path / "report" / "table.md").read_text()
     assert "## Base-to-novel" in table and "| mm_adapter | 2 shots |" in table
     params["train"]["protocol"] = "novel_only"
-    with pytest.raises(ClipCacheError, match="train.protocol must be one of all, base_to_novel"):
+    with pytest.raises(ClipCacheError, match=r"train\.protocol must be one of all, base_to_novel"):
         sweep(params, tmp_path)
 
 
