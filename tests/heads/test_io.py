@@ -86,3 +86,10 @@ def test_a_head_is_saved_into_a_folder_it_creates(task, tmp_path: Path) -> None:
     assert meta == record and meta["provenance"] == {"test": True} and meta["selected"] == head.selected
     assert meta["head"] == "gda" and meta["shapes"] == head.shapes
     assert (loaded.scores(test) == head.scores(test)).all()
+
+
+def test_a_folder_without_a_head_is_named(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ClipCacheError) as error:
+        load_head(tmp_path / "empty")
+    assert str(error.value).startswith(f"no readable fitted head in {str(tmp_path / 'empty')!r}: ")

@@ -191,3 +191,13 @@ def test_vpt_without_prompts_records_its_validation_accuracy(cache: Path) -> Non
     data = fit_data(cache)
     head = create_head("vpt_late", {"n_prompts": 0, "k": 1, **FROZEN}).fit(data)
     assert head.selected == {"epoch": 0, "val_acc": val_accuracy(head, data.val)} and head.history == []
+
+
+def test_coop_warm_up_runs_at_warmup_lr(cache: Path) -> None:  # noqa: F811
+    """CoOp's constant warm-up epoch: at warmup_lr 0 the context stays where it started, whatever lr says."""
+    start = create_head("coop", {"n_ctx": 2, "epochs": 1, "lr": 0.0, "warmup_lr": 0.0}).fit(fit_data(cache))
+    warm = create_head("coop", {"n_ctx": 2, "epochs": 1, "lr": 5.0, "warmup_epochs": 1, "warmup_lr": 0.0})
+    warm.fit(fit_data(cache))
+    torch.testing.assert_close(warm.context.ctx.detach(), start.context.ctx.detach())
+    moved = create_head("coop", {"n_ctx": 2, "epochs": 1, "lr": 5.0, "warmup_epochs": 0}).fit(fit_data(cache))
+    assert not torch.allclose(moved.context.ctx, start.context.ctx)

@@ -44,3 +44,18 @@ def test_tip_adapter_scores_every_grid_point_with_its_own_beta(task) -> None:
     best = best_of(accuracies)
     assert (head.selected["beta"], head.selected["alpha"]) == best
     assert head.selected["val_acc"] == pytest.approx(accuracies[best], abs=1e-6)
+
+
+def test_the_authors_values_applied_for_a_data_set_are_recorded(task) -> None:
+    """per_dataset: the values of resources/per_dataset.json for the data set being fitted are used and recorded in
+    `selected['per_dataset']` (tuples as lists, as head.json holds them)."""
+    from pipeline.heads import FitData
+    from pipeline.heads.classes import SubsetText
+
+    data, _ = task
+    text = SubsetText(data.text, list(range(data.n_classes)))
+    text.provenance["dataset"]["name"] = "oxford_flowers"  # one of the authors' 11 data sets
+    flowers = FitData(data.train, data.val, text, data.seed, data.device)
+    head = create_head("tip_adapter", {"per_dataset": True}).fit(flowers)
+    assert head.selected["per_dataset"] == {"beta_grid": [0.1, 50.0, 200], "alpha_grid": [0.1, 50.0, 20]}
+    assert head.params.beta_grid == (0.1, 50.0, 200)
