@@ -138,7 +138,8 @@ class Head(nn.Module):
         """[N, C] scores (in `units`) of every image of a split, streamed in row batches."""
         self.eval()
         batches = split_batches(split, self.device(), self.batch_inputs(), self.batch_rows)
-        return torch.cat([self.batch_scores(b).float().cpu() for b in batches])
+        scored = [self.batch_scores(b).float().cpu() for b in batches]
+        return torch.cat(scored) if scored else torch.zeros(0, self.shapes.get("classes", 0))  # [0, C]: no images
 
     def device(self) -> torch.device:
         """Where the head's tensors live."""

@@ -47,9 +47,10 @@ class SubsetArray:
         return self.array.take(self.rows[np.asarray(rows, np.int64)])
 
     def __getitem__(self, index: Any) -> np.ndarray:
-        if index == () and self.axis == 0:
+        whole = isinstance(index, tuple) and index == ()  # not `index == ()`: a numpy integer compares elementwise
+        if whole and self.axis == 0:
             return self.array.take(self.rows)  # every row of the subset
-        if index == ():
+        if whole:
             return np.stack([self.array[view][self.rows] for view in range(self.array.shape[0])])  # [V, n, ...]
         if isinstance(index, (int, np.integer)) and self.axis == 1:
             return self.array[int(index)][self.rows]  # one view of every image of the subset

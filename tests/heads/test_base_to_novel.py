@@ -118,6 +118,7 @@ def test_subset_arrays_answer_every_read_a_head_makes(task) -> None:
     assert (len(by_row), len(by_view), by_view.ndim, by_view.dtype) == (8, views.shape[0], 3, views.dtype)
     np.testing.assert_array_equal(by_view[()], views[:, rows])
     np.testing.assert_array_equal(by_view[1], views[1][rows])
+    np.testing.assert_array_equal(by_view[np.int64(1)], views[1][rows])  # a numpy integer is a view too
     np.testing.assert_array_equal(by_view[2, [3, 0]], views[2, rows[[3, 0]]])
     np.testing.assert_array_equal(by_row[()], plain[rows])
     np.testing.assert_array_equal(by_row.take(np.array([7, 2])), plain[rows[[7, 2]]])
@@ -128,6 +129,17 @@ def test_subset_arrays_answer_every_read_a_head_makes(task) -> None:
     assert sub.has("views/global") and not sub.has("spatial_raw") and sub.n_views == views.shape[0]
     assert sub.image_ids == [data.train.image_ids[r] for r in rows]
     assert SubsetSplit(data.train, [9]).n == 0 and list(SubsetSplit(data.train, [9]).labels) == []
+
+
+def test_a_split_without_images_scores_to_an_empty_matrix(task) -> None:
+    """A class subset with no image (or any empty split) scores [0, C] and a validation accuracy of 0, not a crash."""
+    from pipeline.heads.base import val_accuracy
+
+    data, _ = task
+    head = create_head("zero_shot").fit(data)
+    empty = SubsetSplit(data.train, [9])
+    assert tuple(head.scores(empty).shape) == (0, data.n_classes)
+    assert val_accuracy(head, empty) == 0.0
 
 
 def test_subset_text_is_the_classes_text_in_their_order(task) -> None:
