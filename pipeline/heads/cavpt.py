@@ -130,7 +130,7 @@ class CAVPT(VPTLate):
     def forward_aux(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ClassAwareOutputs]:
         """Logits [B, C] of a minibatch, and the class-aware layers' auxiliary logits and top classes."""
         prompts, outputs = self.class_aware_prompts(batch)
-        return self.logits(self.prompted_features(batch["late_tokens"], prompts)), outputs
+        return self.class_logits(self.prompted_features(batch["late_tokens"], prompts)), outputs
 
     def aux_loss(self, outputs: ClassAwareOutputs, labels: torch.Tensor) -> torch.Tensor:
         """Eq. 10: cross-entropy of each auxiliary output against the label for the output of the true class and

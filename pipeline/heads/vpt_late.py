@@ -31,7 +31,7 @@ from pipeline.errors import ClipCacheError
 from pipeline.heads.base import Shapes, val_accuracy
 from pipeline.heads.inputs import FitData, TextReader
 from pipeline.heads.loop import Schedule, train
-from pipeline.heads.maths import normalize
+from pipeline.heads.maths import clip_logits, normalize
 from pipeline.heads.prompted import (
     EncoderHead,
     TextContext,
@@ -168,15 +168,15 @@ class VPTLate(EncoderHead):
     def image_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.prompted_features(batch["late_tokens"], self.batch_prompts(batch))  # [B, D]
 
-    def logits(self, image_feats: torch.Tensor) -> torch.Tensor:
+    def class_logits(self, image_feats: torch.Tensor) -> torch.Tensor:
         """Logits [B, C] of normalised image features [B, D] against the classifier."""
-        return self.logit_scale * image_feats @ self.classifier().T  # [B, D] x [D, C] -> [B, C]
+        return clip_logits(image_feats, self.classifier(), self.logit_scale)
 
     def batch_inputs(self) -> tuple[str, ...]:
         return ("global", "late_tokens")
 
     def batch_scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.logits(self.image_features(batch))
+        return self.class_logits(self.image_features(batch))
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return F.cross_entropy(self.batch_scores(batch), batch["labels"])
