@@ -20,9 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from read_throughput import (
-    drop_caches,  # benchmarks/ is on the path of a script run from it
-)
+from read_throughput import drop_caches  # benchmarks/ is on the path of a script run from it
 
 CGROUP = Path("/sys/fs/cgroup/memory/clipcache-bench")
 

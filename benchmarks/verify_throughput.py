@@ -18,9 +18,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from read_throughput import (
-    drop_caches,  # benchmarks/ is on the path of a script run from it
-)
+from read_throughput import drop_caches  # benchmarks/ is on the path of a script run from it
 
 from pipeline.store import FeatureSplit
 from pipeline.store.integrity import verify

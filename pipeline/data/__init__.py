@@ -6,13 +6,7 @@ from typing import Any
 
 from pipeline.data import coop, folder, manifest, textile  # noqa: F401  (registers the layouts)
 from pipeline.data.fewshot import FewShotSplit, sample_few_shot
-from pipeline.data.registry import (
-    DataSet,
-    ImageItem,
-    create_dataset,
-    list_datasets,
-    register_dataset,
-)
+from pipeline.data.registry import DataSet, ImageItem, create_dataset, list_datasets, register_dataset
 
 __all__ = [
     "DataSet", "FewShotSplit", "ImageItem", "ViewSpec", "create_dataset", "list_datasets", "register_dataset",

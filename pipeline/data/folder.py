@@ -7,13 +7,7 @@ from typing import Any
 
 from pipeline.data.custom import CUSTOM_DEFAULTS, with_custom_text
 from pipeline.data.partition import PARTITION_DEFAULTS, partition
-from pipeline.data.registry import (
-    DataSet,
-    ImageItem,
-    load_resource,
-    register_dataset,
-    take_options,
-)
+from pipeline.data.registry import DataSet, ImageItem, load_resource, register_dataset, take_options
 from pipeline.errors import ClipCacheError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})

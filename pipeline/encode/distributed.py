@@ -19,27 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.backbone import Encoder, load_encoder, pick_device
-from pipeline.backbone.model import (
-    check_names,
-    resolve_architecture,
-    resolve_pretrained,
-)
+from pipeline.backbone.model import check_names, resolve_architecture, resolve_pretrained
 from pipeline.data import DataSet, create_dataset
 from pipeline.data.templates import templates_for
-from pipeline.encode.plan import (
-    SplitJob,
-    cache_folder,
-    dataset_provenance,
-    plan_jobs,
-    split_provenance,
-)
-from pipeline.encode.run import (
-    EncodeReport,
-    current,
-    encode_shards,
-    features_for,
-    write_text,
-)
+from pipeline.encode.plan import SplitJob, cache_folder, dataset_provenance, plan_jobs, split_provenance
+from pipeline.encode.run import EncodeReport, current, encode_shards, features_for, write_text
 from pipeline.engine import ClusterParams, open_engine
 from pipeline.errors import ClipCacheError
 from pipeline.layout import TEXT_FILE

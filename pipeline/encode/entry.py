@@ -9,12 +9,7 @@ from typing import Any
 from pipeline.encode.run import EncodeReport, run_encode
 from pipeline.engine import CLUSTER_KEYS, cluster_params
 from pipeline.grid import grid_pairs
-from pipeline.params import (
-    apply_overrides,
-    load_params,
-    runtime_params,
-    runtime_section,
-)
+from pipeline.params import apply_overrides, load_params, runtime_params, runtime_section
 
 log = logging.getLogger(__name__)
 

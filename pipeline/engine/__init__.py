@@ -39,12 +39,7 @@ whatever cluster it started, also on an exception or Ctrl-C.
 """
 
 from pipeline.engine.base import Engine, InProcessEngine
-from pipeline.engine.config import (
-    CLUSTER_KEYS,
-    ClusterParams,
-    SlurmParams,
-    cluster_params,
-)
+from pipeline.engine.config import CLUSTER_KEYS, ClusterParams, SlurmParams, cluster_params
 from pipeline.engine.jobqueue import slurm_job_script
 from pipeline.engine.open import open_engine
 

@@ -6,13 +6,7 @@ Head modules are imported on first use (`pipeline.heads.registry.MODULES` names 
 
 from pipeline.heads.base import REQUIREMENTS, Head
 from pipeline.heads.inputs import FitData
-from pipeline.heads.registry import (
-    create_head,
-    describe_params,
-    head_class,
-    list_heads,
-    register_head,
-)
+from pipeline.heads.registry import create_head, describe_params, head_class, list_heads, register_head
 
 __all__ = ["REQUIREMENTS", "FitData", "Head", "create_head", "describe_params", "head_class", "list_heads",
            "register_head"]

@@ -22,14 +22,7 @@ import torch
 from pipeline.heads.base import Shapes
 from pipeline.heads.inputs import FitData, TextReader
 from pipeline.heads.loop import Schedule, train
-from pipeline.heads.prompted import (
-    EncoderHead,
-    TextContext,
-    context_shapes,
-    epochs_by_shots,
-    init_context,
-    relayout,
-)
+from pipeline.heads.prompted import EncoderHead, TextContext, context_shapes, epochs_by_shots, init_context, relayout
 from pipeline.heads.registry import register_head
 from pipeline.prompts.text import TextTower
 

@@ -16,13 +16,7 @@ from pipeline.heads.base import SHAPE_NAMES, Head, Shapes
 from pipeline.heads.registry import create_head
 from pipeline.layout import HEAD_META, HEAD_WEIGHTS
 from pipeline.params import as_dict
-from pipeline.store.atomic import (
-    TMP_MARK,
-    no_space,
-    space_error,
-    unique_token,
-    write_json_atomic,
-)
+from pipeline.store.atomic import TMP_MARK, no_space, space_error, unique_token, write_json_atomic
 
 
 def save_head(head: Head, folder: Path, provenance: dict[str, Any]) -> dict[str, Any]:

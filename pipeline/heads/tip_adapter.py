@@ -24,12 +24,7 @@ import torch
 from pipeline.heads.base import Head, Shapes
 from pipeline.heads.grid import best_of, tip_grid
 from pipeline.heads.inputs import FitData, global_feats, view_mean_keys
-from pipeline.heads.maths import (
-    accuracy,
-    cache_kernel,
-    kernel_class_sums,
-    sort_by_label,
-)
+from pipeline.heads.maths import accuracy, cache_kernel, kernel_class_sums, sort_by_label
 from pipeline.heads.registry import register_head
 
 

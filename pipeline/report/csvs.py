@@ -18,13 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pipeline.report.aggregate import (
-    METRICS,
-    GroupKey,
-    ModelKey,
-    cell_summaries,
-    model_average,
-)
+from pipeline.report.aggregate import METRICS, GroupKey, ModelKey, cell_summaries, model_average
 from pipeline.report.load import Run
 from pipeline.report.names import curve_name
 from pipeline.report.stats import Summary

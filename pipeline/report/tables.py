@@ -9,15 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipeline.report.aggregate import (
-    Average,
-    Cell,
-    GroupKey,
-    ModelKey,
-    cell_summaries,
-    heading,
-    model_average,
-)
+from pipeline.report.aggregate import Average, Cell, GroupKey, ModelKey, cell_summaries, heading, model_average
 from pipeline.report.load import Run
 from pipeline.report.stats import Summary
 

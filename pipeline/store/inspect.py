@@ -10,12 +10,7 @@ import h5py
 
 from pipeline.errors import ClipCacheError
 from pipeline.store.integrity import verify
-from pipeline.store.provenance import (
-    ATTR_COMPLETE,
-    ATTR_FINGERPRINT,
-    edited,
-    read_attrs,
-)
+from pipeline.store.provenance import ATTR_COMPLETE, ATTR_FINGERPRINT, edited, read_attrs
 from pipeline.store.reader import dataset_specs
 
 HEALTHY = ("complete", "leftover")  # statuses `clipcache inspect` exits 0 with

@@ -13,14 +13,7 @@ import numpy as np
 from pipeline.errors import ClipCacheError
 from pipeline.store.integrity import verify
 from pipeline.store.lazy import LazyArray, contiguous_offset
-from pipeline.store.provenance import (
-    ATTR_COMPLETE,
-    ATTR_FINGERPRINT,
-    SCHEMA_VERSION,
-    check_request,
-    edited,
-    read_attrs,
-)
+from pipeline.store.provenance import ATTR_COMPLETE, ATTR_FINGERPRINT, SCHEMA_VERSION, check_request, edited, read_attrs
 from pipeline.store.schema import ENABLED_BY, image_axis, known
 
 

@@ -22,13 +22,7 @@ from pipeline.errors import ClipCacheError
 from pipeline.store.atomic import atomic_h5, exclusive, remove_stale_temporaries
 from pipeline.store.failpoints import failpoint
 from pipeline.store.integrity import dataset_names, verify
-from pipeline.store.provenance import (
-    ATTR_COMPLETE,
-    ATTR_FINGERPRINT,
-    fingerprint,
-    read_attrs,
-    write_attrs,
-)
+from pipeline.store.provenance import ATTR_COMPLETE, ATTR_FINGERPRINT, fingerprint, read_attrs, write_attrs
 from pipeline.store.schema import image_axis
 
 log = logging.getLogger(__name__)

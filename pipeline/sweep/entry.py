@@ -14,14 +14,7 @@ from pipeline.errors import ClipCacheError
 from pipeline.grid import grid_pairs
 from pipeline.heads.registry import head_section
 from pipeline.layout import METRICS, head_metrics_file
-from pipeline.params import (
-    apply_overrides,
-    load_params,
-    results_dir,
-    runtime_params,
-    runtime_section,
-    train_params,
-)
+from pipeline.params import apply_overrides, load_params, results_dir, runtime_params, runtime_section, train_params
 from pipeline.store.atomic import write_json_atomic
 from pipeline.sweep.execute import RunSpec
 from pipeline.sweep.plan import SweepReport, format_seconds, plan_runs, run_sweep

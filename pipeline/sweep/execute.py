@@ -25,30 +25,11 @@ from pipeline.errors import ClipCacheError, NotApplicable
 from pipeline.heads.classes import base_and_novel
 from pipeline.heads.fitting import fit_head, save_fitted
 from pipeline.heads.registry import head_class
-from pipeline.layout import (
-    HEAD_META,
-    RUN_RECORD,
-    TEXT_FILE,
-    cache_folder,
-    pair_label,
-    run_folder,
-    split_file,
-)
+from pipeline.layout import HEAD_META, RUN_RECORD, TEXT_FILE, cache_folder, pair_label, run_folder, split_file
 from pipeline.params import EncodeParams
-from pipeline.scoring.evaluation import (
-    score_base_to_novel,
-    score_head,
-    test_split,
-    write_evaluation,
-)
+from pipeline.scoring.evaluation import score_base_to_novel, score_head, test_split, write_evaluation
 from pipeline.store import TextFeatures
-from pipeline.store.atomic import (
-    OLD_PREFIX,
-    TMP_PREFIX,
-    replace_folder,
-    temp_folder,
-    write_json_atomic,
-)
+from pipeline.store.atomic import OLD_PREFIX, TMP_PREFIX, replace_folder, temp_folder, write_json_atomic
 from pipeline.store.failpoints import failpoint
 from pipeline.store.provenance import code_version, fingerprint
 from pipeline.store.together import check_identity

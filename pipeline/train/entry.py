@@ -13,14 +13,7 @@ from pipeline.grid import one_pair
 from pipeline.heads.fitting import TrainResult, fit_head, save_fitted
 from pipeline.heads.registry import create_head, head_section
 from pipeline.layout import pair_label, run_folder
-from pipeline.params import (
-    apply_overrides,
-    load_params,
-    results_dir,
-    runtime_params,
-    runtime_section,
-    train_params,
-)
+from pipeline.params import apply_overrides, load_params, results_dir, runtime_params, runtime_section, train_params
 from pipeline.store.atomic import replace_folder, temp_folder
 
 log = logging.getLogger(__name__)

@@ -14,13 +14,7 @@ from pipeline.engine import Engine, cluster_params, open_engine
 from pipeline.engine.dask_engine import gpu_workers
 from pipeline.errors import ClipCacheError
 from tests.engine.support import collect, in_process_values, make_jobs
-from tests.engine.tasks import (
-    fail_on_three,
-    kill_own_worker,
-    square_in_child,
-    value_of,
-    write_result,
-)
+from tests.engine.tasks import fail_on_three, kill_own_worker, square_in_child, value_of, write_result
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.scoring.metrics import (
-    classification_metrics,
-    confusion,
-    expected_calibration_error,
-    to_probabilities,
-)
+from pipeline.scoring.metrics import classification_metrics, confusion, expected_calibration_error, to_probabilities
 
 
 def test_confusion_and_accuracies_by_hand() -> None:
