@@ -9,11 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
-from tests.helpers import PAIR, encode_section, make_folder, write_params
+from tests.helpers import PAIR, cache_tensors, encode_section, make_folder, write_params
 
 RUNTIME = {"workers": 1, "batch_size": 4, "shard_images": 4}
 
@@ -32,19 +31,6 @@ def kill_when(process: subprocess.Popen, ready, timeout: float = 120) -> None:
         time.sleep(0.02)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-
-
-def tensors(folder: Path) -> dict[str, np.ndarray]:
-    """Every dataset of every file under folder, keyed 'relative/file.h5:dataset'."""
-    out = {}
-    for path in sorted(folder.rglob("*.h5")):
-        with h5py.File(path, "r") as handle:
-            names: list[str] = []
-            handle.visit(names.append)  # every group and dataset, in h5py's order
-            for name in names:
-                if isinstance(handle[name], h5py.Dataset):
-                    out[f"{path.relative_to(folder)}:{name}"] = handle[name][()]
-    return out
 
 
 @pytest.mark.slow
@@ -67,7 +53,7 @@ def test_sigkill_at_two_moments_then_resume_gives_identical_tensors(tmp_path: Pa
                               capture_output=True, text=True, check=True)
     assert "resuming" in finished.stderr or "up to date" in finished.stderr
 
-    got, want = tensors(cache), tensors(reference)
+    got, want = cache_tensors(cache), cache_tensors(reference)
     assert sorted(got) == sorted(want) and len(want) > 20
     for key in want:
         assert np.array_equal(got[key], want[key]), f"{key} differs after kill and resume"

@@ -145,7 +145,7 @@ def view_mean_keys(split: SplitReader, device: torch.device) -> torch.Tensor:
 
 
 def split_batches(split: SplitReader, device: torch.device, names: tuple[str, ...] = ("global",),
-                 batch_rows: int = ROW_BATCH) -> Iterator[dict]:
+                  batch_rows: int = ROW_BATCH) -> Iterator[dict]:
     """Row batches of a split: {'rows', 'labels', name: tensor} with globals normalised; for scoring and validation."""
     for start in range(0, split.n, batch_rows):
         rows = np.arange(start, min(start + batch_rows, split.n))
