@@ -42,15 +42,15 @@ def sample_few_shot(dataset: DataSet, shots: int, seed: int) -> FewShotSplit:
     if shots < 1:
         raise ClipCacheError(f"shots must be >= 1, got {shots}")
     train_labels = np.array([item.label for item in dataset.splits["train"]])
-    train = draw_per_class(train_labels, shots, np.random.default_rng([seed, shots, 0]), f"{dataset.name} train",
+    train = draw_per_class(train_labels, shots, np.random.default_rng([seed, shots, 0]), f"{dataset.describe()} train",
                            dataset.classnames)
     val_shots = min(shots, MAX_VAL_SHOTS)
     val_rng = np.random.default_rng([seed, shots, 1])
     if dataset.splits.get("val"):
         val_labels = np.array([item.label for item in dataset.splits["val"]])
-        val = draw_per_class(val_labels, val_shots, val_rng, f"{dataset.name} val", dataset.classnames)
+        val = draw_per_class(val_labels, val_shots, val_rng, f"{dataset.describe()} val", dataset.classnames)
         return FewShotSplit(shots, seed, train, val, "val")
     rest = np.setdiff1d(np.arange(len(train_labels)), train)  # [M] train images outside the few-shot set
-    val = rest[draw_per_class(train_labels[rest], val_shots, val_rng, f"{dataset.name} val (from train)",
+    val = rest[draw_per_class(train_labels[rest], val_shots, val_rng, f"{dataset.describe()} val (from train)",
                               dataset.classnames)]
     return FewShotSplit(shots, seed, train, np.sort(val), "train")

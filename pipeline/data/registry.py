@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ class ImageItem:
 class DataSet:
     """A labelled data set with fixed train/val/test splits and its prompt material."""
 
-    name: str  # registry name
+    name: str  # the data set's own name (the grid's `name`); its layout's name when it has no other
     root: Path  # the directory the layout was read from
     classnames: tuple[str, ...]  # index -> class name used in prompts
     splits: dict[str, list[ImageItem]]  # 'train' / 'val' / 'test' -> items; 'val' may be empty
@@ -35,6 +35,11 @@ class DataSet:
     options: dict[str, Any] = field(default_factory=dict)  # the layout options it was built with
     # its own prompt templates (a templates_file), the 'coop' set instead of coop_template
     templates: tuple[str, ...] = ()
+    layout: str = ""  # the registered layout that read it; "" until create_dataset names it
+
+    def describe(self) -> str:
+        """How messages name it: 'parts (layout image_folder)', or just 'textile' when the name is the layout's."""
+        return self.name if self.layout in ("", self.name) else f"{self.name} (layout {self.layout})"
 
     def file_list_hash(self) -> str:
         """sha256 over every split's (relative path, label) and the class names: the data set's identity."""
@@ -68,18 +73,27 @@ def list_datasets() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_dataset(name: str, root: str | Path | None, options: dict[str, Any] | None = None) -> DataSet:
-    """Build the named data set from its local layout under `root`."""
-    if name not in _REGISTRY:
-        raise ClipCacheError(f"unknown data set {name!r}; known: {', '.join(list_datasets())}")
+def create_dataset(layout: str, root: str | Path | None, options: dict[str, Any] | None = None,
+                   name: str | None = None) -> DataSet:
+    """Build a data set with the registered `layout` from its local root; `name` is its own name (the grid's), which
+    every record, table and message then carries (the layout's name when there is none)."""
+    label = layout if name in (None, layout) else f"{name} (layout {layout})"
+    if layout not in _REGISTRY:
+        raise ClipCacheError(f"unknown data set {label!r}; known layouts: {', '.join(list_datasets())}")
     root_path = None if root is None else Path(root).expanduser().resolve()
     if root_path is not None and not root_path.is_dir():
-        raise ClipCacheError(f"data set root {str(root_path)!r} for {name!r} is not a directory")
-    dataset = _REGISTRY[name](root_path, dict(options or {}))
+        raise ClipCacheError(f"data set root {str(root_path)!r} for {label!r} is not a directory")
+    dataset = replace(_REGISTRY[layout](root_path, dict(options or {})), name=name or layout, layout=layout)
     for split in ("train", "test"):
         if not dataset.splits.get(split):
-            raise ClipCacheError(f"data set {name!r} at {str(dataset.root)!r} has no images in its {split!r} split")
+            raise ClipCacheError(f"data set {label!r} at {str(dataset.root)!r} has no images in its {split!r} split")
     return dataset
+
+
+def layout_of(dataset_prov: dict[str, Any]) -> str:
+    """The layout a cached data set was read with, from its provenance record (`layout` is kept only where it differs
+    from the name): what the authors' per-data-set rules key on (ImageNet's templates, CoOp's epochs)."""
+    return str(dataset_prov.get("layout") or dataset_prov["name"])
 
 
 def load_resource(filename: str) -> dict[str, Any]:

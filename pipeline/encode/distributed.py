@@ -112,7 +112,8 @@ def run_encode_distributed(params: EncodeParams, runtime: RuntimeParams, cluster
     """Encode everything `params` asks for on the engine `cluster` names; the files equal a single process's."""
     started = time.perf_counter()
     check_names(params.dataset.registered, params.model.name, params.model.pretrained)
-    dataset = create_dataset(params.dataset.registered, params.dataset.root, params.dataset.options)
+    dataset = create_dataset(params.dataset.registered, params.dataset.root, params.dataset.options,
+                             params.dataset.name)
     folder = cache_folder(params)
     jobs = plan_jobs(params, dataset, folder)
     report = EncodeReport(folder)

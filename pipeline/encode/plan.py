@@ -62,8 +62,12 @@ def with_content(jobs: list[SplitJob], index: ContentIndex) -> list[SplitJob]:
 
 
 def dataset_provenance(dataset: DataSet) -> dict[str, Any]:
-    """The data set's identity: its name, layout options, class names and the hash of its file list."""
-    return {"name": dataset.name, "options": dataset.options, "classnames": list(dataset.classnames),
+    """The data set's identity: its own name, its layout and options, class names and the hash of its file list.
+
+    `layout` is recorded only where it differs from the name (a grid's `{name: parts, layout: image_folder}`), so
+    that the fingerprints of caches whose name is their layout (textile, dtd, ...) are those they always had."""
+    layout = {"layout": dataset.layout} if dataset.layout not in ("", dataset.name) else {}
+    return {"name": dataset.name, **layout, "options": dataset.options, "classnames": list(dataset.classnames),
             "n_classes": len(dataset.classnames), "file_list_sha256": dataset.file_list_hash(),
             "split_sizes": {k: len(v) for k, v in dataset.splits.items()}}
 

@@ -64,7 +64,8 @@ def run_encode(params: EncodeParams, runtime: RuntimeParams) -> EncodeReport:
     started = time.perf_counter()
     check_names(params.dataset.registered, params.model.name, params.model.pretrained)  # before any file is listed
     arch, _ = resolve_architecture(params.model.name)
-    dataset = create_dataset(params.dataset.registered, params.dataset.root, params.dataset.options)
+    dataset = create_dataset(params.dataset.registered, params.dataset.root, params.dataset.options,
+                             params.dataset.name)
     folder = cache_folder(params)
     jobs = plan_jobs(params, dataset, folder)  # checks K against every class before a model is built
     encoder = load_encoder(params.model.name, params.model.pretrained, pick_device(runtime.device))

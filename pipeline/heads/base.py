@@ -93,7 +93,7 @@ class Head(nn.Module):
     def use_dataset_values(self, data: FitData) -> None:
         """Apply the authors' per-data-set values (when params.per_dataset) for the data set being fitted; head.json
         then records the params the fit used, and `selected['per_dataset']` what was applied."""
-        self.params, applied = for_dataset(self.name, self.params, data.dataset_name)
+        self.params, applied = for_dataset(self.name, self.params, data.dataset_layout)
         if applied:
             self.selected["per_dataset"] = {k: list(v) if isinstance(v, tuple) else v for k, v in applied.items()}
 

@@ -72,7 +72,7 @@ class CoOp(EncoderHead):
         init_context(self.context, tower, tokenizer, list(data.text.classnames), p.class_token_position, p.ctx_init,
                      p.init_std)
         self.logit_scale.fill_(data.text.logit_scale)
-        epochs = p.epochs or epochs_by_shots(data.train.provenance["split"]["shots"], data.dataset_name)
+        epochs = p.epochs or epochs_by_shots(data.train.provenance["split"]["shots"], data.dataset_layout)
         train(self, data, Schedule("sgd", p.lr, p.weight_decay, epochs, p.batch_size, p.warmup_epochs, p.warmup_lr,
                                    keep=p.keep, min_steps=p.min_steps, lr_schedule="dassl"))
         return self

@@ -90,7 +90,8 @@ def cache_provenance(*files: SplitReader | TextReader) -> dict[str, Any]:
                   for f in files},
         "encoder": {k: first["encoder"].get(k) for k in ("model", "pretrained", "pretrained_kind", "random_weights",
                                                            "checkpoint_sha256", "open_clip_version")},
-        "dataset": {k: first["dataset"].get(k) for k in ("name", "n_classes", "file_list_sha256", "classnames")},
+        "dataset": {k: first["dataset"][k] for k in ("name", "layout", "n_classes", "file_list_sha256",
+                                                     "classnames") if k in first["dataset"]},
         "identity": identity(first),  # fingerprints of the encoder and data set, checked against test.h5 at evaluation
     }
 

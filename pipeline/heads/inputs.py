@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from pipeline.data.registry import layout_of
 from pipeline.data.templates import resolve_template_set
 from pipeline.errors import ClipCacheError
 from pipeline.heads.maths import normalize
@@ -98,9 +99,10 @@ class FitData:
     device: torch.device
 
     @property
-    def dataset_name(self) -> str:
-        """The registered name of the data set the cache was built from (e.g. 'imagenet', 'textile')."""
-        return str(self.text.provenance["dataset"]["name"])
+    def dataset_layout(self) -> str:
+        """The registered layout the cache's data set was read with (e.g. 'imagenet', 'textile'), whatever its own
+        name: the authors' per-data-set values key on it."""
+        return layout_of(self.text.provenance["dataset"])
 
     @property
     def n_classes(self) -> int:
@@ -116,7 +118,7 @@ class FitData:
 
 def text_classifier(text: TextReader, template_set: str, device: torch.device) -> torch.Tensor:
     """[C, D] normalised zero-shot classifier of a template set of `text` ('reference' resolved by its data set)."""
-    name = resolve_template_set(template_set, str(text.provenance["dataset"]["name"]))
+    name = resolve_template_set(template_set, layout_of(text.provenance["dataset"]))
     return torch.from_numpy(text.mean(name)).float().to(device)
 
 

@@ -129,7 +129,7 @@ class VPTLate(EncoderHead):
         if p.text_prompts:
             init_context(self.context, TextTower(model), tokenizer, list(data.text.classnames),
                          p.class_token_position, p.ctx_init, 0.02)
-        epochs = p.epochs or epochs_by_shots(data.train.provenance["split"]["shots"], data.dataset_name)
+        epochs = p.epochs or epochs_by_shots(data.train.provenance["split"]["shots"], data.dataset_layout)
         schedule = Schedule("sgd", p.lr, p.weight_decay, epochs, p.batch_size, p.warmup_epochs, p.warmup_lr,
                             keep=p.keep, min_steps=p.min_steps, lr_schedule="dassl")
         if any(p.numel() for group in self.param_groups() for p in group["params"]):

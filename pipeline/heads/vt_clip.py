@@ -119,7 +119,7 @@ class VTCLIP(Head):
         _, hw, key_dim = data.train.array(p.keys).shape
         if dim % p.n_heads:
             raise ClipCacheError(f"heads.vt_clip.n_heads={p.n_heads} must divide the feature size {dim}")
-        schedule = self.schedule(data.train.provenance["split"].get("shots"), data.dataset_name)
+        schedule = self.schedule(data.train.provenance["split"].get("shots"), data.dataset_layout)
         self.prepare(data, p.template_set, dim=dim, classes=data.n_classes, hw=hw, key_dim=key_dim)
         train(self, data, schedule, ("global", p.keys))
         return self

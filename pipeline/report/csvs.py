@@ -23,7 +23,7 @@ from pipeline.report.load import Run
 from pipeline.report.names import curve_name
 from pipeline.report.stats import Summary
 
-RUN_FIELDS = ("dataset", "model", "pretrained", "random_weights", "head", "shots", "seed", "top1",
+RUN_FIELDS = ("dataset", "layout", "model", "pretrained", "random_weights", "head", "shots", "seed", "top1",
               "mean_per_class_accuracy", "ece", "n_test", "selected", "head_params", "source")
 SUMMARY_STATS = ("mean", "std", "ci95", "ci_low", "ci_high")
 SUMMARY_FIELDS = ("dataset", "model", "pretrained", "random_weights", "head", "shots", "n_seeds",
@@ -48,7 +48,8 @@ def write_rows(path: Path, fields: tuple[str, ...], rows: list[dict[str, Any]]) 
 
 def run_rows(runs: list[Run], results_dir: Path) -> list[dict[str, Any]]:
     """One row per run."""
-    return [{"dataset": r.dataset, "model": r.model, "pretrained": r.pretrained, "random_weights": r.random_weights,
+    return [{"dataset": r.dataset, "layout": r.layout, "model": r.model, "pretrained": r.pretrained,
+             "random_weights": r.random_weights,
              "head": r.head, "shots": r.shots, "seed": r.seed, **r.metrics, "n_test": r.n_test,
              "selected": json.dumps(r.selected, sort_keys=True),
              "head_params": json.dumps(r.head_params, sort_keys=True),

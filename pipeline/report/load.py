@@ -48,6 +48,7 @@ class Run:
     attention: list[dict[str, Any]] | None  # test images with the attention grids of their true/predicted class
     protocol: str = "all"  # 'all', or 'base_to_novel' (metrics: the base classes; base_to_novel: base, novel, hm)
     base_to_novel: dict[str, Any] | None = None
+    layout: str = ""  # the registered layout the data set was read with (its name when the record has none)
 
 
 def find_results(results_dir: str | Path) -> list[Path]:
@@ -59,14 +60,15 @@ def find_results(results_dir: str | Path) -> list[Path]:
 
 
 def read_record(path: Path) -> dict[str, Any]:
-    """The JSON object of one file, or an error naming the file."""
+    """The JSON object of one file, or an error naming the file (a sweep run's file is checked against the checksum
+    its run.json records first, so that damage is called damage, with the advice that repairs it)."""
+    check_recorded_checksum(path)
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ClipCacheError(f"{path}: not a readable JSON file ({exc})") from exc
     if not isinstance(record, dict):
         raise ClipCacheError(f"{path}: an evaluation record must be a JSON object")
-    check_recorded_checksum(path)
     return record
 
 
@@ -109,7 +111,7 @@ def parse_run(record: dict[str, Any], path: Path) -> Run:
                selected=record["selected"], classnames=[str(c) for c in record["classnames"]],
                metrics={k: float(metrics[k]) for k in ("top1", "mean_per_class_accuracy", "ece")},
                n_test=metrics["n_test"], attention=attention or None, protocol=str(record.get("protocol", "all")),
-               base_to_novel=base_to_novel(record, path))
+               base_to_novel=base_to_novel(record, path), layout=str(record.get("layout") or record["dataset"]))
 
 
 def base_to_novel(record: dict[str, Any], path: Path) -> dict[str, Any] | None:

@@ -84,10 +84,12 @@ def comparison_rows(groups: dict[GroupKey, list[Run]]) -> list[list[str]]:
         cells: dict[tuple[str, int], list[Run]] = defaultdict(list)
         for run in members:
             cells[(run.head, run.shots)].append(run)
+        # a published number is of the data set the layout reads (dtd), whatever a grid names it (dtd_mine)
+        layout_key = (members[0].layout, key[1], key[2])
         for (head, shots), runs in sorted(cells.items()):
             ours = summarise([100 * r.metrics["top1"] for r in runs])
             for row in published_numbers():
-                if not applies(row, key, head, shots, runs[0].head_params):
+                if not applies(row, layout_key, head, shots, runs[0].head_params):
                     continue
                 differs = protocol_differences(load_preset(row.protocol), head, runs[0].head_params)
                 delta = "—" if differs else f"{ours.mean - row.value:+.1f}"

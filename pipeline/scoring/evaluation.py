@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.data.registry import layout_of
 from pipeline.heads import Head
 from pipeline.heads.classes import SubsetSplit, SubsetText
 from pipeline.heads.inputs import SplitReader
@@ -61,6 +62,7 @@ def score_head(head: Head, meta: dict[str, Any], test: SplitReader) -> dict[str,
     scores = head.scores(test).numpy()  # [N, C]
     record = {
         "head": head.name, "shots": prov["shots"], "seed": prov["seed"], "dataset": prov["dataset"]["name"],
+        "layout": layout_of(prov["dataset"]),
         "model": prov["encoder"]["model"], "pretrained": prov["encoder"]["pretrained"],
         "random_weights": prov["encoder"]["random_weights"], "head_params": meta["params"],
         "selected": meta["selected"], "classnames": prov["dataset"]["classnames"],

@@ -53,6 +53,7 @@ def summary(handle: h5py.File, path: Path, provenance: dict[str, Any], build: di
         "schema_version": int(handle.attrs.get("schema_version", -1)),
         "model": encoder.get("model"), "pretrained": encoder.get("pretrained"),
         "random_weights": encoder.get("random_weights"), "dataset": provenance.get("dataset", {}).get("name"),
+        "layout": provenance.get("dataset", {}).get("layout") or provenance.get("dataset", {}).get("name"),
         "split": provenance.get("split"), "views": provenance.get("views"), "features": provenance.get("features"),
         "templates": {k: len(v) for k, v in provenance.get("templates", {}).items()} or None,
         "skipped": build.get("skipped", []), "code_version": build.get("code_version"),
@@ -88,8 +89,9 @@ def render(entries: list[dict[str, Any]]) -> str:
         if "datasets" not in e:
             continue
         weights = "RANDOM WEIGHTS (pretrained: none)" if e["random_weights"] else e["pretrained"]
-        lines.append(f"  model {e['model']} / {weights}; data set {e['dataset']}; schema v{e['schema_version']}; "
-                     f"code {e['code_version']}")
+        layout = "" if e["layout"] == e["dataset"] else f" (layout {e['layout']})"
+        lines.append(f"  model {e['model']} / {weights}; data set {e['dataset']}{layout}; "
+                     f"schema v{e['schema_version']}; code {e['code_version']}")
         if e["split"]:
             s = e["split"]
             lines.append(f"  split {s['name']} (from {s['source']}), shots {s['shots']}, seed {s['seed']}, "
