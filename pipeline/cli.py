@@ -119,7 +119,8 @@ def sweep(params_path: str, heads: tuple[str, ...], overrides: tuple[str, ...], 
                                {"cluster": cluster, "device": device}, dataset, model, prune)
     click.echo(json.dumps({"runs": report.total, "done_now": report.count("done"),
                            "already_done": report.count("skipped"), "not_applicable": report.count("n/a"),
-                           "failed": report.count("failed"), "seconds": round(report.seconds, 2),
+                           "failed": report.count("failed"), "repaired": report.repaired,
+                           "seconds": round(report.seconds, 2),
                            "engine": report.engine,
                            "overhead_per_run_s": round(report.overhead_per_run, 4)}))
 

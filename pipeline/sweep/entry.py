@@ -18,7 +18,7 @@ from pipeline.params import apply_overrides, load_params, results_dir, runtime_p
 from pipeline.store.atomic import write_json_atomic
 from pipeline.sweep.execute import RunSpec
 from pipeline.sweep.plan import SweepReport, format_seconds, plan_runs, run_sweep
-from pipeline.sweep.record import read_run_record
+from pipeline.sweep.record import verified_record
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,12 @@ def sweep_from_params(params_path: str | Path, overrides: list[str], heads: list
         prune_runs(specs, names, root, whole=dataset is None and model is None)
     for name in names:
         write_head_metrics([s for s in specs if s.head == name], head_metrics_file(root, name))
-    log.info("sweep: %d runs, %d done now, %d already done, %d not applicable, %d failed in %s on %s "
-             "(overhead %.3f s per run)", report.total, report.count("done"), report.count("skipped"),
+    if report.repaired:
+        log.warning("sweep: %d damaged run(s) found and fitted again: %s", len(report.repaired),
+                    "; ".join(f"{key} ({why})" for key, why in sorted(report.repaired.items())))
+    log.info("sweep: %d runs, %d done now (%d of them repairs), %d already done, %d not applicable, %d failed in %s "
+             "on %s (overhead %.3f s per run)", report.total, report.count("done"), len(report.repaired),
+             report.count("skipped"),
              report.count("n/a"), report.count("failed"),
              format_seconds(report.seconds), report.engine or "nothing to run", report.overhead_per_run)
     failed = [r for r in report.results if r.status == "failed"]
@@ -71,12 +75,12 @@ def prune_runs(specs: list[RunSpec], heads: list[str], results_dir: str, whole: 
 
 
 def write_head_metrics(specs: list[RunSpec], path: Path) -> None:
-    """<data set> -> <pair> -> k<K>-s<seed> -> scalars, of the complete runs of one head (`dvc metrics show`)."""
+    """<data set> -> <pair> -> k<K>-s<seed> -> scalars, of the complete runs of one head (`dvc metrics show`), each
+    read from a metrics.json that matches the checksum its run.json records."""
     tree: dict[str, Any] = {}
     for spec in specs:
-        record = read_run_record(spec.folder)
         metrics_file = spec.folder / METRICS
-        if record is None or not metrics_file.is_file():
+        if verified_record(spec.folder) is None:  # absent, or damaged since: its numbers are not published
             continue
         scalars = json.loads(metrics_file.read_text())
         tree.setdefault(spec.encode.dataset.name, {}).setdefault(spec.pair, {})[spec.folder.name] = {

@@ -34,7 +34,7 @@ from pipeline.store.failpoints import failpoint
 from pipeline.store.provenance import code_version, fingerprint
 from pipeline.store.together import check_identity
 from pipeline.sweep.fingerprint import file_fingerprint, run_inputs
-from pipeline.sweep.record import read_run_record
+from pipeline.sweep.record import run_state
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def execute_run(spec: RunSpec) -> RunResult:
     try:
         inputs = spec.inputs()
         digest = fingerprint(inputs)
-        if (read_run_record(spec.folder) or {}).get("fingerprint") == digest:
+        if run_state(spec.folder, digest)[0] == "done":  # finished (and intact) since the driver planned it
             return RunResult(spec.key, "skipped", digest, worker=worker_name())
         seconds, metrics = build_run(spec, inputs, digest)
     except NotApplicable as exc:
@@ -156,8 +156,9 @@ def build_run(spec: RunSpec, inputs: dict[str, Any], digest: str) -> tuple[dict[
 
 
 def publish(tmp: Path, folder: Path, digest: str) -> None:
-    """Rename `tmp` to `folder`, moving an older run aside first; if another writer published the same run, keep it."""
-    replace_folder(tmp, folder, keep=lambda: (read_run_record(folder) or {}).get("fingerprint") == digest)
+    """Rename `tmp` to `folder`, moving an older (or damaged) run aside first; if another writer published the same
+    run intact meanwhile, keep it."""
+    replace_folder(tmp, folder, keep=lambda: run_state(folder, digest)[0] == "done")
 
 
 def remove_leftovers(folders: set[Path]) -> None:

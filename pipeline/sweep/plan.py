@@ -1,7 +1,8 @@
 """A sweep: every run of the grid (pairs x heads x shots x seeds) not done yet, on an engine, with progress and ETA.
 
 The driver plans the runs, reads the cache fingerprints once, skips every run whose folder already holds the same
-fingerprint, removes what killed runs left behind, and hands the rest to the engine. Killing a sweep loses at most
+fingerprint with every file matching the checksums its run.json records (a damaged run is fitted again, and named),
+removes what killed runs left behind, and hands the rest to the engine. Killing a sweep loses at most
 the runs in flight; the next sweep picks up from there.
 """
 
@@ -20,7 +21,7 @@ from pipeline.heads.classes import PROTOCOLS
 from pipeline.params import EncodeParams
 from pipeline.store.provenance import fingerprint
 from pipeline.sweep.execute import RunResult, RunSpec, execute_run, remove_leftovers
-from pipeline.sweep.record import read_run_record
+from pipeline.sweep.record import run_state
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class SweepReport:
     results: list[RunResult] = field(default_factory=list)  # one per run, skipped ones included
     seconds: float = 0.0  # wall time of the sweep
     engine: str = ""
+    repaired: dict[str, str] = field(default_factory=dict)  # key -> why: runs on disk that were damaged, fitted again
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results)
@@ -60,20 +62,25 @@ def plan_runs(pairs: Sequence[EncodeParams], heads: Sequence[str], head_params: 
             for pair in pairs for name in heads for shots in pair.protocol.shots for seed in pair.protocol.seeds]
 
 
-def split_done(specs: Sequence[RunSpec]) -> tuple[list[RunResult], list[RunSpec]]:
-    """(results of the runs already on disk with the same fingerprint, the specs still to run)."""
-    done, pending = [], []
+def split_done(specs: Sequence[RunSpec]) -> tuple[list[RunResult], list[RunSpec], dict[str, str]]:
+    """(results of the runs already on disk, intact and with the same fingerprint; the specs still to run; key -> why
+    of the pending runs whose folder holds this fingerprint but is damaged)."""
+    done, pending, damaged = [], [], {}
     for spec in specs:
         try:
             digest = fingerprint(spec.inputs())
         except ClipCacheError:
             pending.append(spec)  # the run itself reports what is missing
             continue
-        if (read_run_record(spec.folder) or {}).get("fingerprint") == digest:
+        state, why = run_state(spec.folder, digest)
+        if state == "done":
             done.append(RunResult(spec.key, "skipped", digest))
-        else:
-            pending.append(spec)
-    return done, pending
+            continue
+        if state == "damaged":
+            damaged[spec.key] = why
+            log.warning("sweep: %s is damaged (%s): fitting it again", spec.key, why)
+        pending.append(spec)
+    return done, pending, damaged
 
 
 def needs_gpu(head: str) -> bool:
@@ -85,9 +92,10 @@ def needs_gpu(head: str) -> bool:
 def run_sweep(specs: Sequence[RunSpec], cluster: ClusterParams) -> SweepReport:
     """Execute every pending run of `specs` on the engine `cluster` names; return what happened."""
     started = time.perf_counter()
-    skipped, pending = split_done(specs)
-    report = SweepReport(len(specs), list(skipped))
-    log.info("sweep: %d runs in the grid, %d already done, %d to run", len(specs), len(skipped), len(pending))
+    skipped, pending, damaged = split_done(specs)
+    report = SweepReport(len(specs), list(skipped), repaired=damaged)
+    log.info("sweep: %d runs in the grid, %d already done, %d to run (%d of them damaged on disk)", len(specs),
+             len(skipped), len(pending), len(damaged))
     if pending:
         with open_engine(cluster) as engine:
             report.engine = engine.name
