@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, get_args, get_origin, get_type_h
 import yaml
 
 from pipeline.errors import ClipCacheError
+from pipeline.strict_yaml import load_yaml
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -34,11 +35,12 @@ def load_params(path: str | Path) -> dict[str, Any]:
     """The whole params file as a dict; a section we do not know (a misspelling) is one line naming it."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ClipCacheError(f"params file {str(path)!r} cannot be read: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ClipCacheError(f"params file {str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    except UnicodeDecodeError as exc:
+        raise ClipCacheError(f"params file {str(path)!r} is not UTF-8 text: {exc.reason}") from exc
+    data = load_yaml(text, f"params file {str(path)!r}")  # bounded; a key given twice is refused
     if not isinstance(data, dict):
         raise ClipCacheError(f"params file {str(path)!r} must hold a mapping of sections")
     unknown = sorted(str(k) for k in set(data) - set(SECTIONS))
@@ -60,7 +62,7 @@ def apply_overrides(params: dict[str, Any], overrides: list[str]) -> dict[str, A
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ClipCacheError(f"override {item!r}: {part!r} is not a section")
-        node[leaf] = yaml.safe_load(raw)
+        node[leaf] = load_yaml(raw, f"override {item!r}: the value")
         if key.split(".")[0] not in SECTIONS:
             raise ClipCacheError(f"override {item!r}: unknown section {key.split('.')[0]!r}; known: "
                                  f"{', '.join(SECTIONS)}")
@@ -69,6 +71,8 @@ def apply_overrides(params: dict[str, Any], overrides: list[str]) -> dict[str, A
 
 def build(cls: type[T], data: dict[str, Any] | None, where: str) -> T:
     """Instantiate dataclass `cls` from a mapping, recursing into dataclass fields; unknown keys are errors."""
+    if data is not None and not isinstance(data, dict):
+        raise ClipCacheError(f"{where} must be a mapping of keys to values, got {str(data)[:40]!r}")
     data = dict(data or {})
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
@@ -80,7 +84,9 @@ def build(cls: type[T], data: dict[str, Any] | None, where: str) -> T:
         hint = hints[name]
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             value = build(hint, value, f"{where}.{name}")
-        elif get_origin(hint) is tuple and isinstance(value, (list, tuple)):
+        elif get_origin(hint) is tuple:
+            if not isinstance(value, (list, tuple)):
+                raise ClipCacheError(f"{where}.{name} must be a list, got {value!r}")
             value = checked_items(tuple(value), get_args(hint), f"{where}.{name}")
         elif value is not None and hint in (int, float, str, bool) and not isinstance(value, hint) \
                 and not (hint is float and isinstance(value, int)):
@@ -116,6 +122,8 @@ TEMPLATE_SETS = ("imagenet80", "tip7", "coop")
 
 
 DTYPES = ("float16", "float32")
+MAX_VIEWS = 1000  # augmented views per image (the papers: 10; Tip-Adapter's augment_epoch)
+MAX_SHOTS = 100_000  # images per class of a few-shot set (the papers: 1-16; "all" of ImageNet's train: 1,300)
 
 
 @dataclass(frozen=True)
@@ -200,6 +208,12 @@ def encode_params(section: dict[str, Any] | None) -> EncodeParams:
         raise ClipCacheError(f"encode.features.late_tokens must be >= 0 (0: off), got {params.features.late_tokens}")
     if params.views.count < 0 or not params.protocol.shots or not params.protocol.seeds:
         raise ClipCacheError("encode.views.count must be >= 0 and encode.protocol.shots/seeds non-empty")
+    if params.views.count > MAX_VIEWS:
+        raise ClipCacheError(f"encode.views.count must be at most {MAX_VIEWS} (views of every few-shot image are "
+                             f"stored), got {params.views.count}")
+    if max(params.protocol.shots) > MAX_SHOTS:
+        raise ClipCacheError(f"encode.protocol.shots must be at most {MAX_SHOTS} per class, got "
+                             f"{max(params.protocol.shots)}")
     if min(params.protocol.seeds) < 0 or params.views.seed < 0:
         raise ClipCacheError(f"encode.protocol.seeds and encode.views.seed must be >= 0, got "
                              f"{list(params.protocol.seeds)} and {params.views.seed}")

@@ -46,6 +46,18 @@ ENCODE = [  # (override, what the line must say)
     ("runtime.batch_size=0", "runtime.batch_size and runtime.shard_images must be >= 1"),
     ("runtime.workers=-1", "runtime.workers >= 0"),
     ("runtime.shard_images=0", "runtime.shard_images must be >= 1"),
+    # issue 20: a scalar where a list is expected, a mapping that is not one, unbounded sizes, NaN, YAML errors
+    ("encode.protocol.shots=4", "encode.protocol.shots must be a list, got 4"),
+    ("encode.views.scale=5", "encode.views.scale must be a list, got 5"),
+    ("encode.templates=coop", "encode.templates must be a list, got 'coop'"),
+    ("encode.dataset=3", "encode.dataset must be a mapping of keys to values, got '3'"),
+    ("encode.views.count=1000000000", "encode.views.count must be at most 1000"),
+    ("encode.protocol.shots=[1000000000]", "encode.protocol.shots must be at most 100000 per class"),
+    ("encode.dataset.options.val_fraction=.nan", "val_fraction must be a finite number (a fraction of each class), "
+                                                 "got nan"),
+    ("encode.dataset.options.test_fraction=x", "test_fraction must be a finite number"),
+    ("encode.protocol.shots=[1,", "override 'encode.protocol.shots=[1,': the value is not valid YAML"),
+    ("encode.views.count=*a", "the value is not valid YAML"),
 ]
 TRAIN = [  # (override, --head, what the line must say)
     ("train.shots=3", None, "k3-s1/train.h5' does not exist"),
@@ -78,6 +90,22 @@ TRAIN = [  # (override, --head, what the line must say)
     ("heads.vt_clip.epochs=1.5", "vt_clip", "heads.vt_clip.epochs must be int"),
     ("heads.mm_adapter.keep=first", "mm_adapter", "heads.mm_adapter.keep must be one of last, best_val"),
     ("evaluate.results_dir=/proc/x", None, "cannot use '/proc/x'"),
+    # issue 20: zero-step and unbounded grids, sizes that must be at least one (a division by them follows)
+    ("heads.tip_adapter.alpha_grid=[0.1,3.0,0]", None, "heads.tip_adapter.alpha_grid must be (start, stop, steps) "
+                                                       "with 1 <= steps <= 100,000, got [0.1, 3.0, 0]"),
+    ("heads.tip_adapter.beta_grid=[0.1,7.0,-3]", None, "heads.tip_adapter.beta_grid must be (start, stop, steps)"),
+    ("heads.gda.alpha_grid=[-4,2,1000000000]", "gda", "heads.gda.alpha_grid must be (start, stop, steps)"),
+    ("heads.proker.beta_grid=[0.5,3.0,0]", "proker", "heads.proker.beta_grid must be (start, stop, steps)"),
+    ("heads.proker.lambda_grid=[0.001,1.0,0]", "proker", "heads.proker.lambda_grid must be (start, stop, steps)"),
+    ("heads.linear_probe.lambda_grid=[-6,6,0]", "linear_probe", "heads.linear_probe.lambda_grid must be (start, "
+                                                                "stop, steps)"),
+    ("heads.gda.alpha_grid=4", "gda", "heads.gda.alpha_grid must be a list, got 4"),
+    ("heads.vt_clip.n_heads=0", "vt_clip", "heads.vt_clip.n_heads must be >= 1, got 0"),
+    ("heads.vt_clip.n_layers=0", "vt_clip", "heads.vt_clip.n_layers must be >= 1"),
+    ("heads.mm_adapter.n_heads=0", "mm_adapter", "heads.mm_adapter.n_heads must be >= 1"),
+    ("heads.clip_adapter.reduction=0", "clip_adapter", "heads.clip_adapter.reduction must be >= 1"),
+    ("heads.vpt_late.n_prompts=0", "vpt_late", "heads.vpt_late.n_prompts must be >= 1"),
+    ("heads.lp_pp.alpha_every=0", "lp_pp", "heads.lp_pp.alpha_every must be >= 1"),
 ]
 
 

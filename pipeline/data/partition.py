@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,10 @@ def partition(items: list[ImageItem], options: dict[str, Any], where: str) -> di
         options: val_fraction, test_fraction, split_seed, max_per_class.
         where: the root or manifest named in errors.
     """
+    for key in ("val_fraction", "test_fraction"):
+        value = options[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ClipCacheError(f"{where}: {key} must be a finite number (a fraction of each class), got {value!r}")
     val_fraction, test_fraction = float(options["val_fraction"]), float(options["test_fraction"])
     if val_fraction < 0 or test_fraction <= 0 or val_fraction + test_fraction >= 1:
         raise ClipCacheError(

@@ -58,7 +58,17 @@ NON_NEGATIVE = frozenset({"lr", "warmup_lr", "init_std", "weight_decay", "aux_we
                           "warmup_epochs", "min_steps",
                           "patience", "max_iter", "refine_steps"})
 FRACTIONS = frozenset({"ratio", "dropout"})  # in [0, 1]
-AT_LEAST_ONE = frozenset({"n_ctx", "batch_size"})
+AT_LEAST_ONE = frozenset({"n_ctx", "batch_size", "n_heads", "n_layers", "ffn_mult", "reduction", "bottleneck",
+                          "width", "n_prompts", "alpha_every"})
+MAX_GRID_STEPS = 100_000  # values of one searched grid ((start, stop, steps) parameters named *_grid)
+
+
+def check_grid(where: str, spec: tuple) -> None:
+    """A searched grid (start, stop, steps): a whole number of steps from 1 to MAX_GRID_STEPS."""
+    steps = spec[-1]
+    if len(spec) == 3 and not 1 <= steps <= MAX_GRID_STEPS:
+        raise ClipCacheError(f"{where} must be (start, stop, steps) with 1 <= steps <= {MAX_GRID_STEPS:,}, got "
+                             f"{list(spec)!r}")
 
 
 def check_ranges(name: str, params: Any) -> None:
@@ -68,6 +78,8 @@ def check_ranges(name: str, params: Any) -> None:
         numbers = value if isinstance(value, tuple) else (value,)
         if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
             raise ClipCacheError(f"{where} must be finite, got {value!r}")
+        if field.name.endswith("_grid") and isinstance(value, tuple):
+            check_grid(where, value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         rule = ("> 0", value > 0) if field.name in POSITIVE else (">= 0", value >= 0) if field.name in NON_NEGATIVE \
