@@ -8,7 +8,7 @@ from typing import Any
 from pipeline.backbone.device import pick_device
 from pipeline.backbone.model import check_names
 from pipeline.grid import one_pair
-from pipeline.heads.io import load_head
+from pipeline.heads.io import EVALUATION_FIELDS, check_meta, load_head
 from pipeline.heads.registry import head_class
 from pipeline.layout import HEAD_META, pair_label, run_folder
 from pipeline.params import apply_overrides, load_params, results_dir, runtime_params, runtime_section, train_params
@@ -30,6 +30,7 @@ def evaluate_from_params(params_path: str | Path, overrides: list[str], head: st
                         pair_label(encode.model.name, encode.model.pretrained), train.shots, train.seed)
     device = pick_device(runtime_params(runtime_section(params, runtime or {})).device)
     fitted, meta = load_head(folder, device)
+    check_meta(meta, folder / HEAD_META, EVALUATION_FIELDS)  # what the evaluation record is built from
     record = score_head(fitted, meta, test_split(encode, meta, folder / HEAD_META))
     record["device"] = str(device)
     write_evaluation(record, folder)

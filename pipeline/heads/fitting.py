@@ -71,15 +71,17 @@ def check_requires(head: Head, train: SplitReader, val: SplitReader) -> None:
                 raise ClipCacheError(f"head {head.name!r} needs {name!r}: {exc}") from exc
 
 
-def check_classes(train: SplitReader, classnames: list[str]) -> None:
-    """Every class has training images: a class whose images were all skipped as undecodable is named, not fitted
-    with zero examples."""
+def check_classes(train: SplitReader, classnames: list[str], shots: int) -> None:
+    """Every class has its K training images: a class some of whose images were skipped as undecodable
+    (--skip-bad-images) is named, not fitted and reported as a K-shot run with fewer."""
     counts = np.bincount(np.asarray(train.labels, dtype=np.int64), minlength=len(classnames))
-    empty = [classnames[c] for c in np.flatnonzero(counts[: len(classnames)] == 0)]
-    if empty:
-        raise ClipCacheError(f"{str(train.path)!r} has no training image of class {empty[0]!r}"
-                             f"{f' (and {len(empty) - 1} more)' if len(empty) > 1 else ''}: were they all skipped "
-                             f"as unreadable? Fix or remove those images and encode again")
+    short = [c for c in range(len(classnames)) if counts[c] < shots]
+    if short:
+        first = classnames[short[0]]
+        more = f" (and {len(short) - 1} more)" if len(short) > 1 else ""
+        raise ClipCacheError(f"{str(train.path)!r} has {counts[short[0]]} usable training image(s) of class "
+                             f"{first!r}{more} where {shots} shots are asked for: were some skipped as unreadable? "
+                             "Fix or remove those images and encode again")
 
 
 def cache_provenance(*files: SplitReader | TextReader) -> dict[str, Any]:
@@ -121,7 +123,7 @@ def fit_head(encode: EncodeParams, shots: int, seed: int, name: str, head_params
                                         SubsetText(text, classes))
     head = create_head(name, head_params)
     check_requires(head, train_split, val_split)
-    check_classes(train_split, text.classnames)
+    check_classes(train_split, text.classnames, shots)
     torch.manual_seed(seed)
     started = time.perf_counter()
     head.to(device).fit(FitData(train_split, val_split, text, seed, device))

@@ -92,8 +92,9 @@ def test_heads_with_per_class_parameters_refuse_novel_classes(task, name: str) -
         head.retarget(data.text)
 
 
-def test_a_class_without_training_images_is_named(tmp_path: Path) -> None:
-    """Issue 14: a class whose every training image was skipped must not be fitted with zero examples."""
+def test_a_class_without_its_k_training_images_is_named(tmp_path: Path) -> None:
+    """Issues 14 and 20: a class whose training images were skipped (all, or only some) must not be fitted and
+    reported as a K-shot run."""
 
     from pipeline.heads.fitting import check_classes
     from tests.heads.synthetic import draw, write_split
@@ -102,9 +103,16 @@ def test_a_class_without_training_images_is_named(tmp_path: Path) -> None:
     keep = arrays["labels"] != 3  # class 3 lost every image
     split = write_split(tmp_path / "train.h5", {k: v[keep] for k, v in arrays.items()}, "train", 2, 1)
     names = [f"class {c}" for c in range(5)]
-    with pytest.raises(ClipCacheError, match=r"train.h5' has no training image of class 'class 3': were they all"):
-        check_classes(split, names)
-    check_classes(SubsetSplit(split, [0, 1, 2]), names[:3])  # a base subset without class 3 is fine
+    with pytest.raises(ClipCacheError, match=r"train.h5' has 0 usable training image\(s\) of class 'class 3' where 2 "
+                                             r"shots are asked for: were some skipped"):
+        check_classes(split, names, 2)
+    check_classes(SubsetSplit(split, [0, 1, 2]), names[:3], 2)  # a base subset without class 3 is fine
+    one = np.flatnonzero(arrays["labels"] == 1)[:1]  # class 1 kept one of its two images
+    keep = (arrays["labels"] != 1) | np.isin(np.arange(len(keep)), one)
+    split = write_split(tmp_path / "one.h5", {k: v[keep] for k, v in arrays.items()}, "train", 2, 1)
+    with pytest.raises(ClipCacheError, match=r"one.h5' has 1 usable training image\(s\) of class 'class 1' where 2"):
+        check_classes(split, names, 2)
+    check_classes(split, names, 1)
 
 
 def test_subset_arrays_answer_every_read_a_head_makes(task) -> None:
