@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.errors import ClipCacheError
 from pipeline.report.aggregate import (
     METRICS,
     RANDOM_WARNING,
@@ -134,13 +135,24 @@ def introduction(runs: list[Run], results_dir: Path) -> list[str]:
 
 
 def build_report(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
-    """Write the report of every evaluation.json under `results_dir` into `out_dir`.
+    """Write the report of every evaluation.json under `results_dir` into `out_dir`; a write that fails (a full disk,
+    a read-only folder, the file-size limit) is one line naming the folder and the reason.
 
     Returns:
         The files written: table.md first, then index.html, the CSVs and the figures.
     """
     results, out = Path(results_dir), Path(out_dir)
     runs, novel = split_protocols(load_runs(results))
+    try:
+        return write_report(runs, novel, results, out)
+    except OSError as exc:
+        where = exc.filename or out
+        raise ClipCacheError(f"cannot write the report into {str(out)!r} ({where}): "
+                             f"{exc.strerror or type(exc).__name__}; the results are untouched") from None
+
+
+def write_report(runs: list[Run], novel: list[Run], results: Path, out: Path) -> list[Path]:
+    """The report's files (see build_report)."""
     groups, models = by_group(runs), by_model(runs)
     folder = clean(out)
     styles = head_styles({r.head for r in runs})

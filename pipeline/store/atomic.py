@@ -83,8 +83,20 @@ def no_space(exc: BaseException) -> bool:
         for mark in ("errno = 28", "errno = 122", "errno = 27", "No space left", "Disk quota", "File too large"))
 
 
-def space_error(path: Path, needed: int | None) -> NoSpace:
-    """The one line of a write refused or failed for want of space: the file, the bytes it needs, the bytes free."""
+def too_large(exc: BaseException | None) -> bool:
+    """True for a write that failed on the process's file-size limit (ulimit -f), not on the disk."""
+    return exc is not None and (getattr(exc, "errno", None) == errno.EFBIG or "errno = 27" in str(exc)
+                                or "File too large" in str(exc))
+
+
+def space_error(path: Path, needed: int | None, exc: BaseException | None = None) -> NoSpace:
+    """The one line of a write refused or failed for want of space: the file, the bytes it needs, the bytes free; or,
+    for a write stopped by the file-size limit (`exc` EFBIG), that limit, since the disk may have plenty."""
+    if too_large(exc):
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        shown = "no limit now" if limit == resource.RLIM_INFINITY else f"{limit:,} bytes"
+        return NoSpace(f"cannot write {str(path)!r}: the file grew past this process's file-size limit (ulimit -f: "
+                       f"{shown}); raise the limit and run again (what is already written is kept)")
     try:
         free = f"{shutil.disk_usage(path.parent).free:,} bytes are free there"
     except OSError:
@@ -126,7 +138,7 @@ def atomic_h5(path: Path, needed: int | None = None) -> Iterator[h5py.File]:
         fsync_dir(path.parent)
     except (OSError, RuntimeError) as exc:
         if no_space(exc):
-            raise space_error(path, needed) from None
+            raise space_error(path, needed, exc) from None
         raise
     finally:
         tmp.unlink(missing_ok=True)
@@ -166,7 +178,7 @@ def write_json_atomic(path: Path, content: object) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         if no_space(exc):
-            raise space_error(path, None) from None
+            raise space_error(path, None, exc) from None
         raise
     finally:
         tmp.unlink(missing_ok=True)

@@ -68,8 +68,11 @@ def damaged(handle: h5py.File, path: Path) -> tuple[str, str] | None:
             return (name, "it has no recorded checksum")
         if name not in names:
             return (name, "it is missing")
-        if dataset_checksum(path, handle[name]) != stored[name]:
-            return (name, "its bytes do not match the checksum written with it")
+        try:
+            if dataset_checksum(path, handle[name]) != stored[name]:
+                return (name, "its bytes do not match the checksum written with it")
+        except (OSError, UnicodeDecodeError) as exc:  # e.g. a damaged heap under variable-length strings
+            return (name, f"it cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
     return None
 
 

@@ -71,6 +71,9 @@ def read_attrs(handle: h5py.File, path: Path) -> tuple[dict[str, Any], dict[str,
     except (KeyError, ValueError) as exc:
         raise ClipCacheError(f"cache file {str(path)!r} has no readable provenance; it is not a clipcache "
                              "file") from exc
+    except OSError as exc:  # the attribute's bytes (in a global heap) are damaged
+        raise ClipCacheError(f"cache file {str(path)!r}: its provenance cannot be read ({str(exc).splitlines()[0]}); "
+                             "run `clipcache encode --repair`") from None
 
 
 def check_request(provenance: dict[str, Any], expect: dict[str, Any], path: Path) -> None:

@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 
 from pipeline.errors import ClipCacheError
+from pipeline.store.expected import check_against_provenance
 from pipeline.store.integrity import verify
 from pipeline.store.lazy import LazyArray, contiguous_offset
 from pipeline.store.provenance import ATTR_COMPLETE, ATTR_FINGERPRINT, SCHEMA_VERSION, check_request, edited, read_attrs
@@ -47,6 +48,9 @@ def dataset_specs(handle: h5py.File, path: Path) -> Specs:
         if isinstance(obj, h5py.Dataset) and (obj.external or obj.is_virtual):
             raise ClipCacheError(f"cache file {str(path)!r} is not ours: dataset {name!r} takes its bytes from "
                                  f"another file ({'external storage' if obj.external else 'a virtual dataset'})")
+        if isinstance(obj, h5py.Dataset) and (obj.chunks is not None or obj.compression is not None):
+            raise ClipCacheError(f"cache file {str(path)!r} is not ours: dataset {name!r} is chunked or compressed "
+                                 "(clipcache writes contiguous, uncompressed datasets); encode it again")
         if isinstance(obj, h5py.Dataset):
             offset = contiguous_offset(obj)
             if offset is not None and offset + obj.size * obj.dtype.itemsize > size:
@@ -82,6 +86,7 @@ def checked(path: Path,
                                  "written with (edited after encoding?); encode it again")
         check_request(provenance, expect or {}, path)
         specs = dataset_specs(handle, path)  # truncation and bytes from other files, before any data is read
+        check_against_provenance(specs, provenance, build, path)  # rows, views, sizes, dtypes: still nothing read
         verify(handle, path, str(handle.attrs[ATTR_FINGERPRINT]))  # once per file, size, time and fingerprint
         yield handle, provenance, build, specs
 
@@ -92,8 +97,12 @@ class FeatureSplit:
     def __init__(self, path: str | Path, expect: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
         with checked(self.path, expect) as (handle, self.provenance, self.build, specs):
-            self.labels = handle["labels"][()] if "labels" in handle else np.zeros(0, np.int64)  # [N]
-            self.image_ids = [s.decode() for s in handle["image_id"][()]] if "image_id" in handle else []
+            try:
+                self.labels = handle["labels"][()] if "labels" in handle else np.zeros(0, np.int64)  # [N]
+                self.image_ids = [s.decode() for s in handle["image_id"][()]] if "image_id" in handle else []
+            except (OSError, UnicodeDecodeError) as exc:  # checksummed, but read before the memo saw this copy
+                raise ClipCacheError(f"cache file {str(self.path)!r}: labels or image ids cannot be read "
+                                     f"({type(exc).__name__}); run `clipcache encode --repair`") from None
         self.arrays = {name: LazyArray(self.path, name, shape, dtype, offset)
                        for name, (shape, dtype, offset) in specs.items()}
         self.n = len(self.labels)

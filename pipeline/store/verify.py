@@ -11,6 +11,7 @@ from typing import Any
 from pipeline.digest import file_checksum
 from pipeline.errors import ClipCacheError
 from pipeline.layout import HEAD_META, HEAD_WEIGHTS, RUN_RECORD
+from pipeline.store.expected import check_against_provenance
 from pipeline.store.integrity import verify
 from pipeline.store.provenance import ATTR_FINGERPRINT, edited, read_attrs
 from pipeline.store.reader import dataset_specs, open_h5
@@ -20,10 +21,11 @@ def verify_file(path: Path) -> dict[str, Any]:
     """One cache file: 'ok (<n> datasets, <MiB> read)' or what is wrong with it."""
     try:
         with open_h5(path) as handle:
-            provenance, _ = read_attrs(handle, path)
+            provenance, build = read_attrs(handle, path)
             if edited(handle, provenance):
                 raise ClipCacheError(f"{str(path)!r}: its provenance does not match its fingerprint")
             specs = dataset_specs(handle, path)
+            check_against_provenance(specs, provenance, build, path)
             verify(handle, path, str(handle.attrs[ATTR_FINGERPRINT]), force=True)
     except ClipCacheError as exc:
         return {"path": str(path), "status": f"damaged ({exc})"}
