@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from stat import S_ISREG
 
 from pipeline.data.registry import ImageItem
 from pipeline.store.atomic import write_json_atomic
@@ -39,6 +40,8 @@ class ContentIndex:
         cannot be read hashes as 'unreadable' (decoding then stops at it, or skips it with --skip-bad-images)."""
         try:
             stat = path.stat()
+            if not S_ISREG(stat.st_mode):  # a FIFO or a device would block or never end
+                return "unreadable (not a regular file)"
             key = self.key(path)
             known = self.entries.get(key)
             if known and known[0] == stat.st_size and known[1] == stat.st_mtime_ns:

@@ -23,9 +23,22 @@ def to_rgb(image: Image.Image) -> Image.Image:
         grey = np.clip((values * 255 + 32767) // 65535, 0, 255).astype(np.uint8)  # [H, W]
         return Image.fromarray(grey, mode="L").convert("RGB")
     if image.mode == "F":
-        values = np.asarray(image, dtype=np.float64)
-        return Image.fromarray(np.clip(np.round(values * 255), 0, 255).astype(np.uint8), mode="L").convert("RGB")
+        return Image.fromarray(float_to_8bit(np.asarray(image, dtype=np.float64)), mode="L").convert("RGB")
     return image.convert("RGB")
+
+
+def float_to_8bit(values: np.ndarray) -> np.ndarray:
+    """[H, W] 8-bit grey from a float image, by the range it holds: [0, 1] (the usual float convention) is scaled by
+    255, [0, 255] kept as it is, anything else stretched from its minimum to its maximum; NaN reads as 0."""
+    values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if low >= 0 and high <= 1:
+        scaled = values * 255
+    elif low >= 0 and high <= 255:
+        scaled = values
+    else:
+        scaled = (values - low) * (255 / (high - low)) if high > low else np.zeros_like(values)
+    return np.clip(np.round(scaled), 0, 255).astype(np.uint8)
 
 
 class ImageReader(torch.utils.data.Dataset):
@@ -41,6 +54,8 @@ class ImageReader(torch.utils.data.Dataset):
 
     def __getitem__(self, pos: int) -> dict[str, Any]:
         path = self.items[pos].path
+        if not path.is_file():  # only regular files: a FIFO would block the worker for ever
+            return {"pos": pos, "error": f"{path}: not a regular file"}
         try:
             with Image.open(path) as raw:
                 image = to_rgb(raw)

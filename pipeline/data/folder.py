@@ -7,9 +7,10 @@ from typing import Any
 
 from pipeline.data.custom import CUSTOM_DEFAULTS, with_custom_text
 from pipeline.data.partition import PARTITION_DEFAULTS, partition
-from pipeline.data.registry import DataSet, ImageItem, load_resource, register_dataset, take_options
+from pipeline.data.registry import DataSet, ImageItem, inside_root, load_resource, register_dataset, take_options
 from pipeline.errors import ClipCacheError
 
+LINK_DEFAULTS = {"allow_outside_root": False}  # image files may be symbolic links leading out of the root
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 
 
@@ -56,7 +57,11 @@ def image_folder(root: Path | None, options: dict[str, Any]) -> DataSet:
     templates from files when `classnames_file` / `templates_file` name them (pipeline.data.custom)."""
     if root is None:
         raise ClipCacheError("data set 'image_folder' needs a root (encode.dataset.root)")
-    options = take_options("image_folder", options, {**PARTITION_DEFAULTS, **CUSTOM_DEFAULTS})
+    options = take_options("image_folder", options, {**PARTITION_DEFAULTS, **CUSTOM_DEFAULTS, **LINK_DEFAULTS})
     custom = {k: options.pop(k) for k in CUSTOM_DEFAULTS}
+    allow_outside = bool(options.pop("allow_outside_root"))
     dataset = build_folder("image_folder", root, options, {}, load_resource("datasets/generic.json")["coop_template"])
+    for items in dataset.splits.values():  # a symbolic link leading out of the root is refused, as in a manifest
+        for item in items:
+            inside_root(root, item.path.relative_to(root).as_posix(), f"image folder {str(root)!r}", allow_outside)
     return with_custom_text(dataset, custom)

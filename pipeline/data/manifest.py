@@ -56,6 +56,27 @@ def read_rows(path: Path) -> list[dict[str, str]]:
     return rows
 
 
+def image_file(manifest: Path, number: int, row: dict[str, str], allow_outside: bool) -> Path:
+    """The image a manifest row names, inside the manifest's folder unless allowed; a path that exists but is not a
+    regular file (a folder, a FIFO, a device) is refused here, before anything would block reading it."""
+    where = f"manifest {str(manifest)!r} row {number}"
+    image = inside_root(manifest.parent, str(row["path"]), where, allow_outside)
+    if image.exists() and not image.is_file():
+        raise ClipCacheError(f"{where}: {str(row['path'])!r} is not a regular file (only image files are read)")
+    return image
+
+
+def refuse_conflicts(manifest: Path, items: list[ImageItem], rows: list[dict[str, str]]) -> None:
+    """One image listed under two labels would be trained or scored under both: refused, naming both rows."""
+    first: dict[Path, int] = {}
+    for number, item in enumerate(items, start=1):
+        seen = first.setdefault(item.path, number)
+        if seen != number and items[seen - 1].label != item.label:
+            raise ClipCacheError(f"manifest {str(manifest)!r} rows {seen} and {number} list the image "
+                                 f"{str(rows[number - 1]['path'])!r} under two labels ({rows[seen - 1]['label']!r} "
+                                 f"and {rows[number - 1]['label']!r}); keep one")
+
+
 @register_dataset("manifest")
 def manifest(root: Path | None, options: dict[str, Any]) -> DataSet:
     """Images listed in a manifest; paths relative to the manifest's folder; class order = sorted labels."""
@@ -66,9 +87,9 @@ def manifest(root: Path | None, options: dict[str, Any]) -> DataSet:
     path = find_manifest(root, options["file"])
     rows = read_rows(path)
     classes = sorted({str(row["label"]) for row in rows})
-    items = [ImageItem(inside_root(path.parent, str(row["path"]), f"manifest {str(path)!r} row {number}",
-                                   bool(options["allow_outside_root"])), classes.index(str(row["label"])))
-             for number, row in enumerate(rows, start=1)]
+    items = [ImageItem(image_file(path, number, row, bool(options["allow_outside_root"])),
+                       classes.index(str(row["label"]))) for number, row in enumerate(rows, start=1)]
+    refuse_conflicts(path, items, rows)
     if all(row.get("split") for row in rows):
         splits = {split: [item for item, row in zip(items, rows, strict=True) if row["split"] == split]
                   for split in SPLITS}
