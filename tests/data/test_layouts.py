@@ -222,7 +222,7 @@ def test_a_data_set_takes_its_own_name_and_two_folders_of_one_layout_share_a_gri
 
     split = FeatureSplit(test_files[0])
     assert split.n == 6  # 12 images per class in parts_1: a quarter of each is test
-    assert split.provenance["dataset"]["name"] == "image_folder", "the layout is the data set's identity, not its name"
+    assert (split.provenance["dataset"]["name"], split.provenance["dataset"]["layout"]) == ("parts_1", "image_folder")
     with pytest.raises(ClipCacheError, match="unknown data set 'parts_1'"):
         run_encode(grid_pairs({"encode": {**encode, "dataset": {"name": "parts_1", "root": str(roots[1])},
                                           "model": grid["models"][0]}})[0], runtime_params({"workers": 0}))

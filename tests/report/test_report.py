@@ -133,8 +133,9 @@ def test_summary_csv(built: tuple[Path, Path, list[Path]]) -> None:
 def test_runs_csv_names_every_run_and_its_params(built: tuple[Path, Path, list[Path]]) -> None:
     rows = list(csv.DictReader((built[1] / "runs.csv").open()))
     assert len(rows) == sum(len(v) for v in GRID.values()) == 12
-    assert list(rows[0]) == ["dataset", "model", "pretrained", "random_weights", "head", "shots", "seed", "top1",
-                             "mean_per_class_accuracy", "ece", "n_test", "selected", "head_params", "source"]
+    assert list(rows[0]) == ["dataset", "layout", "model", "pretrained", "random_weights", "head", "shots", "seed",
+                             "top1", "mean_per_class_accuracy", "ece", "n_test", "selected", "head_params", "source"]
+    assert rows[0]["layout"] == "A"  # a record without a layout: the data set's name is its layout
     first = rows[0]
     assert (first["dataset"], first["head"], first["shots"], first["seed"]) == ("A", "h1", "1", "1")
     assert float(first["top1"]) == 0.70 and first["n_test"] == "30"
