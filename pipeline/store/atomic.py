@@ -11,9 +11,11 @@ import fcntl
 import json
 import logging
 import os
+import random
 import resource
 import shutil
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +29,7 @@ from pipeline.store.integrity import stamp
 log = logging.getLogger(__name__)
 TMP_MARK = ".tmp-"
 TMP_PREFIX, OLD_PREFIX = ".tmp-", ".old-"  # folders being written / set aside while a new one is renamed in
+PUBLISH_ATTEMPTS = 50  # renames a publisher tries while other writers of the same folder keep renaming theirs
 
 
 def unique_token() -> str:
@@ -44,20 +47,24 @@ def replace_folder(tmp: Path, folder: Path, keep: Callable[[], bool] | None = No
     `folder` is only ever a whole old or a whole new folder. `keep()` true: another writer published an equivalent
     folder meanwhile; it is kept (the caller removes `tmp`)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(5):
+    for attempt in range(PUBLISH_ATTEMPTS):
+        if attempt:  # another writer renamed a folder in between: let it finish, then look again
+            time.sleep(random.uniform(0, 0.01 * min(attempt, 10)))
         if keep is not None and keep():
             return
-        if folder.exists():
-            aside = folder.with_name(f"{OLD_PREFIX}{folder.name}-{uuid.uuid4().hex[:8]}")
-            try:
-                os.replace(folder, aside)
-            except FileNotFoundError:
-                continue
-            shutil.rmtree(aside, ignore_errors=True)
+        aside = folder.with_name(f"{OLD_PREFIX}{folder.name}-{uuid.uuid4().hex[:8]}")
         try:
-            os.replace(tmp, folder)
-        except OSError:  # another writer put a folder there in between: look again
+            os.replace(folder, aside)  # the old folder set aside (a rename: never half there)
+        except FileNotFoundError:
+            pass  # none yet
+        except OSError:
             continue
+        try:
+            os.replace(tmp, folder)  # at once, so the window without a folder is one rename long
+        except OSError:
+            continue
+        finally:
+            shutil.rmtree(aside, ignore_errors=True)
         fsync_dir(folder.parent)
         return
     raise ClipCacheError(f"folder {str(folder)!r} keeps changing under this writer: is another process writing it?")
