@@ -7,7 +7,9 @@ prints one mutant name a line:
     python benchmarks/mutation_sample.py --tally
 The same seed and size give the same sample as long as the mutated code is unchanged. `--all` prints every mutant;
 `--tally` (after the run) counts the sample's results per target as mutmut reports them, and the score
-killed / (killed + survived + no tests).
+killed / (killed + survived + no tests). `--per-target N` draws N mutants of each package instead (issue 20's
+stratified sample of pipeline/sweep, store, encode, scoring, params and report: a score per package), with the same
+seed; give it to the run and to the tally alike.
 """
 
 from __future__ import annotations
@@ -34,7 +36,25 @@ def sample(names: list[str]) -> list[str]:
     return random.Random(SEED).sample(sorted(names), min(SIZE, len(names)))
 
 
+def package(name: str) -> str:
+    """pipeline.sweep.plan.x_split_done__mutmut_3 -> pipeline/sweep; pipeline.params.x_build__mutmut_1 ->
+    pipeline/params."""
+    parts = name.split(".")
+    return "/".join(parts[:2])
+
+
+def stratified(names: list[str], per_target: int) -> list[str]:
+    """`per_target` mutants of each package (all of a smaller one), drawn with the fixed seed."""
+    chosen: list[str] = []
+    for group in sorted({package(n) for n in names}):
+        members = sorted(n for n in names if package(n) == group)
+        chosen += random.Random(SEED).sample(members, min(per_target, len(members)))
+    return sorted(chosen)
+
+
 def target(name: str) -> str:
+    if not name.startswith(("pipeline.heads.", "pipeline.prompts.")):
+        return package(name)
     if name.startswith("pipeline.heads.loop."):
         return "pipeline/heads/loop.py (the training loop)"
     return "pipeline/prompts" if name.startswith("pipeline.prompts.") else "pipeline/heads (without loop.py)"
@@ -45,7 +65,7 @@ def tally(found: dict[str, int | None], names: list[str]) -> None:
     for name in names:
         status = status_by_exit_code[found[name]]  # mutmut's own reading of the exit codes in mutants/**/*.meta
         groups.setdefault(target(name), Counter())[status] += 1
-        groups.setdefault("all three targets", Counter())[status] += 1
+        groups.setdefault("all targets", Counter())[status] += 1
     for group, counts in sorted(groups.items()):
         scored = counts["killed"] + counts["survived"] + counts["no tests"]
         print(f"{group}: {dict(counts)}; score {counts['killed']}/{scored} = {counts['killed'] / max(scored, 1):.1%}")
@@ -71,7 +91,10 @@ if __name__ == "__main__":
         generate()
         sys.exit(0)
     found = results()
-    chosen = sorted(found) if "--all" in sys.argv else sample(list(found))
+    if "--per-target" in sys.argv:
+        chosen = stratified(list(found), int(sys.argv[sys.argv.index("--per-target") + 1]))
+    else:
+        chosen = sorted(found) if "--all" in sys.argv else sample(list(found))
     if "--tally" in sys.argv:
         tally(found, chosen)
     else:

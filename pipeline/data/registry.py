@@ -38,8 +38,7 @@ class DataSet:
     layout: str = ""  # the registered layout that read it; "" until create_dataset names it
 
     def describe(self) -> str:
-        """How messages name it: 'parts (layout image_folder)', or just 'textile' when the name is the layout's."""
-        return self.name if self.layout in ("", self.name) else f"{self.name} (layout {self.layout})"
+        return describe(self.name, self.layout)
 
     def file_list_hash(self) -> str:
         """sha256 over every split's (relative path, label) and the class names: the data set's identity."""
@@ -50,6 +49,11 @@ class DataSet:
                 rel = item.path.relative_to(self.root) if item.path.is_relative_to(self.root) else item.path
                 digest.update(f"{split}\t{rel.as_posix()}\t{item.label}\n".encode())
         return digest.hexdigest()
+
+
+def describe(name: str | None, layout: str) -> str:
+    """How messages name a data set: 'parts (layout image_folder)', or just 'textile' when its name is its layout's."""
+    return name if name and layout in ("", name) else f"{name} (layout {layout})" if name else layout
 
 
 Builder = Callable[[Path | None, dict[str, Any]], DataSet]
@@ -77,7 +81,7 @@ def create_dataset(layout: str, root: str | Path | None, options: dict[str, Any]
                    name: str | None = None) -> DataSet:
     """Build a data set with the registered `layout` from its local root; `name` is its own name (the grid's), which
     every record, table and message then carries (the layout's name when there is none)."""
-    label = layout if name in (None, layout) else f"{name} (layout {layout})"
+    label = describe(name, layout)
     if layout not in _REGISTRY:
         raise ClipCacheError(f"unknown data set {label!r}; known layouts: {', '.join(list_datasets())}")
     root_path = None if root is None else Path(root).expanduser().resolve()
