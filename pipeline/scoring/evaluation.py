@@ -75,6 +75,11 @@ def score_head(head: Head, meta: dict[str, Any], test: SplitReader) -> dict[str,
     return record
 
 
+def harmonic_mean(base: float, novel: float) -> float:
+    """CoCoOp's HM = 2 B N / (B + N) of the base and novel accuracies; 0 when both are 0."""
+    return 2 * base * novel / (base + novel) if base + novel else 0.0
+
+
 def score_base_to_novel(head: Head, meta: dict[str, Any], test: FeatureSplit, text: TextFeatures) -> dict[str, Any]:
     """The base-to-novel record (CoCoOp's protocol) of a head fitted on the base classes (head.json's `classes`):
     `metrics` are the base test images scored among the base classes; then the head is retargeted to the novel
@@ -87,7 +92,7 @@ def score_base_to_novel(head: Head, meta: dict[str, Any], test: FeatureSplit, te
     novel_metrics = classification_metrics(head.scores(novel_test).numpy(), novel_test.labels, head.units)
     b, n = record["metrics"]["top1"], novel_metrics["top1"]
     record["protocol"] = "base_to_novel"
-    record["base_to_novel"] = {"base": b, "novel": n, "hm": 2 * b * n / (b + n) if b + n else 0.0,
+    record["base_to_novel"] = {"base": b, "novel": n, "hm": harmonic_mean(b, n),
                                "base_classes": base, "novel_classes": novel,
                                "novel_metrics": {k: v for k, v in novel_metrics.items() if k != "confusion"}}
     return record

@@ -12,7 +12,7 @@ import torch
 from pipeline.errors import ClipCacheError, NotApplicable
 from pipeline.heads import FitData, create_head
 from pipeline.heads.classes import SubsetSplit, SubsetText, base_and_novel
-from pipeline.scoring.evaluation import score_base_to_novel
+from pipeline.scoring.evaluation import harmonic_mean, score_base_to_novel
 from tests.heads.synthetic import World, make_task
 
 
@@ -69,6 +69,13 @@ def test_zero_shot_base_and_novel_are_clip_on_each_half(task) -> None:
     assert b2n["hm"] == pytest.approx(2 * b2n["base"] * b2n["novel"] / (b2n["base"] + b2n["novel"]))
     assert record["metrics"]["n_test"] == 10 * len(base) and b2n["novel_metrics"]["n_test"] == 10 * len(novel)
     assert record["protocol"] == "base_to_novel" and (b2n["base_classes"], b2n["novel_classes"]) == (base, novel)
+    assert set(b2n["novel_metrics"]) == {"top1", "mean_per_class_accuracy", "ece", "n_test"}  # no confusion matrix
+    assert b2n["novel_metrics"]["top1"] == b2n["novel"]
+
+
+def test_the_harmonic_mean_by_hand() -> None:
+    assert harmonic_mean(0.5, 1.0) == pytest.approx(2 / 3) and harmonic_mean(0.8, 0.8) == pytest.approx(0.8)
+    assert harmonic_mean(0.0, 0.0) == 0.0 and harmonic_mean(0.0, 0.9) == 0.0
 
 
 @pytest.mark.parametrize("name", ["mm_adapter", "clip_adapter"])

@@ -27,6 +27,11 @@ def test_layout_shapes_and_provenance(encoded) -> None:
         ("none", True, 2, 1)
     assert p["dataset"]["name"] == "image_folder" and len(p["dataset"]["file_list_sha256"]) == 64
     assert p["features"]["normalised"] is False and p["views"]["count"] == 3
+    # the views' rule is written out whole: a reader can rebuild every crop from the provenance alone
+    assert {k: p["views"][k] for k in ("ratio", "flip", "interpolation", "scale", "seed", "spatial")} == {
+        "ratio": [3 / 4, 4 / 3], "flip": 0.5, "interpolation": "bicubic", "scale": [0.5, 1.0], "seed": 0,
+        "spatial": True}
+    assert p["views"]["view_seed"] == "numpy default_rng([views.seed, item_index, view])"
     assert {"open_clip_version", "torch_version", "preprocess"} <= set(p["encoder"])
     assert train.build["code_version"].startswith("0.1.0") and test.provenance["views"] is None
 
