@@ -24,7 +24,7 @@ from pipeline.data.decode import to_rgb
 from pipeline.errors import ClipCacheError, NoSpace
 from pipeline.params import load_params
 from pipeline.store import FeatureSplit
-from pipeline.store.atomic import write_json_atomic
+from pipeline.store.atomic import ensure_space, no_space, too_large, write_json_atomic
 from tests.helpers import PAIR, encode_section, make_folder, make_image, write_params
 
 
@@ -259,3 +259,21 @@ def test_a_full_disk_under_the_report_is_one_line(fitted: Path, tmp_path: Path) 
     assert done.returncode == 1 and len(lines) == 1, done.stderr[-2000:]
     assert "cannot write the report into" in lines[0] and "No space left on device" in lines[0]
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_the_space_checks_name_each_kind_of_failure(tmp_path: Path) -> None:
+    """HDF5 reports the errno inside its message: each of ENOSPC, EDQUOT and EFBIG reads as a failure for want of
+    space, and EFBIG (the file-size limit) is named as that limit."""
+    for text in ("errno = 28", "errno = 122", "errno = 27", "No space left on device", "Disk quota exceeded",
+                 "File too large"):
+        assert no_space(RuntimeError(f"Can't write data ({text})")), text
+    assert not no_space(RuntimeError("Can't write data (errno = 5, Input/output error)"))
+    assert too_large(RuntimeError("(errno = 27)")) and not too_large(RuntimeError("(errno = 28)"))
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, hard))
+    try:  # the margin (64 kB + 1%) counts: 950 kB of data does not fit under a 1 MB limit
+        with pytest.raises(NoSpace, match=r"ulimit -f"):
+            ensure_space(tmp_path / "f.h5", 950_000)
+        ensure_space(tmp_path / "f.h5", 900_000)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))

@@ -12,7 +12,7 @@ from pipeline.presets import load_preset
 from pipeline.report import build_report
 from pipeline.report.aggregate import by_group
 from pipeline.report.load import load_runs
-from pipeline.report.published import comparison_rows, published_numbers
+from pipeline.report.published import Published, applies, comparison_rows, published_numbers
 from tests.report.records import record, write
 
 TIP = {"template_set": "reference", "per_dataset": True}
@@ -97,3 +97,19 @@ def test_presets_fix_parameters_their_heads_know(name: str) -> None:
     for head, fixed in load_preset(name).heads.items():
         known = {f.name for f in dataclasses.fields(head_class(head).Params)}
         assert set(fixed) <= known, (head, set(fixed) - known)
+
+
+def test_a_data_set_of_its_own_name_is_compared_by_its_layout(tmp_path: Path) -> None:
+    """`{name: imagenet_mine, layout: imagenet}` is ImageNet to the published numbers; another layout is not."""
+    mine = tip("imagenet_mine", 16, 1, 0.6, layout="imagenet")
+    rows = comparison_rows(runs_of(tmp_path / "a", mine))
+    assert rows and {r[0] for r in rows} == {"imagenet_mine / RN50 / openai"} and "62.01" in {r[4] for r in rows}
+    assert comparison_rows(runs_of(tmp_path / "b", tip("imagenet_mine", 16, 1, 0.6, layout="image_folder"))) == []
+
+
+def test_a_zero_shot_number_applies_to_zero_shot_only() -> None:
+    row = Published("p", "t", "CLIP", "zero_shot", {}, "RN50", "openai", "imagenet", 0, 58.2, "zero_shot", "", "c")
+    key = ("imagenet", "RN50", "openai")
+    assert applies(row, key, "zero_shot", 16, {}) and applies(row, key, "zero_shot", 1, {})
+    assert not applies(row, key, "tip_adapter", 16, {}) and not applies(row, key, "tip_adapter", 0, {})
+    assert not applies(row, ("imagenet", "RN50", "laion"), "zero_shot", 16, {})

@@ -17,7 +17,7 @@ from pipeline.store.inspect import describe, render
 
 
 def test_layout_shapes_and_provenance(encoded) -> None:
-    _kind, report = encoded
+    kind, report = encoded
     train = FeatureSplit(report.folder / "k2-s1" / "train.h5")
     test = FeatureSplit(report.folder / "test.h5")
     assert train.n == 6 and test.n == 9 and np.bincount(train.labels).tolist() == [2, 2, 2]
@@ -34,6 +34,10 @@ def test_layout_shapes_and_provenance(encoded) -> None:
     assert p["views"]["view_seed"] == "numpy default_rng([views.seed, item_index, view])"
     assert {"open_clip_version", "torch_version", "preprocess"} <= set(p["encoder"])
     assert train.build["code_version"].startswith("0.1.0") and test.provenance["views"] is None
+    if kind == "vit":  # late_tokens: 1 keeps the tokens entering the last block, of the images and of their views
+        assert train.array("late_tokens").shape == (6, 17, 48) and train.array("views/late_tokens").shape[:2] == (3, 6)
+    else:
+        assert not train.has("late_tokens") and p["features"]["late_tokens"] == 0
 
 
 @pytest.mark.parametrize(("field", "value"), [("encoder.model", "RN50"), ("split.shots", 16), ("split.seed", 9)])
