@@ -155,6 +155,7 @@ def test_cache_layouts_and_sizes_are_checked_before_any_read(fitted: Path, tmp_p
     ("views/global", lambda a: a[:-1], r"dataset 'views/global' holds 2 views where 3 are expected"),
     ("global", lambda a: a[:, :16], r"dataset 'global' has feature size 16 where the model's is 32"),
     ("spatial", lambda a: a.astype(np.float16), r"dataset 'spatial' is float16 where float32 is expected"),
+    ("spatial_raw", lambda a: a.astype(np.float16), r"dataset 'spatial_raw' is float16 where float32 is expected"),
 ])
 def test_datasets_must_be_what_the_provenance_implies(fitted: Path, tmp_path: Path, name: str, keep, says: str) -> None:
     path = tmp_path / "train.h5"
@@ -165,6 +166,24 @@ def test_datasets_must_be_what_the_provenance_implies(fitted: Path, tmp_path: Pa
         handle.create_dataset(name, data=data)
     with pytest.raises(ClipCacheError, match=says):
         FeatureSplit(path)
+
+
+def test_text_features_must_be_what_the_provenance_implies(fitted: Path, tmp_path: Path) -> None:
+    from pipeline.store import TextFeatures
+
+    text = fitted.parent / "cache" / "image_folder" / PAIR["vit"] / "text.h5"
+    for name, keep, says in (("text/coop/mean", lambda a: a[:, :16], r"'text/coop/mean' has shape \(3, 16\) where "
+                                                                     r"\(3, 32\) is expected"),
+                             ("text/tip7/per_template", lambda a: a[:, :5], r"has shape \(3, 5, 32\) where "
+                                                                            r"\(3, 7, 32\) is expected")):
+        path = tmp_path / f"{name.replace('/', '_')}.h5"
+        shutil.copy(text, path)
+        with h5py.File(path, "r+") as handle:
+            data = keep(handle[name][()])
+            del handle[name]
+            handle.create_dataset(name, data=data)
+        with pytest.raises(ClipCacheError, match=says):
+            TextFeatures(path)
 
 
 def test_a_damaged_string_heap_is_one_line(fitted: Path, tmp_path: Path) -> None:

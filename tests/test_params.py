@@ -44,3 +44,12 @@ def test_data_set_options_out_of_range_are_named(tmp_path: Path, options: dict, 
     with pytest.raises(ClipCacheError, match=culprit):
         create_dataset("image_folder", root, options)
     assert create_dataset("image_folder", root, {"max_per_class": 2}).splits
+
+
+def test_the_bounds_are_inclusive() -> None:
+    """The largest view count and shot count allowed are accepted; seed 0 is a seed."""
+    from pipeline.params import MAX_SHOTS, MAX_VIEWS, encode_params, train_params
+
+    params = encode_params({"views": {"count": MAX_VIEWS}, "protocol": {"shots": [MAX_SHOTS], "seeds": [0]}})
+    assert (params.views.count, params.protocol.shots, params.protocol.seeds) == (MAX_VIEWS, (MAX_SHOTS,), (0,))
+    assert train_params({"seed": 0, "shots": 1}).seed == 0

@@ -31,3 +31,10 @@ def test_probability_scores_are_renormalised_not_softmaxed() -> None:
     scores = np.array([[0.7, 0.2, -0.1]])
     np.testing.assert_allclose(to_probabilities(scores, "probabilities"), [[0.7 / 0.9, 0.2 / 0.9, 0.0]], atol=1e-9)
     np.testing.assert_allclose(to_probabilities(np.array([[0.0, np.log(3.0)]]), "logits"), [[0.25, 0.75]])
+
+
+def test_ece_uses_fifteen_equal_bins() -> None:
+    """0.62 and 0.66 share the bin [0.6, 0.667) of 15 equal bins (one right, one wrong: |0.5 - 0.64|); with other
+    edges they would fall apart (|1 - 0.62| + |0 - 0.66|) / 2 = 0.52."""
+    probabilities = np.array([[0.62, 0.38], [0.66, 0.34]])
+    assert expected_calibration_error(probabilities, np.array([0, 1])) == pytest.approx(0.14)

@@ -96,6 +96,21 @@ def test_two_writers_of_one_split_end_with_one_whole_file(tmp_path: Path) -> Non
     assert sorted(p.name for p in tmp_path.iterdir()) == [".test.h5.lock", "test.h5"], "no shards or temporaries left"
 
 
+def test_complete_shards_are_not_written_again(tmp_path: Path) -> None:
+    """A writer resumes: the shards a killed writer completed are pending no more (only the missing one is)."""
+    path = tmp_path / "test.h5"
+    provenance = {"schema_version": SCHEMA_VERSION, "dataset": {"name": "d"},
+                  "split": {"name": "test", "shots": None, "seed": None, "n_items": 6}}
+    first = SplitWriter(path, provenance, {}, 6, shard_items=2)
+    data = rows(6)
+    for shard in first.pending()[:2]:  # killed before the third
+        first.write_shard(shard, {k: v[shard.start : shard.stop] for k, v in data.items()}, [])
+    again = SplitWriter(path, provenance, {}, 6, shard_items=2)
+    assert [(s.start, s.stop) for s in again.pending()] == [(4, 6)]
+    other = SplitWriter(path, {**provenance, "dataset": {"name": "e"}}, {}, 6, shard_items=2)
+    assert len(other.pending()) == 3  # another provenance: its shards are not these
+
+
 def test_racing_publishers_leave_one_whole_run_folder(tmp_path: Path) -> None:
     """8 writers publish their own version of one run folder at once (two files each): the folder is always one
     writer's whole folder, and nothing is left beside it."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.digest import file_checksum
 from pipeline.errors import ClipCacheError
 from pipeline.layout import head_metrics_file
 from pipeline.params import encode_params
@@ -16,7 +17,7 @@ from pipeline.report import build_report
 from pipeline.store.verify import verify_path
 from pipeline.sweep.entry import sweep_from_params, write_head_metrics
 from pipeline.sweep.execute import RunSpec
-from pipeline.sweep.record import run_state
+from pipeline.sweep.record import damage, run_state
 from tests.helpers import PAIR
 from tests.sweep.conftest import grid_params, write
 
@@ -93,9 +94,26 @@ def test_metrics_for_dvc_are_written_from_verified_files_only(swept: Path, two_s
     assert set(tree) == {"k2-s1"} and tree["k2-s1"]["top1"] == good  # the edited k1-s1 is left out
 
 
+def test_large_weights_are_remembered_by_their_checksum(tmp_path: Path) -> None:
+    """A head's weights (>= 1 MiB) are verified once and remembered with the checksum they matched: a run.json that
+    records another checksum for the same bytes is damage, memo or not."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for name in ("head.json", "evaluation.json", "metrics.json"):
+        (folder / name).write_text("{}")
+    (folder / "head.safetensors").write_bytes(bytes(range(256)) * 8192)  # 2 MiB
+    checksums = {p.name: file_checksum(p) for p in folder.iterdir()}
+    assert damage(folder, {"checksums": checksums}) is None  # verified whole, now remembered
+    wrong = {**checksums, "head.safetensors": "xxh3_64:0000000000000000"}
+    assert damage(folder, {"checksums": wrong}) == "head.safetensors does not match the checksum in run.json"
+
+
 def test_run_state_tells_absent_stale_damaged_and_done(swept: Path, tmp_path: Path) -> None:
     folder = run_dir(swept, "gda", 1)
-    digest = json.loads((folder / "run.json").read_text())["fingerprint"]
+    run = json.loads((folder / "run.json").read_text())
+    digest = run["fingerprint"]
+    assert set(run["inputs"]) == {"head", "params", "shots", "seed", "cache", "code"}
+    assert (run["head"], run["shots"], run["seed"], run["dataset"]) == ("gda", 1, 1, "image_folder")
     assert run_state(folder, digest) == ("done", "")
     assert run_state(folder, "0" * 64) == ("stale", "")
     assert run_state(tmp_path / "nothing", digest) == ("absent", "")
