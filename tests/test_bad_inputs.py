@@ -104,7 +104,7 @@ TRAIN = [  # (override, --head, what the line must say)
     ("heads.vt_clip.n_layers=0", "vt_clip", "heads.vt_clip.n_layers must be >= 1"),
     ("heads.mm_adapter.n_heads=0", "mm_adapter", "heads.mm_adapter.n_heads must be >= 1"),
     ("heads.clip_adapter.reduction=0", "clip_adapter", "heads.clip_adapter.reduction must be >= 1"),
-    ("heads.vpt_late.n_prompts=0", "vpt_late", "heads.vpt_late.n_prompts must be >= 1"),
+    ("heads.vpt_late.n_prompts=-1", "vpt_late", "heads.vpt_late.n_prompts must be >= 0"),
     ("heads.lp_pp.alpha_every=0", "lp_pp", "heads.lp_pp.alpha_every must be >= 1"),
 ]
 

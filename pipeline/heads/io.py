@@ -108,6 +108,10 @@ def load_head(folder: str | Path, device: str | torch.device = "cpu") -> tuple[H
         raise ClipCacheError(f"{str(folder)!r}: head.json and head.safetensors do not belong together (tensor "
                              f"{wrong[0]!r}: head.json implies {expected.get(wrong[0])}, the weights hold "
                              f"{stored.get(wrong[0])})")
+    if meta.get("weights_checksum") != file_checksum(folder / HEAD_WEIGHTS):
+        why = "records no checksum of its weights (fitted by an older clipcache)" if "weights_checksum" not in meta \
+            else "does not match its weights: head.safetensors is damaged or from another fit"
+        raise ClipCacheError(f"{str(folder / HEAD_META)!r} {why}; fit the head again")
     tensors = load_file(str(folder / HEAD_WEIGHTS), device=str(device))
     head = create_head(meta["head"], meta["params"])
     head.setup(**shapes)

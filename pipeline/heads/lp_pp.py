@@ -127,8 +127,6 @@ class LPPlusPlus(Head):
         p = self.params
         if p.solver not in SOLVERS:
             raise ClipCacheError(f"heads.lp_pp.solver must be one of {', '.join(SOLVERS)}, got {p.solver!r}")
-        if p.alpha_every < 1:
-            raise ClipCacheError(f"heads.lp_pp.alpha_every must be at least 1, got {p.alpha_every}")
         self.prepare(data, p.template_set, dim=data.train.array("global").shape[1], classes=data.n_classes)
         if p.solver == "adam":
             return self.fit_adam(data)

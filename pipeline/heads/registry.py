@@ -56,10 +56,10 @@ def head_class(name: str) -> type[Head]:
 POSITIVE = frozenset({"eps"})
 NON_NEGATIVE = frozenset({"lr", "warmup_lr", "init_std", "weight_decay", "aux_weight", "text_lr_scale", "epochs",
                           "warmup_epochs", "min_steps",
-                          "patience", "max_iter", "refine_steps"})
+                          "patience", "max_iter", "refine_steps", "n_prompts"})
 FRACTIONS = frozenset({"ratio", "dropout"})  # in [0, 1]
 AT_LEAST_ONE = frozenset({"n_ctx", "batch_size", "n_heads", "n_layers", "ffn_mult", "reduction", "bottleneck",
-                          "width", "n_prompts", "alpha_every"})
+                          "width", "alpha_every"})  # n_prompts may be 0: VPT without prompts is zero-shot
 MAX_GRID_STEPS = 100_000  # values of one searched grid ((start, stop, steps) parameters named *_grid)
 
 

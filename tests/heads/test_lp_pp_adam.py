@@ -47,6 +47,6 @@ def test_solver_and_alpha_every_are_checked(task) -> None:
         create_head("lp_pp", {"solver": "lbfgs"}).fit(data)
     assert str(error.value) == "heads.lp_pp.solver must be one of authors, adam, got 'lbfgs'"
     with pytest.raises(ClipCacheError) as error:
-        create_head("lp_pp", {"alpha_every": 0}).fit(data)
-    assert str(error.value) == "heads.lp_pp.alpha_every must be at least 1, got 0"
+        create_head("lp_pp", {"alpha_every": 0})  # refused when the head is created, before any fit
+    assert str(error.value) == "heads.lp_pp.alpha_every must be >= 1, got 0"
     create_head("lp_pp", {"alpha_every": 1, "epochs": 2}).fit(data)
