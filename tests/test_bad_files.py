@@ -117,11 +117,12 @@ def test_a_head_record_without_provenance_is_one_line(fitted: Path, tmp_path: Pa
 
 # --- cache files ---
 
-def rewritten(source: Path, target: Path, name: str, **create: object) -> Path:
-    """A copy of a cache file whose dataset `name` is written again with `create`'s options (attributes kept)."""
+def rewritten(source: Path, target: Path, name: str, keep=lambda data: data, **create: object) -> Path:
+    """A copy of a cache file whose dataset `name` is written again as `keep(data)` with `create`'s options (a
+    `shape` without data: an unwritten dataset of that size); attributes, checksums among them, kept."""
     shutil.copy(source, target)
     with h5py.File(target, "r+") as handle:
-        data = handle[name][()]
+        data = keep(handle[name][()])
         del handle[name]
         if "shape" in create:
             handle.create_dataset(name, dtype=data.dtype, **create)
@@ -158,12 +159,7 @@ def test_cache_layouts_and_sizes_are_checked_before_any_read(fitted: Path, tmp_p
     ("spatial_raw", lambda a: a.astype(np.float16), r"dataset 'spatial_raw' is float16 where float32 is expected"),
 ])
 def test_datasets_must_be_what_the_provenance_implies(fitted: Path, tmp_path: Path, name: str, keep, says: str) -> None:
-    path = tmp_path / "train.h5"
-    shutil.copy(train_file(fitted), path)
-    with h5py.File(path, "r+") as handle:
-        data = keep(handle[name][()])
-        del handle[name]
-        handle.create_dataset(name, data=data)
+    path = rewritten(train_file(fitted), tmp_path / "train.h5", name, keep)
     with pytest.raises(ClipCacheError, match=says):
         FeatureSplit(path)
 
@@ -176,12 +172,7 @@ def test_text_features_must_be_what_the_provenance_implies(fitted: Path, tmp_pat
                                                                      r"\(3, 32\) is expected"),
                              ("text/tip7/per_template", lambda a: a[:, :5], r"has shape \(3, 5, 32\) where "
                                                                             r"\(3, 7, 32\) is expected")):
-        path = tmp_path / f"{name.replace('/', '_')}.h5"
-        shutil.copy(text, path)
-        with h5py.File(path, "r+") as handle:
-            data = keep(handle[name][()])
-            del handle[name]
-            handle.create_dataset(name, data=data)
+        path = rewritten(text, tmp_path / f"{name.replace('/', '_')}.h5", name, keep)
         with pytest.raises(ClipCacheError, match=says):
             TextFeatures(path)
 

@@ -77,12 +77,12 @@ def write_locked(path: Path, n: int, finished: list[str]) -> None:
     with writer.locked():
         if writer.up_to_date():
             finished.append("up to date")
-            return
-        for shard in writer.pending():
-            writer.write_shard(shard, {k: v[shard.start : shard.stop] for k, v in data.items()}, [])
-            time.sleep(0.01)  # the other writer arrives while this one is half-way
-        writer.finalize()
-        finished.append("written")
+        else:
+            for shard in writer.pending():
+                writer.write_shard(shard, {k: v[shard.start : shard.stop] for k, v in data.items()}, [])
+                time.sleep(0.01)  # the other writer arrives while this one is half-way
+            writer.finalize()
+            finished.append("written")
 
 
 def test_two_writers_of_one_split_end_with_one_whole_file(tmp_path: Path) -> None:
