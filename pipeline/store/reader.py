@@ -61,8 +61,10 @@ def dataset_specs(handle: h5py.File, path: Path) -> Specs:
         handle.visititems_links(link)
         if not external:
             handle.visititems(visit)
-    except RuntimeError as exc:  # h5py's "Link/Object visitation failed (incorrect metadata checksum ...)"
-        raise ClipCacheError(f"cache file {str(path)!r} is corrupt: {str(exc).splitlines()[0]}") from None
+    except (RuntimeError, KeyError) as exc:  # "Link/Object visitation failed (incorrect metadata checksum ...)", or
+        # a KeyError from opening a dataset whose extent passes the file's end address ("invalid dataset size")
+        reason = str(exc.args[0] if exc.args else exc).splitlines()[0]
+        raise ClipCacheError(f"cache file {str(path)!r} is corrupt: {reason}") from None
     if external:
         raise ClipCacheError(f"cache file {str(path)!r} is not ours: {external[0]!r} is an external link to another "
                              "file")
