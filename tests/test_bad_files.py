@@ -153,6 +153,7 @@ def test_cache_layouts_and_sizes_are_checked_before_any_read(fitted: Path, tmp_p
 
 @pytest.mark.parametrize(("name", "keep", "says"), [
     ("global", lambda a: a[:-1], r"dataset 'global' has shape \(5, 32\): 5 image rows where 6 are expected"),
+    ("labels", lambda a: a[0], r"dataset 'labels' has shape \(\): no image rows where 6 are expected"),
     ("views/global", lambda a: a[:-1], r"dataset 'views/global' holds 2 views where 3 are expected"),
     ("global", lambda a: a[:, :16], r"dataset 'global' has feature size 16 where the model's is 32"),
     ("spatial", lambda a: a.astype(np.float16), r"dataset 'spatial' is float16 where float32 is expected"),
@@ -175,6 +176,11 @@ def test_text_features_must_be_what_the_provenance_implies(fitted: Path, tmp_pat
         path = rewritten(text, tmp_path / f"{name.replace('/', '_')}.h5", name, keep)
         with pytest.raises(ClipCacheError, match=says):
             TextFeatures(path)
+    extra = rewritten(text, tmp_path / "extra.h5", "text/coop/mean")
+    with h5py.File(extra, "r+") as handle:
+        handle.create_dataset("text/coop/other", data=np.zeros((3, 32), np.float32))
+    with pytest.raises(ClipCacheError, match=r"dataset 'text/coop/other' is not one of its template sets' datasets"):
+        TextFeatures(extra)
 
 
 def test_a_damaged_string_heap_is_one_line(fitted: Path, tmp_path: Path) -> None:

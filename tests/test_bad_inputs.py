@@ -41,7 +41,8 @@ ENCODE = [  # (override, what the line must say)
     ("encode.model.pretrained=/nope.pt", "checkpoint file '/nope.pt' does not exist"),
     ("encode.templates=[nope]", "unknown template set 'nope'"),
     ("encode.cache_dir=/proc/nope", "cannot use '/proc/nope'"),
-    ("encode.protocl.shots=[1]", "unknown key encode.protocl"),
+    ("encode.protocl.shots=[1]", "unknown key encode.protocl; known: cache_dir, dataset, features, model, protocol, "
+                                 "templates, views"),
     ("encod.x=1", "unknown section 'encod'"),
     ("runtime.batch_size=0", "runtime.batch_size and runtime.shard_images must be >= 1"),
     ("runtime.workers=-1", "runtime.workers >= 0"),

@@ -11,9 +11,10 @@ from PIL import Image
 
 from pipeline.errors import ClipCacheError
 from pipeline.report import ReportSettings, report_settings
+from pipeline.report.aggregate import Average
 from pipeline.report.attention import draw_row
 from pipeline.report.confusion import confused_pairs, confusion_figure
-from pipeline.report.figures import draw_summaries, shots_axis
+from pipeline.report.figures import average_curves, draw_summaries, shots_axis
 from pipeline.report.stats import summarise
 from pipeline.report.styles import head_styles
 
@@ -97,3 +98,30 @@ def test_report_settings(tmp_path: Path) -> None:
     params.write_text("evaluate: {results_dir: res, colour: red}\n")
     with pytest.raises(ClipCacheError, match=r"unknown key evaluate\.colour"):
         report_settings(params)
+
+
+def svg_points(path: Path) -> dict[str, list[tuple[float, float]]]:
+    """fill colour -> the (x, y) of every data marker of a matplotlib SVG (those clipped to the axes: the legend's
+    markers are not), in drawing order."""
+    import re
+
+    points: dict[str, list[tuple[float, float]]] = {}
+    for block in re.findall(r'<g clip-path="url\(#[^)]+\)">(.*?)</g>', path.read_text(), flags=re.DOTALL):
+        marker = r'<use xlink:href="[^"]+" x="([-\d.]+)" y="([-\d.]+)" style="fill: (#[0-9a-f]{6})'
+        for x, y, colour in re.findall(marker, block):
+            points.setdefault(colour, []).append((float(x), float(y)))
+    return points
+
+
+def test_the_average_figure_draws_each_heads_own_cells(tmp_path: Path) -> None:
+    """Read back from the drawing: each head's markers are its own cells (3 low for 'a', 2 high for 'b'), in its own
+    colour."""
+    styles = head_styles(["a", "b"])
+    average = Average(["X", "Y"], {("a", 1): 10.0, ("a", 2): 20.0, ("a", 4): 30.0, ("b", 1): 80.0, ("b", 2): 90.0},
+                      {})
+    points = svg_points(average_curves(average, "t", styles, tmp_path / "average.svg"))
+    a, b = points[styles["a"].colour], points[styles["b"].colour]
+    assert (len(a), len(b)) == (3, 2)
+    assert a[0][0] == b[0][0] and a[1][0] == b[1][0]  # 1 and 2 shots at the same x
+    assert min(y for _, y in a) > max(y for _, y in b)  # SVG's y grows downwards: every 'a' point is below 'b'
+    assert a[0][1] > a[1][1] > a[2][1]  # 10 < 20 < 30

@@ -113,3 +113,7 @@ def test_a_zero_shot_number_applies_to_zero_shot_only() -> None:
     assert applies(row, key, "zero_shot", 16, {}) and applies(row, key, "zero_shot", 1, {})
     assert not applies(row, key, "tip_adapter", 16, {}) and not applies(row, key, "tip_adapter", 0, {})
     assert not applies(row, ("imagenet", "RN50", "laion"), "zero_shot", 16, {})
+    other = Published("p", "t", "Tip", "tip_adapter", {}, "RN50", "openai", "imagenet", 0, 60.0, "tip", "", "c")
+    assert applies(other, key, "tip_adapter", 0, {}) and not applies(other, key, "tip_adapter", 16, {})
+    four = Published("p", "t", "CLIP", "zero_shot", {}, "RN50", "openai", "imagenet", 4, 58.2, "zero_shot", "", "c")
+    assert applies(four, key, "zero_shot", 4, {}) and not applies(four, key, "zero_shot", 16, {})

@@ -68,6 +68,18 @@ def test_written_files_and_stale_ones_removed(built: tuple[Path, Path, list[Path
     assert all(p.is_file() and p.stat().st_size > 0 for p in written)
 
 
+def test_figures_are_captioned_and_drawn_at_the_reports_resolution(built: tuple[Path, Path, list[Path]]) -> None:
+    from PIL import Image
+
+    out = built[1]
+    page = (out / "index.html").read_text()
+    assert "<figcaption>Top-1 versus shots, mean over A, B, ViT-B-32 / openai</figcaption>" in page
+    assert "<figcaption>Top-1 versus shots per data set, ViT-B-32 / openai</figcaption>" in page
+    for name in ("accuracy_vs_shots__ViT-B-32__openai.png", "accuracy_vs_shots_average__ViT-B-32__openai.png"):
+        with Image.open(out / "figures" / name) as image:
+            assert tuple(round(d) for d in image.info["dpi"]) == (110, 110), name
+
+
 def test_per_dataset_table_mean_std_interval_and_seeds(built: tuple[Path, Path, list[Path]]) -> None:
     markdown = (built[1] / "table.md").read_text()
     a = section(markdown, "A / ViT-B-32 / openai")
@@ -141,7 +153,18 @@ def test_runs_csv_names_every_run_and_its_params(built: tuple[Path, Path, list[P
     assert float(first["top1"]) == 0.70 and first["n_test"] == "30"
     assert json.loads(first["head_params"]) == {"alpha": 1.0, "head": "h1"}
     assert json.loads(first["selected"]) == {"alpha": 0.5}
+    assert first["head_params"] == '{"alpha": 1.0, "head": "h1"}'  # keys sorted: the same run, the same text
     assert first["source"] == "h1/A/ViT-B-32__openai/k1-s1/evaluation.json"
+
+
+def test_runs_csv_writes_json_columns_with_sorted_keys(tmp_path: Path) -> None:
+    """Two runs whose records list the same selected values in another order give the same CSV text."""
+    write(tmp_path / "results", record("A", "h1", 1, 1, 0.5, selected={"beta": 2.0, "alpha": 0.5},
+                                       head_params={"z": 1, "a": 2}))
+    runs = load_runs(tmp_path / "results")
+    write_csvs(runs, by_group(runs), by_model(runs), tmp_path / "results", tmp_path / "out")
+    (row,) = csv.DictReader((tmp_path / "out" / "runs.csv").open())
+    assert (row["selected"], row["head_params"]) == ('{"alpha": 0.5, "beta": 2.0}', '{"a": 2, "z": 1}')
 
 
 def test_curves_for_dvc_plots(built: tuple[Path, Path, list[Path]]) -> None:
@@ -231,6 +254,10 @@ def test_a_missing_field_names_file_and_field(tmp_path: Path, field: str) -> Non
 
 
 def test_wrong_types_and_duplicates_are_errors(tmp_path: Path) -> None:
+    path = write(tmp_path / "d", record("A", "h1", 2, 1, 0.5, attention={"image": "x"}))
+    with pytest.raises(ClipCacheError) as error:
+        load_runs(tmp_path / "d")
+    assert str(error.value) == f"{path}: field attention must be a list"
     write(tmp_path / "a", record("A", "h1", "2", 1, 0.5))
     with pytest.raises(ClipCacheError, match="field shots"):
         load_runs(tmp_path / "a")

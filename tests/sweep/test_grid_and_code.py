@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +83,10 @@ def test_relative_and_lazy_imports_are_resolved(tmp_path: Path) -> None:
     assert {"pipeline.heads.maths", "pipeline.heads.inputs", "pipeline.backbone.text", "pipeline.store.atomic",
             "pipeline.store", "pipeline"} <= found
     assert not any(m.startswith(("torch", "numpy")) for m in found)
+    package = tmp_path / "__init__.py"  # in a package's __init__, `.` is the package itself, not its parent
+    package.write_text("from .maths import normalize\nfrom . import loop\n")
+    assert {"pipeline.heads.maths", "pipeline.heads.loop"} <= imported_modules(package, "pipeline.heads")
+    assert "pipeline.maths" not in imported_modules(package, "pipeline.heads")
 
 
 def test_a_head_imports_only_its_own_dependencies() -> None:
@@ -104,3 +109,32 @@ def test_the_runtime_section_has_one_reader_per_key() -> None:
     with pytest.raises(ClipCacheError, match=r"unknown key runtime\.clustr"):
         runtime_params({"clustr": "local:2"})
 
+
+
+def test_a_cache_files_fingerprint_is_read_once_while_the_file_is_unchanged(two_seed_cache, monkeypatch) -> None:
+    """A sweep plans hundreds of runs over a few dozen files: each file is opened (and its provenance checked) once
+    per process, and again only once the file changes."""
+    import pipeline.sweep.fingerprint as fp
+    from pipeline.encode.plan import cache_folder
+    from pipeline.params import encode_params
+    from pipeline.store import FeatureSplit
+    from pipeline.store.provenance import fingerprint
+
+    opened: list[Path] = []
+
+    def counting(path: Path) -> FeatureSplit:
+        opened.append(path)
+        return FeatureSplit(path)
+
+    monkeypatch.setattr(fp, "FeatureSplit", counting)
+    monkeypatch.setattr(fp, "_SEEN", {})
+    path = cache_folder(encode_params(two_seed_cache)) / "k1-s1" / "val.h5"
+    first = fp.file_fingerprint(path)
+    assert fp.file_fingerprint(path) == first and opened == [path]
+    assert first == fingerprint(FeatureSplit(path).provenance)
+    stamp = path.stat()
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 1000))  # "changed": opened again
+    try:
+        assert fp.file_fingerprint(path) == first and opened == [path, path]
+    finally:
+        os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))

@@ -63,6 +63,8 @@ def test_a_damaged_run_is_fitted_again_and_named(swept: Path, damage, why: str,
     assert list(report.repaired) == [key] and why in report.repaired[key]
     assert [r.key for r in report.results if r.status == "done"] == [key]
     assert f"{key} is damaged" in caplog.text and why in caplog.text
+    summary = [m for m in caplog.messages if m.startswith("sweep: 1 damaged")]
+    assert summary == [f"sweep: 1 damaged run(s) found and fitted again: {key} ({report.repaired[key]})"]
     assert [(e["path"], e["status"]) for e in verify_path(folder)] == [(str(folder), "ok (fitted run)")]
     after = json.loads((folder / "evaluation.json").read_text())["metrics"]
     assert after == before  # the same seed fits the same head

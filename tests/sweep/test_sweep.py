@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 from pathlib import Path
 
 import pytest
 
 from pipeline.encode.entry import encode_from_params
 from pipeline.errors import ClipCacheError
+from pipeline.params import encode_params
 from pipeline.store import FeatureSplit
 from pipeline.sweep.entry import sweep_from_params
+from pipeline.sweep.plan import plan_runs
 from tests.helpers import LABEL, encode_section
 from tests.helpers import PAIR as TINY_PAIR
 from tests.sweep.conftest import grid_params, write
@@ -116,6 +120,12 @@ def test_prune_removes_runs_the_grid_no_longer_holds(two_seed_cache, tmp_path: P
         f"zero_shot/{PAIR}/k{k}-s2" for k in (1, 2)]
 
 
+def test_an_unknown_protocol_is_named_with_the_known_ones(two_seed_cache, tmp_path: Path) -> None:
+    with pytest.raises(ClipCacheError) as refused:
+        plan_runs([encode_params(two_seed_cache)], ["zero_shot"], {}, str(tmp_path), protocol="novel")
+    assert str(refused.value) == "train.protocol must be one of all, base_to_novel, got 'novel'"
+
+
 def test_unknown_head_is_named_before_anything_runs(two_seed_cache, tmp_path: Path) -> None:
     params = grid_params(two_seed_cache, tmp_path, heads=["zero_shot", "tip_adaptor"])
     with pytest.raises(ClipCacheError, match="unknown head 'tip_adaptor'"):
@@ -133,6 +143,8 @@ def test_progress_lines_of_the_sweep_and_of_each_epoch(two_seed_cache, tmp_path:
     assert any(m.startswith("tip_adapter_f epoch 2/2: loss ") and ", val acc " in m and ", lr " in m for m in messages)
     progress = [m for m in messages if m.startswith("[")]
     assert [m.split("]")[0] for m in progress] == ["[1/2", "[2/2"] and all("ETA" in m for m in progress)
+    here = f"({socket.gethostname()}:{os.getpid()})"  # the worker that ran it: this process, in-process
+    assert all(here in m for m in progress), progress
 
 
 def test_a_grid_of_a_resnet_and_late_tokens_keeps_none_and_late_prompts_do_not_apply(image_root: Path, tmp_path: Path,
@@ -151,6 +163,7 @@ def test_a_grid_of_a_resnet_and_late_tokens_keeps_none_and_late_prompts_do_not_a
     report = sweep(params, tmp_path)  # no exception: nothing failed
     assert {r.key.split("/")[2]: r.status for r in report.results} == {"zero_shot": "done", "vpt_late": "n/a",
                                                                         "cavpt": "n/a"}
+    assert {r.worker for r in report.results} == {f"{socket.gethostname()}:{os.getpid()}"}
     assert f"prompts ViT blocks; model '{LABEL['resnet']}' has a ModifiedResNet image tower" in report.results[-1].error
 
 
