@@ -68,10 +68,13 @@ def test_written_files_and_stale_ones_removed(built: tuple[Path, Path, list[Path
     assert all(p.is_file() and p.stat().st_size > 0 for p in written)
 
 
-def test_figures_are_captioned_and_drawn_at_the_reports_resolution(built: tuple[Path, Path, list[Path]]) -> None:
+def test_figures_are_captioned_and_drawn_at_the_reports_resolution(tmp_path: Path) -> None:
+    """Its own report (not the module's): what a figure's caption and resolution come from is run by this test."""
     from PIL import Image
 
-    out = built[1]
+    write_grid(tmp_path / "results", GRID)
+    out = tmp_path / "out"
+    build_report(tmp_path / "results", out)
     page = (out / "index.html").read_text()
     assert "<figcaption>Top-1 versus shots, mean over A, B, ViT-B-32 / openai</figcaption>" in page
     assert "<figcaption>Top-1 versus shots per data set, ViT-B-32 / openai</figcaption>" in page

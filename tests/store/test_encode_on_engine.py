@@ -83,7 +83,8 @@ def pending_plan(params: EncodeParams, runtime: RuntimeParams) -> tuple[list[Sha
                            EncodeReport(folder))
 
 
-def test_an_interrupted_split_is_finished_from_its_pending_shards(image_root: Path, tmp_path: Path) -> None:
+def test_an_interrupted_split_is_finished_from_its_pending_shards(image_root: Path, tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
     runtime = runtime_params(RUNTIME)
     run_encode(encode_params(section(image_root, tmp_path / "want")), runtime)
     params = encode_params(section(image_root, tmp_path / "got"))
@@ -93,7 +94,9 @@ def test_an_interrupted_split_is_finished_from_its_pending_shards(image_root: Pa
     assert len(finals) == 3 and {f.job.split for f in finals} == {"test", "train", "val"}
     assert shard_task(test[0]) == (str(test[0].job.path), 0, 2, 2)  # one shard of the test split, then a "kill"
     assert shard_task(test[1])[1:] == (2, 2, 2)
-    report = run_encode_distributed(params, runtime, cluster_params({"cluster": "none"}))
+    with caplog.at_level(logging.INFO, logger="pipeline"):
+        report = run_encode_distributed(params, runtime, cluster_params({"cluster": "none"}))
+    assert f"{test[0].job.path}: resuming, 2 of 5 shards already complete" in caplog.messages
     train_images = sum(len(t.job.items) for t in finals if t.job.split == "train")
     val_images = sum(len(t.job.items) for t in finals if t.job.split == "val")
     views = 2

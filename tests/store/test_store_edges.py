@@ -73,3 +73,73 @@ def test_the_memory_budget_is_at_most_what_the_kernel_says_is_available(monkeypa
     assert 0 < memory_budget() <= 1.5 * available  # MemAvailable moves between the two reads, not by half
     monkeypatch.setenv("CLIPCACHE_MEMORY_BUDGET", "12345")
     assert memory_budget() == 12345
+
+
+def test_a_failpoint_counts_its_passages_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same rule seen from inside: the kill is recorded instead of sent (the subprocess test above sends it)."""
+    from pipeline.store import failpoints
+
+    sent: list[int] = []
+    monkeypatch.setattr(failpoints.os, "kill", lambda pid, sig: sent.append(sig))
+    monkeypatch.setattr(failpoints, "_SEEN", {})
+    monkeypatch.setenv("CLIPCACHE_FAILPOINT", "spot")
+    failpoints.failpoint("spot")
+    assert sent == [9]
+    monkeypatch.setenv("CLIPCACHE_FAILPOINT", "again@2")
+    failpoints.failpoint("again")
+    assert sent == [9]
+    failpoints.failpoint("again")
+    assert sent == [9, 9]
+
+
+def test_a_short_read_names_the_byte_it_stopped_at(tmp_path: Path) -> None:
+    from pipeline.store.rows import PreadArray
+
+    path = tmp_path / "short.bin"
+    path.write_bytes(b"\0" * 16 + np.arange(6, dtype=np.float32).tobytes())  # a header, then 3 of 4 records of 2
+    array = PreadArray(path, 16, (4, 2), np.dtype(np.float32))
+    np.testing.assert_array_equal(array[np.array([0, 2])], [[0, 1], [4, 5]])
+    with pytest.raises(OSError) as short:
+        array[np.array([3])]
+    assert str(short.value) == f"{path}: short read at byte 40"  # 16 + 3 records of 8 bytes
+
+
+def test_a_missing_provenance_field_is_named_absent(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from pipeline.store.together import check_together
+
+    first = SimpleNamespace(path=tmp_path / "a.h5", provenance={"schema_version": 3, "dataset": {"name": "x"}})
+    other = SimpleNamespace(path=tmp_path / "b.h5", provenance={"schema_version": 3, "dataset": {"name": "x"},
+                                                                 "encoder": {"model": "m"}})
+    with pytest.raises(ClipCacheError) as refused:
+        check_together(first, other)
+    assert str(refused.value).endswith("do not belong together: encoder is '<absent>' in the first, {'model': 'm'} in "
+                                       "the second")
+
+
+def test_verify_lists_final_files_not_shards_or_temporaries(encoded, tmp_path: Path) -> None:
+    import shutil
+
+    from pipeline.store.verify import verify_path
+
+    folder = tmp_path / "cache"
+    shutil.copytree(encoded[1].folder, folder)
+    finals = sorted(str(p) for p in folder.rglob("*.h5"))
+    (folder / "test.h5.parts").mkdir()
+    shutil.copy(folder / "test.h5", folder / "test.h5.parts" / "shard-00000000-00000004.h5")
+    shutil.copy(folder / "test.h5", folder / "test.h5.tmp-123-abc.h5")
+    entries = verify_path(folder)
+    assert sorted(e["path"] for e in entries) == finals and all(e["status"].startswith("ok") for e in entries)
+
+
+def test_non_finite_features_are_refused_naming_the_dataset_and_items(tmp_path: Path) -> None:
+    from pipeline.store.writer import Shard, SplitWriter
+
+    writer = SplitWriter(tmp_path / "train.h5", {"a": 1}, {}, 8, 4)
+    bad = np.ones((4, 3), np.float32)
+    bad[2, 1] = np.nan
+    with pytest.raises(ClipCacheError) as refused:
+        writer.write_shard(Shard(4, 8), {"labels": np.zeros(4, np.int64), "global": bad}, [])
+    assert str(refused.value) == f"{tmp_path / 'train.h5'}: non-finite values in 'global' for items 4-8"
+    assert not writer.parts.exists() or not any(writer.parts.iterdir())  # nothing was written
