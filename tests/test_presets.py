@@ -15,8 +15,8 @@ from pipeline.presets import list_presets, load_preset
 from pipeline.presets.apply import apply_preset
 
 REPO = Path(__file__).resolve().parents[1]
-PAPERS = ["cavpt", "clip_adapter", "coop", "coop_openclip", "gda", "lp_pp", "mm_adapter", "proker", "tip_adapter",
-          "vt_clip"]
+PAPERS = ["cavpt", "clap", "clip_adapter", "coop", "coop_openclip", "gda", "lp_pp", "mm_adapter", "proker", "taskres",
+          "tip_adapter", "vt_clip"]
 
 
 def test_every_paper_has_a_preset_and_each_names_known_heads_and_data_sets() -> None:
@@ -30,7 +30,7 @@ def test_every_paper_has_a_preset_and_each_names_known_heads_and_data_sets() -> 
             create_head(head, params)  # every fixed parameter is one the head knows, of the right type
 
 
-@pytest.mark.parametrize("name", ["tip_adapter", "cavpt", "mm_adapter"])
+@pytest.mark.parametrize("name", ["tip_adapter", "cavpt", "mm_adapter", "clap"])
 def test_a_preset_applied_is_the_papers_grid_and_keeps_runtime(name: str, tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
     params.write_text((REPO / "params.yaml").read_text())

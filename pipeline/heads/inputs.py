@@ -87,6 +87,8 @@ class TextReader(Protocol):
 
     def mean(self, name: str) -> np.ndarray: ...  # [C, D]
 
+    def per_template(self, name: str) -> np.ndarray: ...  # [C, T, D] raw
+
 
 @dataclass
 class FitData:

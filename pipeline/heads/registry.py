@@ -21,7 +21,7 @@ _HEADS: dict[str, type[Head]] = {}
 # every head and the module that registers it, imported on demand
 MODULES: dict[str, str] = {name: f"pipeline.heads.{name}" for name in (
     "cavpt", "clip_adapter", "coop", "gda", "linear_probe", "lp_pp", "mm_adapter", "proker", "tip_adapter",
-    "tip_adapter_f", "vpt_late", "vt_clip", "zero_shot")}
+    "clap", "taskres", "tip_adapter_f", "vpt_late", "vt_clip", "zero_shot", "zs_lp")}
 
 
 def register_head(name: str) -> Callable[[type[Head]], type[Head]]:
@@ -56,7 +56,7 @@ def head_class(name: str) -> type[Head]:
 POSITIVE = frozenset({"eps"})
 NON_NEGATIVE = frozenset({"lr", "warmup_lr", "init_std", "weight_decay", "aux_weight", "text_lr_scale", "epochs",
                           "warmup_epochs", "min_steps",
-                          "patience", "max_iter", "refine_steps", "n_prompts"})
+                          "patience", "max_iter", "refine_steps", "n_prompts", "residual_scale"})
 FRACTIONS = frozenset({"ratio", "dropout"})  # in [0, 1]
 AT_LEAST_ONE = frozenset({"n_ctx", "batch_size", "n_heads", "n_layers", "ffn_mult", "reduction", "bottleneck",
                           "width", "alpha_every"})  # n_prompts may be 0: VPT without prompts is zero-shot
