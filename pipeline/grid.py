@@ -53,6 +53,10 @@ def grid_pairs(params: dict[str, Any], dataset: str | None = None, model: str | 
     `model` matches an architecture name (ViT-B-32) or a pair label (ViT-B-32__openai).
     """
     pairs = [encode_params(section) for section in grid_sections(params)]
+    stray = sorted(set(pairs[0].descriptions) - {p.dataset.name for p in pairs}) if pairs else []
+    if stray:
+        raise ClipCacheError(f"encode.descriptions names {stray[0]!r}, which is no data set of the grid; known: "
+                             f"{', '.join(sorted({p.dataset.name for p in pairs}))}")
     chosen = [p for p in pairs if dataset in (None, p.dataset.name) and
               model in (None, p.model.name, model_label(p.model.name), pair_label(p.model.name, p.model.pretrained))]
     if not chosen:

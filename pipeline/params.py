@@ -179,6 +179,7 @@ class EncodeParams:
     views: ViewParams = field(default_factory=ViewParams)
     features: FeatureParams = field(default_factory=FeatureParams)
     templates: tuple[str, ...] = TEMPLATE_SETS  # template sets whose text features are stored
+    descriptions: dict[str, str] = field(default_factory=dict)  # data set name -> class descriptions file (CuPL JSON)
     cache_dir: str = "cache"  # root of the feature files
 
 
@@ -225,7 +226,17 @@ def encode_params(section: dict[str, Any] | None) -> EncodeParams:
         if name not in TEMPLATE_SETS:
             raise ClipCacheError(f"unknown template set {name!r} in encode.templates; known: "
                                  f"{', '.join(TEMPLATE_SETS)}")
+    check_descriptions(params.descriptions)
     return params
+
+
+def check_descriptions(descriptions: Any) -> None:
+    """encode.descriptions: a mapping of data set names to description files (read at encode)."""
+    if not isinstance(descriptions, dict):
+        raise ClipCacheError(f"encode.descriptions must map data set names to files, got {str(descriptions)[:40]!r}")
+    for name, path in descriptions.items():
+        if not isinstance(name, str) or not isinstance(path, str) or not path:
+            raise ClipCacheError(f"encode.descriptions.{name} must be a file path, got {path!r}")
 
 
 # runtime keys that belong to the engine (pipeline.engine.config.ClusterParams checks them when a sweep starts)

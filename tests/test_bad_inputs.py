@@ -41,8 +41,11 @@ ENCODE = [  # (override, what the line must say)
     ("encode.model.pretrained=/nope.pt", "checkpoint file '/nope.pt' does not exist"),
     ("encode.templates=[nope]", "unknown template set 'nope'"),
     ("encode.cache_dir=/proc/nope", "cannot use '/proc/nope'"),
-    ("encode.protocl.shots=[1]", "unknown key encode.protocl; known: cache_dir, dataset, features, model, protocol, "
-                                 "templates, views"),
+    ("encode.protocl.shots=[1]", "unknown key encode.protocl; known: cache_dir, dataset, descriptions, features, "
+                                 "model, protocol, templates, views"),
+    ("encode.descriptions=[x]", "encode.descriptions must map data set names to files"),
+    ("encode.descriptions={image_folder: /nonexistent.json}", "descriptions file '/nonexistent.json' cannot be read"),
+    ("encode.descriptions={textile: /x.json}", "encode.descriptions names 'textile', which is no data set of the grid"),
     ("encod.x=1", "unknown section 'encod'"),
     ("runtime.batch_size=0", "runtime.batch_size and runtime.shard_images must be >= 1"),
     ("runtime.workers=-1", "runtime.workers >= 0"),

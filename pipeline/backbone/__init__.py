@@ -12,7 +12,7 @@ _EXPORTS = {
     "load_encoder": "pipeline.backbone.model", "encode_images": "pipeline.backbone.image",
     "require_spatial": "pipeline.backbone.image", "tower_kind": "pipeline.backbone.image",
     "require_late_tokens": "pipeline.backbone.image",
-    "encode_classes": "pipeline.backbone.text",
+    "encode_classes": "pipeline.backbone.text", "encode_sentences": "pipeline.backbone.text",
 }
 __all__ = sorted(_EXPORTS)
 

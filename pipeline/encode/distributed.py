@@ -21,9 +21,10 @@ from typing import Any
 from pipeline.backbone import Encoder, load_encoder, pick_device
 from pipeline.backbone.model import check_names, resolve_architecture, resolve_pretrained
 from pipeline.data import DataSet, create_dataset
+from pipeline.data.descriptions import Descriptions
 from pipeline.data.templates import templates_for
 from pipeline.encode.plan import SplitJob, cache_folder, dataset_provenance, plan_jobs, split_provenance
-from pipeline.encode.run import EncodeReport, current, encode_shards, features_for, write_text
+from pipeline.encode.run import EncodeReport, current, descriptions_of, encode_shards, features_for, write_text
 from pipeline.engine import ClusterParams, open_engine
 from pipeline.errors import ClipCacheError
 from pipeline.layout import TEXT_FILE
@@ -56,6 +57,7 @@ class TextTask:
     dataset_prov: dict[str, Any]
     path: Path
     build: dict[str, Any]
+    descriptions: Descriptions | None = None
 
 
 def text_task(task: TextTask) -> dict[str, Any]:
@@ -65,7 +67,7 @@ def text_task(task: TextTask) -> dict[str, Any]:
     params, notes = features_for(task.params, encoder, resolve_architecture(task.params.model.name)[0])
     build = {**task.build, "sources": encoder.sources, "device": str(encoder.device)}
     status = write_text(encoder, task.classnames, task.templates, task.dataset_prov, task.path, build,
-                        task.runtime.repair)
+                        task.runtime.repair, task.descriptions)
     return {"status": status, "provenance": encoder.provenance, "sources": encoder.sources, "params": params,
             "notes": notes}
 
@@ -116,12 +118,13 @@ def run_encode_distributed(params: EncodeParams, runtime: RuntimeParams, cluster
                              params.dataset.name)
     folder = cache_folder(params)
     jobs = plan_jobs(params, dataset, folder)
+    descriptions = descriptions_of(params, dataset)  # checked here, before any worker builds a model
     report = EncodeReport(folder)
     build = build_info({**as_dict(runtime)}) | {"dataset_root": str(dataset.root)}
     templates = {name: templates_for(name, dataset) for name in params.templates}
     with open_engine(cluster) as engine:
         text = TextTask(params, runtime, list(dataset.classnames), templates, dataset_provenance(dataset),
-                        folder / TEXT_FILE, build)
+                        folder / TEXT_FILE, build, descriptions)
         (_, probe), = list(engine.map_unordered(text_task, [text], gpu=[True]))
         report.files[str(text.path)] = probe["status"]
         build = {**build, "sources": probe["sources"], "device": "engine: " + engine.name}

@@ -89,8 +89,11 @@ def split_provenance(params: EncodeParams, encoder_prov: dict[str, Any], dataset
     }
 
 
-def text_provenance(encoder_prov: dict[str, Any], dataset_prov: dict[str, Any],
-                    templates: dict[str, list[str]]) -> dict[str, Any]:
-    """Everything that determines the text file (`dataset_prov`: `dataset_provenance` of its data set)."""
-    return {"schema_version": SCHEMA_VERSION, "encoder": encoder_prov, "dataset": dataset_prov,
-            "templates": templates, "normalised": "per_template raw; mean L2-normalised"}
+def text_provenance(encoder_prov: dict[str, Any], dataset_prov: dict[str, Any], templates: dict[str, list[str]],
+                    descriptions: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything that determines the text file (`dataset_prov`: `dataset_provenance` of its data set;
+    `descriptions`: `Descriptions.record()`, kept only when the data set has a descriptions file, so that the
+    fingerprints of text files without one are those they always had)."""
+    out = {"schema_version": SCHEMA_VERSION, "encoder": encoder_prov, "dataset": dataset_prov,
+           "templates": templates, "normalised": "per_template raw; mean L2-normalised"}
+    return out | ({"descriptions": descriptions} if descriptions else {})

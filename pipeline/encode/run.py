@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from pipeline.backbone import (
     Encoder,
     encode_classes,
+    encode_sentences,
     load_encoder,
     pick_device,
     require_late_tokens,
@@ -24,6 +29,7 @@ from pipeline.backbone import (
 from pipeline.backbone.model import check_names, resolve_architecture
 from pipeline.data import DataSet, create_dataset
 from pipeline.data.decode import ImageReader, collate, one_thread_worker
+from pipeline.data.descriptions import Descriptions, load_descriptions
 from pipeline.data.templates import templates_for
 from pipeline.data.views import ViewSpec
 from pipeline.encode.buffer import ShardBuffer
@@ -68,13 +74,17 @@ def run_encode(params: EncodeParams, runtime: RuntimeParams) -> EncodeReport:
                              params.dataset.name)
     folder = cache_folder(params)
     jobs = plan_jobs(params, dataset, folder)  # checks K against every class before a model is built
+    descriptions = descriptions_of(params, dataset)  # and the descriptions file against every class
     encoder = load_encoder(params.model.name, params.model.pretrained, pick_device(runtime.device))
     params, notes = features_for(params, encoder, arch)
     report = EncodeReport(folder)
     build = build_info({**as_dict(runtime), "device": str(encoder.device)})
     # paths: where, not what (not fingerprinted)
     build |= {"dataset_root": str(dataset.root), "sources": encoder.sources}
-    encode_text(params, encoder, dataset, folder / TEXT_FILE, build, report, runtime.repair)
+    templates = {name: templates_for(name, dataset) for name in params.templates}
+    report.files[str(folder / TEXT_FILE)] = write_text(encoder, list(dataset.classnames), templates,
+                                                       dataset_provenance(dataset), folder / TEXT_FILE, build,
+                                                       runtime.repair, descriptions)
     for job in jobs:
         encode_split(params, runtime, encoder, dataset, job, build, report, notes)
     report.seconds = time.perf_counter() - started
@@ -104,26 +114,40 @@ def late_tokens_for(params: EncodeParams, encoder: Encoder, arch: str) -> tuple[
     return dataclasses.replace(params, features=features), {"late_tokens_skipped": tower}
 
 
-def encode_text(params: EncodeParams, encoder: Encoder, dataset: DataSet, path: Path, build: dict, report: EncodeReport,
-                repair: bool = False) -> None:
-    """text.h5: per template set, [C, T, D] and the normalised [C, D]."""
-    templates = {name: templates_for(name, dataset) for name in params.templates}
-    report.files[str(path)] = write_text(encoder, list(dataset.classnames), templates, dataset_provenance(dataset),
-                                         path, build, repair)
+def descriptions_of(params: EncodeParams, dataset: DataSet) -> Descriptions | None:
+    """The descriptions file encode.descriptions names for this data set, read and matched to its classes."""
+    path = params.descriptions.get(dataset.name)
+    return load_descriptions(path, list(dataset.classnames), dataset.name) if path else None
 
 
 def write_text(encoder: Encoder, classnames: list[str], templates: dict[str, list[str]], dataset_prov: dict,
-               path: Path, build: dict, repair: bool = False) -> str:
+               path: Path, build: dict, repair: bool = False, descriptions: Descriptions | None = None) -> str:
     """Write text.h5 unless it is complete with this provenance; 'written' or 'up to date'."""
-    provenance = text_provenance(encoder.provenance, dataset_prov, templates)
+    provenance = text_provenance(encoder.provenance, dataset_prov, templates,
+                                 descriptions.record() if descriptions else None)
     if is_complete(path, fingerprint(provenance), check_data=repair):
         return "up to date"
     groups = {}
     for name, texts in templates.items():
         per_template, mean = encode_classes(encoder.model, encoder.tokenizer, classnames, texts, encoder.device)
         groups[f"text/{name}/per_template"], groups[f"text/{name}/mean"] = per_template.numpy(), mean.numpy()
+    if descriptions:
+        groups |= description_groups(encoder, descriptions)
     write_whole(path, provenance, build, groups)
     return "written"
+
+
+def description_groups(encoder: Encoder, descriptions: Descriptions) -> dict[str, np.ndarray]:
+    """descriptions/embeddings [S, D] raw, offsets [C + 1] (class c owns rows offsets[c]:offsets[c + 1]), sentences
+    [S] (UTF-8), and mean [C, D]: per class the mean of its normalised embeddings, normalised (CuPL's classifier)."""
+    sentences = descriptions.flat()
+    embeddings = encode_sentences(encoder.model, encoder.tokenizer, sentences, encoder.device)  # [S, D]
+    offsets = np.concatenate([[0], np.cumsum(descriptions.counts)]).astype(np.int64)  # [C + 1]
+    unit = F.normalize(embeddings, dim=-1)
+    mean = torch.stack([unit[a:b].mean(dim=0) for a, b in itertools.pairwise(offsets)])  # [C, D]
+    return {"descriptions/embeddings": embeddings.numpy(), "descriptions/offsets": offsets,
+            "descriptions/sentences": np.array([s.encode("utf-8") for s in sentences]),
+            "descriptions/mean": F.normalize(mean, dim=-1).numpy()}
 
 
 def encode_split(params: EncodeParams, runtime: RuntimeParams, encoder: Encoder, dataset: DataSet,

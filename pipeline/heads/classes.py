@@ -123,3 +123,10 @@ class SubsetText:
 
     def mean(self, name: str) -> np.ndarray:
         return self.text.mean(name)[self.classes]  # [|S|, D]
+
+    def description_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+        """The descriptions of the chosen classes only, in their order, with offsets over them."""
+        embeddings, offsets = self.text.description_embeddings()
+        rows = [np.arange(offsets[c], offsets[c + 1]) for c in self.classes]
+        counts = [len(r) for r in rows]
+        return embeddings[np.concatenate(rows)], np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)

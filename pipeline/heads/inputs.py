@@ -89,6 +89,8 @@ class TextReader(Protocol):
 
     def per_template(self, name: str) -> np.ndarray: ...  # [C, T, D] raw
 
+    def description_embeddings(self) -> tuple[np.ndarray, np.ndarray]: ...  # [S, D] raw, [C + 1] offsets
+
 
 @dataclass
 class FitData:

@@ -65,7 +65,11 @@ def check_text(specs: Specs, provenance: dict[str, Any], path: Path) -> None:
     classes = dataset.get("n_classes", len(dataset["classnames"]) if "classnames" in dataset else None)
     dim = (provenance.get("encoder") or {}).get("embed_dim")
     templates = provenance.get("templates") or {}
+    described = provenance.get("descriptions")
     for name, (shape, _, _) in sorted(specs.items()):
+        if name.startswith("descriptions/"):
+            check_descriptions(name, shape, described, classes, dim, path)
+            continue
         parts = name.split("/")
         if len(parts) != 3 or parts[0] != "text" or parts[1] not in templates or parts[2] not in ("mean",
                                                                                                   "per_template"):
@@ -74,6 +78,20 @@ def check_text(specs: Specs, provenance: dict[str, Any], path: Path) -> None:
         wanted = (classes, dim) if parts[2] == "mean" else (classes, count, dim)
         if len(shape) != len(wanted) or any(w is not None and s != w for s, w in zip(shape, wanted, strict=True)):
             raise fault(path, name, f"has shape {shape} where {wanted} is expected")
+
+
+def check_descriptions(name: str, shape: tuple[int, ...], described: dict[str, Any] | None, classes: int | None,
+                       dim: int | None, path: Path) -> None:
+    """The descriptions' datasets against the counts per class the provenance records."""
+    if not described:
+        raise fault(path, name, "holds descriptions the provenance does not record")
+    total = sum(int(n) for n in described["counts"])
+    wanted = {"descriptions/embeddings": (total, dim), "descriptions/offsets": (len(described["counts"]) + 1,),
+              "descriptions/sentences": (total,), "descriptions/mean": (classes, dim)}.get(name)
+    if wanted is None:
+        raise fault(path, name, "is not one of the descriptions' datasets")
+    if len(shape) != len(wanted) or any(w is not None and s != w for s, w in zip(shape, wanted, strict=True)):
+        raise fault(path, name, f"has shape {shape} where {wanted} is expected")
 
 
 def check_against_provenance(specs: Specs, provenance: dict[str, Any], build: dict[str, Any], path: Path) -> None:

@@ -99,7 +99,7 @@ def test_describe_params_lists_every_field_with_its_default() -> None:
     ("tip_adapter", {"beta_grid": [0.1, float("inf"), 10]},
      "heads.tip_adapter.beta_grid must be finite, got (0.1, inf, 10)"),
     ("gda", {"template_set": "imagenet81"}, "heads.gda.template_set must be one of imagenet80, tip7, coop, reference, "
-                                            "got 'imagenet81'"),
+                                            "descriptions, got 'imagenet81'"),
 ])
 def test_ranges_are_checked_for_every_field_by_name(name: str, params: dict, message: str) -> None:
     """Fields before the faulty one (a template_set string, booleans) do not stop the check."""
