@@ -52,6 +52,7 @@ class Shapes(TypedDict, total=False):
     n_ctx: int  # learned text context vectors (coop; vpt_late with text prompts)
     text_width: int  # the text tower's token width (vpt_late with text prompts)
     length: int  # the tokenizer's context length (coop; vpt_late with text prompts)
+    channels: int  # feature channels kept (ape)
 
 
 SHAPE_NAMES = frozenset(Shapes.__annotations__)

@@ -20,7 +20,7 @@ from pipeline.params import TEMPLATE_SETS, build
 _HEADS: dict[str, type[Head]] = {}
 # every head and the module that registers it, imported on demand
 MODULES: dict[str, str] = {name: f"pipeline.heads.{name}" for name in (
-    "cavpt", "clip_adapter", "coop", "gda", "linear_probe", "lp_pp", "mm_adapter", "proker", "tip_adapter",
+    "ape", "cavpt", "clip_adapter", "coop", "gda", "linear_probe", "lp_pp", "mm_adapter", "proker", "tip_adapter",
     "clap", "taskres", "tip_adapter_f", "vpt_late", "vt_clip", "zero_shot", "zs_lp")}
 
 
@@ -59,7 +59,7 @@ NON_NEGATIVE = frozenset({"lr", "warmup_lr", "init_std", "weight_decay", "aux_we
                           "patience", "max_iter", "refine_steps", "n_prompts", "residual_scale"})
 FRACTIONS = frozenset({"ratio", "dropout"})  # in [0, 1]
 AT_LEAST_ONE = frozenset({"n_ctx", "batch_size", "n_heads", "n_layers", "ffn_mult", "reduction", "bottleneck",
-                          "width", "alpha_every"})  # n_prompts may be 0: VPT without prompts is zero-shot
+                          "width", "alpha_every", "feat_num"})  # n_prompts may be 0: VPT without prompts is zero-shot
 MAX_GRID_STEPS = 100_000  # values of one searched grid ((start, stop, steps) parameters named *_grid)
 
 
@@ -95,9 +95,9 @@ def create_head(name: str, params: dict[str, Any] | None = None) -> Head:
     checked = build(cls.Params, params or {}, f"heads.{name}")
     check_ranges(name, checked)
     template_set = getattr(checked, "template_set", None)
-    if template_set is not None and template_set not in (*TEMPLATE_SETS, REFERENCE):
-        raise ClipCacheError(f"heads.{name}.template_set must be one of {', '.join((*TEMPLATE_SETS, REFERENCE))}, "
-                             f"got {template_set!r}")
+    known = (*TEMPLATE_SETS, REFERENCE, "descriptions")
+    if template_set is not None and template_set not in known:
+        raise ClipCacheError(f"heads.{name}.template_set must be one of {', '.join(known)}, got {template_set!r}")
     return cls(checked)
 
 
