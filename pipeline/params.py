@@ -169,6 +169,7 @@ class FeatureParams:
     global_dtype: str = "float32"  # dtype of global features
     spatial_dtype: str = "float16"  # dtype of spatial maps (and of late tokens)
     late_tokens: int = 0  # k > 0 (ViTs): also store the token sequence entering block L-k, [1+HW, width], views too
+    pooled: bool = False  # also store the pooled feature before the final projection [width] (images and views)
 
 
 @dataclass(frozen=True)

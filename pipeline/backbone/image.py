@@ -46,6 +46,13 @@ def require_spatial(visual: torch.nn.Module, model_name: str) -> None:
         )
 
 
+def require_pooled(visual: torch.nn.Module, model_name: str) -> None:
+    """The pooled feature before the projection is defined for CLIP ViTs and ModifiedResNets."""
+    if tower_kind(visual) == "other":
+        raise ClipCacheError(f"model {model_name!r}: encode.features.pooled is defined for CLIP ViTs and "
+                             f"ModifiedResNets only (its tower is {type(visual).__name__}); set it to false")
+
+
 def require_late_tokens(visual: torch.nn.Module, model_name: str, k: int) -> None:
     """Late tokens exist for CLIP ViTs with at least k blocks."""
     if tower_kind(visual) != "vit":
@@ -66,7 +73,8 @@ def vit_features(visual: VisionTransformer, pixels: torch.Tensor, late: int = 0)
     x = run_blocks(visual.transformer, x, split)  # [B, 1+HW, width]
     pooled, tokens = visual._pool(x)  # [B, width], [B, HW, width]
     proj = visual.proj
-    return {"global": pooled @ proj, "spatial": tokens @ proj, "spatial_raw": tokens, **out}  # [B,D], [B,HW,D]
+    return {"global": pooled @ proj, "spatial": tokens @ proj, "spatial_raw": tokens, "pooled": pooled,  # [B, D]
+            **out}
 
 
 def resnet_dense(pool: AttentionPool2d, layer4: torch.Tensor) -> torch.Tensor:
@@ -77,8 +85,27 @@ def resnet_dense(pool: AttentionPool2d, layer4: torch.Tensor) -> torch.Tensor:
     return F.linear(values, pool.c_proj.weight, pool.c_proj.bias)  # [B, hw, D]
 
 
-def resnet_features(visual: ModifiedResNet, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Global [B, D], dense map [B, HW, D] and layer-4 map [B, HW, C_s] in one forward."""
+def resnet_pooled(pool: AttentionPool2d, layer4: torch.Tensor) -> torch.Tensor:
+    """The attention pool's output before its final projection c_proj, [B, C_s]: the pool run with an identity
+    output projection, so that c_proj(pooled) is its output (open_clip's AttentionPool2d.forward)."""
+    x = layer4.flatten(2).permute(2, 0, 1)  # [B, C_s, h, w] -> [hw, B, C_s]
+    x = torch.cat([x.mean(dim=0, keepdim=True), x], dim=0)  # [1+hw, B, C_s]
+    x = x + pool.positional_embedding[:, None, :].to(x.dtype)  # [1+hw, B, C_s]
+    width = x.shape[-1]
+    out, _ = F.multi_head_attention_forward(
+        query=x, key=x, value=x, embed_dim_to_check=width, num_heads=pool.num_heads,
+        q_proj_weight=pool.q_proj.weight, k_proj_weight=pool.k_proj.weight, v_proj_weight=pool.v_proj.weight,
+        in_proj_weight=None, in_proj_bias=torch.cat([pool.q_proj.bias, pool.k_proj.bias, pool.v_proj.bias]),
+        bias_k=None, bias_v=None, add_zero_attn=False, dropout_p=0.0,
+        out_proj_weight=torch.eye(width, dtype=x.dtype, device=x.device),
+        out_proj_bias=torch.zeros(width, dtype=x.dtype, device=x.device),
+        use_separate_proj_weight=True, training=False, need_weights=False)
+    return out[0]  # [B, C_s]: the query of the mean token
+
+
+def resnet_features(visual: ModifiedResNet, pixels: torch.Tensor, pooled: bool = False) -> dict[str, torch.Tensor]:
+    """Global [B, D], dense map [B, HW, D], layer-4 map [B, HW, C_s] and (asked) the pool's pre-projection output
+    [B, C_s] in one forward."""
     x = visual.stem(pixels)
     for layer in (visual.layer1, visual.layer2, visual.layer3, visual.layer4):
         x = layer(x)  # after layer4: [B, C_s, h, w]
@@ -86,16 +113,29 @@ def resnet_features(visual: ModifiedResNet, pixels: torch.Tensor) -> dict[str, t
         "global": visual.attnpool(x),  # [B, D]
         "spatial": resnet_dense(visual.attnpool, x),  # [B, hw, D]
         "spatial_raw": x.flatten(2).transpose(1, 2),  # [B, hw, C_s]
+        **({"pooled": resnet_pooled(visual.attnpool, x)} if pooled else {}),
     }
 
 
-def encode_images(model: ClipModel, pixels: torch.Tensor, spatial: bool, late: int = 0) -> dict[str, torch.Tensor]:
+def final_projection(visual: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(weight [width, D], bias [D] or None): global = pooled @ weight (+ bias), for the towers `pooled` is defined
+    for (ViT: proj; ResNet: the attention pool's c_proj)."""
+    if isinstance(visual, VisionTransformer) and tower_kind(visual) == "vit" and visual.proj is not None:
+        return visual.proj, None
+    if isinstance(visual, ModifiedResNet):
+        c_proj = visual.attnpool.c_proj
+        return c_proj.weight.T, c_proj.bias  # [C_s, D], [D]
+    raise ClipCacheError(f"no final projection is defined for a {type(visual).__name__} image tower")
+
+
+def encode_images(model: ClipModel, pixels: torch.Tensor, spatial: bool, late: int = 0,
+                  pooled: bool = False) -> dict[str, torch.Tensor]:
     """Features of a batch [B, 3, S, S]: 'global' always; 'spatial' and 'spatial_raw' when asked and defined;
-    'late_tokens' when late = k > 0 (ViTs)."""
+    'late_tokens' when late = k > 0 (ViTs); 'pooled' (before the final projection) when asked."""
     visual = model.visual
-    kind = tower_kind(visual) if spatial or late else "other"
+    kind = tower_kind(visual) if spatial or late or pooled else "other"
     if kind == "vit":
         return vit_features(visual, pixels, late)
     if kind == "resnet":
-        return resnet_features(visual, pixels)
+        return resnet_features(visual, pixels, pooled)
     return {"global": model.encode_image(pixels)}  # [B, D]

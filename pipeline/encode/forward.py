@@ -19,13 +19,14 @@ def forward_batch(encoder: Encoder, pixels: torch.Tensor, features: FeatureParam
     autocast = torch.autocast("cuda", dtype=torch.float16) if encoder.device.type == "cuda" else nullcontext()
     with torch.inference_mode(), autocast:
         out = encode_images(encoder.model, flat, spatial=features.spatial or features.spatial_raw,
-                            late=features.late_tokens)
+                            late=features.late_tokens, pooled=features.pooled)
     dtypes = {"global": features.global_dtype, "spatial": features.spatial_dtype, "spatial_raw": features.spatial_dtype,
-              "late_tokens": features.spatial_dtype}
+              "late_tokens": features.spatial_dtype, "pooled": features.global_dtype}
     wanted = {"global": True, "spatial": features.spatial, "spatial_raw": features.spatial_raw,
-              "late_tokens": features.late_tokens > 0}
+              "late_tokens": features.late_tokens > 0, "pooled": features.pooled}
     spatial_views = views is not None and views.spatial
-    viewed = {"global": True, "spatial": spatial_views, "spatial_raw": spatial_views, "late_tokens": True}
+    viewed = {"global": True, "spatial": spatial_views, "spatial_raw": spatial_views, "late_tokens": True,
+              "pooled": True}
     arrays: dict[str, np.ndarray] = {}
     for name, tensor in out.items():
         if not wanted[name]:

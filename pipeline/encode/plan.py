@@ -83,10 +83,17 @@ def split_provenance(params: EncodeParams, encoder_prov: dict[str, Any], dataset
         "split": {"name": job.split, "source": job.source, "shots": job.shots, "seed": job.seed,
                   "n_items": len(job.items), "content_sha256": job.content_sha256,
                   "item_index_sha256": hashlib.sha256(np.ascontiguousarray(job.item_index, np.int64).data).hexdigest()},
-        "features": {**as_dict(params.features), "normalised": False, **(feature_notes or {})},
+        "features": {**feature_record(params), "normalised": False, **(feature_notes or {})},
         "views": ({**as_dict(params.views), "ratio": [3 / 4, 4 / 3], "flip": 0.5, "interpolation": "bicubic",
                    "view_seed": "numpy default_rng([views.seed, item_index, view])"} if job.with_views else None),
     }
+
+
+def feature_record(params: EncodeParams) -> dict[str, Any]:
+    """The features record of a split's provenance; `pooled` only where it is asked for, so that the files encoded
+    before it existed keep their fingerprints."""
+    record = as_dict(params.features)
+    return record if params.features.pooled else {k: v for k, v in record.items() if k != "pooled"}
 
 
 def text_provenance(encoder_prov: dict[str, Any], dataset_prov: dict[str, Any], templates: dict[str, list[str]],

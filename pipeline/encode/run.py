@@ -23,6 +23,7 @@ from pipeline.backbone import (
     load_encoder,
     pick_device,
     require_late_tokens,
+    require_pooled,
     require_spatial,
     tower_kind,
 )
@@ -96,6 +97,8 @@ def features_for(params: EncodeParams, encoder: Encoder, arch: str) -> tuple[Enc
     ViT's), and the notes for the files' provenance."""
     if params.features.spatial or params.features.spatial_raw:
         require_spatial(encoder.model.visual, arch)
+    if params.features.pooled:
+        require_pooled(encoder.model.visual, arch)
     return late_tokens_for(params, encoder, arch)
 
 

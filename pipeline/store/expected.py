@@ -25,7 +25,7 @@ def expected_dtype(name: str, features: dict[str, Any]) -> str | None:
     base = name.removeprefix("views/")
     if name in FIXED_DTYPES:
         return FIXED_DTYPES[name]
-    key = "global_dtype" if base == "global" else "spatial_dtype" if base in ("spatial", "spatial_raw",
+    key = "global_dtype" if base in ("global", "pooled") else "spatial_dtype" if base in ("spatial", "spatial_raw",
                                                                                  "late_tokens") else None
     return None if key is None or features.get(key) is None else str(features[key])
 

@@ -12,6 +12,8 @@ ROW_DATASETS: dict[str, str] = {
     "spatial": "[N, HW, D] spatial map in the joint space (ViT tokens x proj; ResNet c_proj(v_proj(.)))",
     "spatial_raw": "[N, HW, C_s] spatial map before the projection (ResNet layer 4; ViT tokens after ln_post)",
     "late_tokens": "[N, 1+HW, width] ViT token sequence entering block L-k (k = features.late_tokens)",
+    "pooled": "[N, width] the pooled feature before the final projection (ViT: ln_post(class token); ResNet: the "
+              "attention pool before c_proj): global = pooled @ projection",
     "labels": "[N] int64 class index",
     "item_index": "[N] int64 index of the image in the data set's source split list",
     "image_id": "[N] str path of the image relative to the data-set root",
@@ -21,6 +23,7 @@ VIEW_DATASETS: dict[str, str] = {
     "views/spatial": "[V, N, HW, D] spatial maps of the augmented views",
     "views/spatial_raw": "[V, N, HW, C_s] pre-projection maps of the augmented views",
     "views/late_tokens": "[V, N, 1+HW, width] late tokens of the augmented views",
+    "views/pooled": "[V, N, width] pooled features of the augmented views",
     "views/box": "[V, N, 5] int32 crop (top, left, height, width, flipped) of each view",
 }
 VIEW_AXIS = 1  # images are the second axis of view datasets: [V, N, ...]
@@ -46,4 +49,6 @@ ENABLED_BY: dict[str, str] = {
     "views/box": "encode.views.count > 0 (train files only)",
     "late_tokens": "encode.features.late_tokens: k > 0 (ViT models)",
     "views/late_tokens": "encode.features.late_tokens: k > 0 and encode.views.count > 0 (train files only)",
+    "pooled": "encode.features.pooled: true (ViT and ResNet models)",
+    "views/pooled": "encode.features.pooled: true and encode.views.count > 0 (train files only)",
 }
