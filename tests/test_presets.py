@@ -15,8 +15,8 @@ from pipeline.presets import list_presets, load_preset
 from pipeline.presets.apply import apply_preset
 
 REPO = Path(__file__).resolve().parents[1]
-PAPERS = ["cavpt", "clap", "clip_adapter", "coop", "coop_openclip", "gda", "lp_pp", "mm_adapter", "proker", "taskres",
-          "tip_adapter", "vt_clip"]
+PAPERS = ["ape", "cavpt", "clap", "clip_adapter", "coop", "coop_openclip", "gda", "lp_pp", "mm_adapter", "proker",
+          "prolip", "taskres", "tip_adapter", "vt_clip"]
 
 
 def test_every_paper_has_a_preset_and_each_names_known_heads_and_data_sets() -> None:
@@ -57,7 +57,7 @@ def test_a_slice_of_the_data_sets_and_unknown_names_are_refused(tmp_path: Path, 
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     assert main(["preset", "nope", "--data-root", "/d", "--params", str(path)]) == 1
-    assert "unknown preset 'nope'; known: cavpt" in capsys.readouterr().err
+    assert "unknown preset 'nope'; known: ape, cavpt" in capsys.readouterr().err
     assert main(["preset", "gda", "--data-root", "/d", "--params", str(path), "--dataset", "textile"]) == 1
     assert "preset 'gda' has no data set 'textile'" in capsys.readouterr().err
     assert yaml.safe_load(path.read_text()) == params  # nothing written on refusal

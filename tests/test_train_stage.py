@@ -61,6 +61,9 @@ def test_every_head_trains_from_the_cache_alone(name: str, encoded, image_root: 
     if "late_tokens" in head_class(name).requires and kind == "resnet":
         with pytest.raises(ClipCacheError, match=r"needs 'late_tokens'.*late_tokens: k > 0 \(ViT models\)"):
             train_from_params(params, [], name, {"device": "cpu"})
+    elif "pooled" in head_class(name).requires:  # these caches hold no pooled features: named before any fit
+        with pytest.raises(ClipCacheError, match=r"needs 'pooled'.*encode\.features\.pooled: true"):
+            train_from_params(params, [], name, {"device": "cpu"})
     else:
         check_trains_from_the_cache_alone(name, kind, params, report, image_root, opened_h5)
 

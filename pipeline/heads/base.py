@@ -35,6 +35,8 @@ REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "spatial_raw_views": ("views/spatial_raw",),
     "late_tokens": ("late_tokens",),
     "late_token_views": ("views/late_tokens",),
+    "pooled": ("pooled",),
+    "pooled_views": ("views/pooled",),
 }
 
 

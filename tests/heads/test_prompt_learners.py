@@ -1,5 +1,6 @@
-"""Prompt learners (coop, vpt_late, cavpt) on a real tiny cache: the contract, the prompt layout, the equivalence of
-the cached-token path with the full encoder, and that what they learn is wired to the loss."""
+"""Prompt learners (coop, vpt_late, cavpt), and prolip which also builds a frozen encoder part, on a real tiny cache:
+the contract, the prompt layout, the equivalence of the cached-token path with the full encoder, and that what they
+learn is wired to the loss."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from tests.helpers import LABEL, TINY, encode_section
 def cache(image_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny-ViT cache (2 blocks) keeping the tokens entering both blocks (late_tokens: 2), stored in float16."""
     section = encode_section(image_root, "vit", tmp_path_factory.mktemp("late"), features__late_tokens=2,
-                             features__spatial_dtype="float16")
+                             features__spatial_dtype="float16", features__pooled=True)  # pooled: prolip's input
     return run_encode(encode_params(section), runtime_params({"workers": 0, "batch_size": 8})).folder
 
 
@@ -182,7 +183,8 @@ def test_vpt_late_without_prompts_is_zero_shot(cache: Path) -> None:
 
 @pytest.mark.parametrize("name", PROMPT_LEARNERS)
 def test_training_lowers_the_training_loss(name: str, cache: Path) -> None:
-    head = create_head(name, {**QUICK[name], "epochs": 25, "lr": 0.05, "warmup_epochs": 0})
+    warmup = {} if name == "prolip" else {"warmup_epochs": 0}  # prolip has no warm-up (a cosine from the start)
+    head = create_head(name, {**QUICK[name], "epochs": 25, "lr": 0.05, **warmup})
     head.fit(fit_data(cache))
     losses = [h["train_loss"] for h in head.history[1:]]
     assert np.mean(losses[-5:]) < np.mean(losses[:5]), losses
