@@ -4,6 +4,7 @@
 written through the real store. Each head runs in its own process (peak RSS is that process's own, data loading
 included): fit on train/val, then logits for all 50,000 queries. Usage:
     python benchmarks/training_free_scale.py [--heads zero_shot,tip_adapter,gda,proker] [--proker-grid 1]
+    python benchmarks/training_free_scale.py --heads ape,taskres,clap,zs_lp
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pipeline.store.provenance import SCHEMA_VERSION
 from pipeline.store.writer import SplitWriter
 
 CLASSES, SHOTS, VIEWS, VAL, QUERIES, DIM = 1000, 16, 10, 4, 50000, 1024
+TEXT_ONLY = ("zero_shot", "taskres", "clap", "zs_lp", "ape")  # heads that read a template set: given "tip7"
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -34,7 +36,8 @@ def unit(x: np.ndarray) -> np.ndarray:
 def write_split(path: Path, labels: np.ndarray, views: int, means: np.ndarray, rng: np.random.Generator) -> None:
     """Features near their class mean, written in shards of 2000 images (never all in memory)."""
     n = len(labels)
-    provenance = {"schema_version": SCHEMA_VERSION, "encoder": {"model": "synthetic"}, "split": {"n_items": n}}
+    provenance = {"schema_version": SCHEMA_VERSION, "encoder": {"model": "synthetic"},
+                  "split": {"n_items": n, "shots": SHOTS}}
     writer = SplitWriter(path, provenance, {}, n, shard_items=2000)
     for shard in writer.pending():
         y = labels[shard.start : shard.stop]
@@ -56,7 +59,8 @@ def make_data(folder: Path) -> None:
     write_split(folder / "val.h5", np.repeat(np.arange(CLASSES), VAL), 0, means, rng)
     write_split(folder / "test.h5", rng.integers(0, CLASSES, QUERIES), 0, means, rng)
     provenance = {"schema_version": SCHEMA_VERSION, "encoder": {"model": "synthetic", "logit_scale": 100.0},
-                  "dataset": {"classnames": [str(c) for c in range(CLASSES)]}, "templates": {"tip7": ["{}"]}}
+                  "dataset": {"name": "synthetic", "classnames": [str(c) for c in range(CLASSES)]},
+                  "templates": {"tip7": ["{}"]}}
     write_whole(folder / "text.h5", provenance, {}, {"text/tip7/per_template": text[:, None], "text/tip7/mean": text})
 
 
@@ -99,7 +103,10 @@ def main() -> None:
         make_data(Path(tmp))
         print(json.dumps({"data_written_s": round(time.perf_counter() - started, 1)}), flush=True)
         for name in args.heads.split(","):
-            params = {"template_set": "tip7"} if name == "zero_shot" else {}  # the only template set written
+            params = {"template_set": "tip7"} if name in TEXT_ONLY else {}  # the only template set written
+            if name == "ape":  # the authors' ImageNet config; the synthetic text has no descriptions
+                params |= {"descriptions": False, "search_scale": [7, 7, 0.5], "search_step": [200, 20, 5],
+                           "feat_num": 500, "weights": [0.7, 0.3]}
             if name == "proker" and args.proker_grid:
                 params = {"beta_grid": [5.0, 5.0, 1], "lambda_grid": [-1.0, -1.0, 1]} if args.proker_grid == 1 else {
                     "beta_grid": [1.0, 10.0, args.proker_grid], "lambda_grid": [-2.0, 1.0, args.proker_grid]}

@@ -37,7 +37,7 @@ from pipeline.data.templates import resolve_template_set
 from pipeline.errors import ClipCacheError
 from pipeline.heads.base import Head, Shapes
 from pipeline.heads.inputs import FitData, TextReader, view_mean_keys
-from pipeline.heads.maths import normalize
+from pipeline.heads.maths import kernel_class_sums, kernel_of, normalize, sort_by_label
 from pipeline.heads.registry import register_head
 
 MAX_SEARCH = 10_000_000  # (beta, alpha, gamma) points of one search
@@ -97,9 +97,9 @@ class APE(Head):
     requires = frozenset({"global", "views"})
 
     channels: torch.Tensor  # [F] the kept channels
-    cache_keys: torch.Tensor  # [M, F] keys over the kept channels, renormalised
+    cache_keys: torch.Tensor  # [M, F] keys over the kept channels, renormalised, sorted by label
+    cache_labels: torch.Tensor  # [M] their labels (the one-hot values)
     cache_divergence: torch.Tensor  # [M] the log2 divergence of each key's label from its refined zero-shot softmax
-    cache_values: torch.Tensor  # [M, C] one-hot labels of the keys
     beta: torch.Tensor  # []
     alpha: torch.Tensor  # []
     gamma: torch.Tensor  # []
@@ -117,8 +117,8 @@ class APE(Head):
         self.text_buffers(classes, dim)
         self.register_buffer("channels", torch.zeros(kept, dtype=torch.long))
         self.register_buffer("cache_keys", torch.zeros(keys, kept))
+        self.register_buffer("cache_labels", torch.zeros(keys, dtype=torch.long))
         self.register_buffer("cache_divergence", torch.zeros(keys))
-        self.register_buffer("cache_values", torch.zeros(keys, classes))
         for name in ("beta", "alpha", "gamma"):
             self.register_buffer(name, torch.zeros(()))
 
@@ -126,8 +126,7 @@ class APE(Head):
         self.use_dataset_values(data)
         p = self.params
         weights = ape_classifier(data.text, p.template_set, p.descriptions, data.device)  # [C, D]
-        keys = view_mean_keys(data.train, data.device)  # [M, D]
-        labels = data.labels(data.train)
+        keys, labels = sort_by_label(view_mean_keys(data.train, data.device), data.labels(data.train))  # [M, D]
         kept = min(p.feat_num, weights.shape[1])
         self.prepare(data, None, dim=weights.shape[1], classes=weights.shape[0], keys=keys.shape[0], channels=kept)
         self.class_weights.copy_(weights)
@@ -136,44 +135,50 @@ class APE(Head):
         self.channels.copy_(torch.topk(criterion, k=kept).indices)
         refined_keys = normalize(keys[:, self.channels])  # [M, F]
         refined_text = normalize(weights[:, self.channels])  # [C, F]: the authors normalise W' per class
-        values = torch.nn.functional.one_hot(labels, weights.shape[0]).float()  # [M, C]
         key_probs = (refined_keys @ refined_text.T).softmax(dim=1)  # [M, F] @ [F, C]
-        divergence = (values * torch.log2((values + 1e-6) / (key_probs + 1e-6))).sum(dim=1)  # [M]
+        own = key_probs.gather(1, labels[:, None])[:, 0]  # [M] the softmax of each key's own class
+        # sum_c L_c log2((L_c + 1e-6) / (p_c + 1e-6)) of a one-hot L: only its own class's term is not zero
+        self.cache_divergence.copy_(torch.log2((1 + 1e-6) / (own + 1e-6)))
         self.cache_keys.copy_(refined_keys)
-        self.cache_divergence.copy_(divergence)
-        self.cache_values.copy_(values)
+        self.cache_labels.copy_(labels)
         self.search(data)
         return self
 
+    def cache_logits(self, affinity: torch.Tensor, beta: float | torch.Tensor,
+                     gamma: float | torch.Tensor) -> torch.Tensor:
+        """exp(-beta (1 - f' K'^T)) (L * R_FW) [N, C] from the refined affinities [N, M], as per-class sums."""
+        weights = torch.exp(gamma * self.cache_divergence)  # [M] R_FW of each key
+        kernel = kernel_of(affinity, beta) * weights  # [N, M]
+        return kernel_class_sums(kernel, self.cache_labels, self.class_weights.shape[0])
+
     def search(self, data: FitData) -> None:
-        """The authors' triple loop on validation, vectorised over alpha and gamma; the first strictly best."""
+        """The authors' triple loop on validation (beta outer, alpha, gamma inner), alpha vectorised; the first
+        strictly best (their best starts at 0: a search that is never right keeps (0, 0, 0))."""
         p = self.params
         betas, alphas, gammas = search_values(p.search_scale, p.search_step)
         val = normalize(torch.from_numpy(data.val.read("global")).float().to(data.device))  # [N, D]
         labels = data.labels(data.val)
         zero_shot = self.zero_shot(val)  # [N, C]
         affinity = normalize(val[:, self.channels]) @ self.cache_keys.T  # [N, F] @ [F, M]
-        soft = self.cache_values[None] * torch.exp(torch.tensor(gammas)[:, None, None] * self.cache_divergence[None, :,
-                                                                                                                None])
-        alpha = torch.tensor(alphas)[:, None, None, None]  # [A, 1, 1, 1]
-        best, chosen = 0, (0.0, 0.0, 0.0)
-        for beta in betas:
-            cache = torch.einsum("nm,gmc->gnc", torch.exp(-beta * (1 - affinity)), soft)  # [G, N, C]
-            logits = zero_shot[None, None] + alpha * cache[None]  # [A, G, N, C]
-            correct = (logits.argmax(-1) == labels).sum(-1)  # [A, G]
-            top = int(correct.max())
-            if top > best:
-                a, g = divmod(int(torch.argmax((correct == top).flatten().int())), len(gammas))
-                best, chosen = top, (beta, alphas[a], gammas[g])
+        alpha = torch.tensor(alphas, device=val.device)[:, None, None]  # [A, 1, 1]
+        correct = torch.zeros(len(betas), len(alphas), len(gammas), dtype=torch.long)
+        for b, beta in enumerate(betas):
+            for g, gamma in enumerate(gammas):
+                cache = self.cache_logits(affinity, beta, gamma)  # [N, C]
+                logits = zero_shot[None] + alpha * cache[None]  # [A, N, C]
+                correct[b, :, g] = (logits.argmax(-1) == labels).sum(-1).cpu()
+        top = int(correct.max())
+        chosen = (0.0, 0.0, 0.0)
+        if top > 0:
+            first = np.unravel_index(int(torch.argmax((correct.flatten() == top).int())), correct.shape)
+            chosen = (betas[int(first[0])], alphas[int(first[1])], gammas[int(first[2])])
         self.beta.fill_(chosen[0])
         self.alpha.fill_(chosen[1])
         self.gamma.fill_(chosen[2])
         self.selected.update({"beta": chosen[0], "alpha": chosen[1], "gamma": chosen[2],
-                              "channels": int(self.channels.numel()), "val_acc": best / max(len(labels), 1)})
+                              "channels": int(self.channels.numel()), "val_acc": top / max(len(labels), 1)})
 
     def batch_scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         image = batch["global"]  # [B, D] normalised
         affinity = normalize(image[:, self.channels]) @ self.cache_keys.T  # [B, F] @ [F, M]
-        soft = self.cache_values * torch.exp(self.gamma * self.cache_divergence)[:, None]  # [M, C]
-        cache = torch.exp(-self.beta * (1 - affinity)) @ soft  # [B, M] @ [M, C]
-        return self.zero_shot(image) + self.alpha * cache
+        return self.zero_shot(image) + self.alpha * self.cache_logits(affinity, self.beta, self.gamma)

@@ -61,10 +61,15 @@ class CLAPParams:
     warmup_lr: float = 1e-5
 
 
-def class_multipliers(zs_logits: torch.Tensor, labels: torch.Tensor, classes: int) -> torch.Tensor:
-    """[C] alpha_c: the mean zero-shot softmax probability of class c over the pool's samples of class c."""
-    onehot = F.one_hot(labels, classes).float()  # [S, C]
-    return torch.diag(torch.softmax(zs_logits, dim=-1).T @ onehot) / onehot.sum(0)  # [C, S] @ [S, C]
+def class_multipliers(pool: torch.Tensor, labels: torch.Tensor, base: torch.Tensor, scale: torch.Tensor,
+                      rows: int = 8192) -> torch.Tensor:
+    """[C] alpha_c: the mean zero-shot softmax probability of class c over the pool's samples of class c (the
+    authors' diag(softmax(logits)^T onehot) / onehot.sum(0), computed by rows: no [S, C] one-hot is built)."""
+    classes = base.shape[0]
+    own = torch.cat([torch.softmax(clip_logits(normalize(pool[i : i + rows]), normalize(base), scale), dim=-1)
+                     .gather(1, labels[i : i + rows, None])[:, 0] for i in range(0, len(pool), rows)])  # [S]
+    sums = torch.zeros(classes, device=pool.device).index_add_(0, labels, own)
+    return sums / torch.bincount(labels, minlength=classes).float()
 
 
 def batches_per_epoch(images: int, batch_size: int) -> int:
@@ -122,8 +127,7 @@ class CLAP(Head):
         pool = torch.cat(list(each_view(data.train, data.device, raw=True)))  # [V N, D] raw
         labels = data.labels(data.train).repeat(data.train.n_views)  # [V N]
         if self.params.constraint == "l2":
-            zs_logits = clip_logits(normalize(pool), normalize(base), self.logit_scale)  # [V N, C]
-            self.multipliers.copy_(class_multipliers(zs_logits, labels, base.shape[0]))
+            self.multipliers.copy_(class_multipliers(pool, labels, base, self.logit_scale))
         self.train_pool(pool, labels, data)
         return self
 

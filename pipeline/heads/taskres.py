@@ -76,7 +76,7 @@ class TaskRes(Head):
         self.prepare(data, None, dim=base.shape[1], classes=base.shape[0])
         self.base.copy_(base)
         self.logit_scale.fill_(data.text.logit_scale)
-        epochs = p.epochs or taskres_epochs(data.train.provenance["split"]["shots"])
+        epochs = p.epochs or taskres_epochs(data.train.provenance["split"].get("shots"))
         train(self, data, Schedule("adam", p.lr, p.weight_decay, epochs, p.batch_size, p.warmup_epochs, p.warmup_lr,
                                    keep=p.keep, lr_schedule="dassl"))
         return self
