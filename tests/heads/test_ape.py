@@ -159,3 +159,23 @@ def test_ape_needs_descriptions_unless_told_otherwise_and_bounded_searches(tmp_p
     assert head.selected["channels"] == 8
     with pytest.raises(ClipCacheError, match=r"heads\.ape\.search_step must be 3 counts >= 1"):
         create_head("ape", {"search_step": [200, 0, 20]})
+
+
+def test_the_searchs_shortcuts_equal_brute_force() -> None:
+    """correct_at scores only the rows the two ends of the alpha range leave open; gamma_class_sums contracts every
+    gamma in one pass: both equal the plain computation, ties included (integer-valued logits)."""
+    from pipeline.heads.ape import correct_at, gamma_class_sums
+
+    rng = torch.Generator().manual_seed(0)
+    zero_shot = torch.randint(0, 4, (300, 6), generator=rng).float()  # many ties
+    cache = torch.randint(0, 3, (300, 6), generator=rng).float()
+    labels = torch.randint(0, 6, (300,), generator=rng)
+    alphas = torch.tensor([0.1, 0.5, 1.0, 2.0, 3.5])
+    brute = torch.stack([((zero_shot + a * cache).argmax(-1) == labels).sum() for a in alphas])
+    assert torch.equal(correct_at(zero_shot, cache, labels, alphas), brute)
+    kernel = torch.rand(7, 12, generator=rng)
+    weights = torch.rand(3, 12, generator=rng)
+    sorted_labels = torch.arange(4).repeat_interleave(3)  # 4 classes x 3 keys, sorted
+    for key_labels in (sorted_labels, sorted_labels[torch.randperm(12, generator=rng)]):
+        want = torch.stack([(kernel * w) @ torch.nn.functional.one_hot(key_labels, 4).float() for w in weights])
+        torch.testing.assert_close(gamma_class_sums(kernel, weights, key_labels, 4), want)
