@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.heads import FitData
 from pipeline.store import FeatureSplit
-from tests.heads.synthetic import World, make_task
+from tests.heads.synthetic import World, make_task, write_raw_text
 
 # few epochs keep the registry tests fast; the faithfulness tests use the defaults
 QUICK = {"clip_adapter": {"epochs": 3}, "lp_pp": {"epochs": 5}, "tip_adapter_f": {"epochs": 2},
@@ -24,3 +24,12 @@ PROMPT_LEARNERS = ("coop", "vpt_late", "cavpt", "prolip")
 @pytest.fixture(scope="session")
 def task(tmp_path_factory: pytest.TempPathFactory) -> tuple[FitData, FeatureSplit]:
     return make_task(tmp_path_factory.mktemp("task"), World(), shots=4, views=3, test_per_class=8)
+
+
+@pytest.fixture(scope="module")
+def raw_task(tmp_path_factory: pytest.TempPathFactory) -> tuple[FitData, FeatureSplit]:
+    """A synthetic task whose text features are raw, several templates a set (TaskRes's and CLAP's base reads them)."""
+    folder = tmp_path_factory.mktemp("raw")
+    data, test = make_task(folder, World(), shots=4, views=3, val_per_class=4, test_per_class=10)
+    text = write_raw_text(folder / "raw-text.h5", World(), "caltech101")
+    return FitData(data.train, data.val, text, data.seed, data.device), test

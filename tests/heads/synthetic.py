@@ -114,3 +114,34 @@ def make_task(folder: Path, world: World, shots: int, views: int = 4, val_per_cl
     import torch
 
     return FitData(train, val, write_text(folder / "text.h5", world), seed, torch.device("cpu")), test
+
+
+def write_raw_text(path: Path, world: World, dataset: str, counts: list[int] | None = None,
+                   seed: int = 7) -> TextFeatures:
+    """Text features whose per-template embeddings are raw, as CLIP's are: each template shifts and rescales the class
+    embedding (norms 6 to 12), so the mean of raw embeddings differs from the mean of normalised ones; with `counts`,
+    also that many raw description embeddings per class (ragged, as `encode.descriptions` stores them)."""
+    rng = np.random.default_rng(seed)
+    t = world.text()  # [C, D] unit
+    groups: dict[str, np.ndarray] = {}
+    names = {}
+    for name, count in {"coop": 1, "tip7": 3, "imagenet80": 2}.items():
+        raw = np.stack([rng.uniform(6, 12, (world.classes, 1)) * (t + 0.4 * rng.standard_normal(t.shape))
+                        for _ in range(count)], axis=1).astype(np.float32)  # [C, T, D]
+        mean = unit(unit(raw).mean(axis=1))
+        groups[f"text/{name}/per_template"], groups[f"text/{name}/mean"] = raw, mean.astype(np.float32)
+        names[name] = [f"{{}} {i}" for i in range(count)]
+    provenance = {"schema_version": SCHEMA_VERSION,
+                  "encoder": {"model": "synthetic", "random_weights": True, "logit_scale": 100.0},
+                  "dataset": {"name": dataset, "classnames": [f"class {c}" for c in range(world.classes)]},
+                  "templates": names}
+    if counts:
+        rows = np.concatenate([rng.uniform(5, 9) * (t[c] + 0.6 * rng.standard_normal((n, world.dim)))
+                               for c, n in enumerate(counts)]).astype(np.float32)  # [S, D]
+        groups["descriptions/embeddings"] = rows
+        groups["descriptions/offsets"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        groups["descriptions/sentences"] = np.array([f"s{i}".encode() for i in range(len(rows))])
+        groups["descriptions/mean"] = np.zeros((world.classes, world.dim), np.float32)  # not read by these tests
+        provenance["descriptions"] = {"file": "d.json", "sha256": "0" * 64, "counts": counts}
+    write_whole(path, provenance, {}, groups)
+    return TextFeatures(path)

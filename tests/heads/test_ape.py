@@ -14,37 +14,14 @@ from pipeline.errors import ClipCacheError
 from pipeline.heads import FitData, create_head
 from pipeline.store import TextFeatures, write_whole
 from pipeline.store.provenance import SCHEMA_VERSION
-from tests.heads.synthetic import World, make_task
+from tests.heads.synthetic import World, make_task, write_raw_text
 
 COUNTS = [2, 4, 1, 3, 2]  # descriptions per class
 
 
 def described_text(path: Path, world: World, dataset: str = "caltech101") -> TextFeatures:
-    """Raw template embeddings (norms 6 to 12) and a different number of raw description embeddings per class."""
-    rng = np.random.default_rng(11)
-    t = world.text()  # [C, D]
-    groups: dict[str, np.ndarray] = {}
-    names = {}
-    for name, count in {"coop": 1, "tip7": 3, "imagenet80": 2}.items():
-        raw = np.stack([rng.uniform(6, 12, (world.classes, 1)) * (t + 0.4 * rng.standard_normal(t.shape))
-                        for _ in range(count)], axis=1).astype(np.float32)  # [C, T, D]
-        unit = raw / np.linalg.norm(raw, axis=-1, keepdims=True)
-        mean = unit.mean(axis=1)
-        groups[f"text/{name}/per_template"] = raw
-        groups[f"text/{name}/mean"] = (mean / np.linalg.norm(mean, axis=-1, keepdims=True)).astype(np.float32)
-        names[name] = [f"{{}} {i}" for i in range(count)]
-    rows = np.concatenate([rng.uniform(5, 9) * (t[c] + 0.6 * rng.standard_normal((n, world.dim)))
-                           for c, n in enumerate(COUNTS)]).astype(np.float32)  # [S, D]
-    groups["descriptions/embeddings"] = rows
-    groups["descriptions/offsets"] = np.concatenate([[0], np.cumsum(COUNTS)]).astype(np.int64)
-    groups["descriptions/sentences"] = np.array([f"s{i}".encode() for i in range(len(rows))])
-    groups["descriptions/mean"] = np.zeros((world.classes, world.dim), np.float32)  # not read by APE
-    provenance = {"schema_version": SCHEMA_VERSION,
-                  "encoder": {"model": "synthetic", "random_weights": True, "logit_scale": 100.0},
-                  "dataset": {"name": dataset, "classnames": [f"class {c}" for c in range(world.classes)]},
-                  "templates": names, "descriptions": {"file": "d.json", "sha256": "0" * 64, "counts": COUNTS}}
-    write_whole(path, provenance, {}, groups)
-    return TextFeatures(path)
+    """Raw template embeddings and a different number of raw description embeddings per class."""
+    return write_raw_text(path, world, dataset, counts=COUNTS, seed=11)
 
 
 @pytest.fixture(scope="module")

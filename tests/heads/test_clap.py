@@ -15,15 +15,6 @@ import torch.nn.functional as F
 from pipeline.errors import ClipCacheError
 from pipeline.heads import FitData, create_head
 from tests.heads.synthetic import World, make_task
-from tests.heads.test_taskres import raw_text
-
-
-@pytest.fixture(scope="module")
-def raw_task(tmp_path_factory: pytest.TempPathFactory):
-    folder = tmp_path_factory.mktemp("clap")
-    data, test = make_task(folder, World(), shots=4, views=3, val_per_class=4, test_per_class=10)
-    text = raw_text(folder / "raw-text.h5", World(), "caltech101")
-    return FitData(data.train, data.val, text, data.seed, data.device), test
 
 
 def unit(x: torch.Tensor) -> torch.Tensor:

@@ -8,46 +8,17 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 
 from pipeline.heads import FitData, create_head
-from pipeline.store import TextFeatures, write_whole
-from pipeline.store.provenance import SCHEMA_VERSION
-from tests.heads.synthetic import World, make_task
+from pipeline.store import TextFeatures
+from tests.heads.synthetic import World, write_raw_text
 from tests.heads.test_parity import batches
 
 
-def raw_text(path: Path, world: World, dataset: str, templates: int = 3) -> TextFeatures:
-    """Text features whose per-template embeddings are raw: each template shifts and rescales the class embedding
-    (norms 6 to 12), so the mean of raw embeddings differs from the mean of normalised ones."""
-    rng = np.random.default_rng(7)
-    t = world.text()  # [C, D] unit
-    sets = {"coop": 1, "tip7": templates, "imagenet80": templates}
-    groups, names = {}, {}
-    for name, count in sets.items():
-        raw = np.stack([rng.uniform(6, 12, (world.classes, 1)) * (t + 0.3 * rng.standard_normal(t.shape))
-                        for _ in range(count)], axis=1).astype(np.float32)  # [C, T, D]
-        mean = raw / np.linalg.norm(raw, axis=-1, keepdims=True)
-        mean = mean.mean(axis=1)
-        groups[f"text/{name}/per_template"] = raw
-        groups[f"text/{name}/mean"] = (mean / np.linalg.norm(mean, axis=-1, keepdims=True)).astype(np.float32)
-        names[name] = [f"{{}} {i}" for i in range(count)]
-    provenance = {"schema_version": SCHEMA_VERSION,
-                  "encoder": {"model": "synthetic", "random_weights": True, "logit_scale": 100.0},
-                  "dataset": {"name": dataset, "classnames": [f"class {c}" for c in range(world.classes)]},
-                  "templates": names}
-    write_whole(path, provenance, {}, groups)
-    return TextFeatures(path)
-
-
-@pytest.fixture(scope="module")
-def raw_task(tmp_path_factory: pytest.TempPathFactory):
-    folder = tmp_path_factory.mktemp("taskres")
-    data, test = make_task(folder, World(), shots=4, views=3, val_per_class=4, test_per_class=10)
-    text = raw_text(folder / "raw-text.h5", World(), "caltech101")
-    return FitData(data.train, data.val, text, data.seed, data.device), test
+def raw_text(path: Path, world: World, dataset: str) -> TextFeatures:
+    return write_raw_text(path, world, dataset)
 
 
 def unit(x: torch.Tensor) -> torch.Tensor:
