@@ -30,14 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.errors import ClipCacheError
 from pipeline.heads.base import Shapes, val_accuracy
-from pipeline.heads.inputs import FitData, SplitReader
+from pipeline.heads.inputs import FitData
 from pipeline.heads.maths import clip_logits, normalize
 from pipeline.heads.prompted import EncoderHead
 from pipeline.heads.registry import register_head
 
-LAMBDA_RULES = ("1/N", "1/N2", "fixed")
 LR_LIST = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)  # search_lr's lists (methods/ProLIP.py forward)
 LAMBDA_LIST = (10.0, 1.0, 0.1, 0.01, 0.001, 0.0001, 0.0)
 
@@ -46,7 +44,7 @@ LAMBDA_LIST = (10.0, 1.0, 0.1, 0.01, 0.001, 0.0001, 0.0)
 class ProLIPParams:
     template_set: str = "reference"  # the authors' classifier: CoOp's template; ImageNet: the 7-template ensemble
     lr: float = 1e-5  # lr_v of configs/base.yaml
-    lambda_rule: str = "1/N"  # lambda_funct_1_N (the validation-free rule), '1/N2', or 'fixed' (lambda_v)
+    lambda_rule: str = "1/N"  # lambda_funct_1_N (the validation-free rule), '1/N2' or 'fixed' (registry.CHOICES)
     lambda_v: float = 0.1  # lambda when lambda_rule is 'fixed'
     epochs: int = 300  # train_epoch: one full-batch step each
     search: bool = False  # search_lr: (lr, lambda) chosen on the validation split
@@ -72,12 +70,6 @@ class ProLIP(EncoderHead):
     class_weights: torch.Tensor  # [C, D]
     logit_scale: torch.Tensor  # []
 
-    def __init__(self, params: ProLIPParams) -> None:
-        super().__init__(params)
-        if params.lambda_rule not in LAMBDA_RULES:
-            raise ClipCacheError(f"heads.{self.name}.lambda_rule must be one of {', '.join(LAMBDA_RULES)}, got "
-                                 f"{params.lambda_rule!r}")
-
     def setup(self, **shapes: Unpack[Shapes]) -> None:
         super().setup(**shapes)
         self.text_buffers(shapes["classes"], shapes["dim"])
@@ -94,15 +86,13 @@ class ProLIP(EncoderHead):
     def fit(self, data: FitData) -> ProLIP:
         from pipeline.backbone.image import final_projection
 
-        if not data.train.has("views/pooled"):
-            raise ClipCacheError(f"{self.name} trains the projection on pooled features: encode with "
-                                 "encode.features.pooled: true and encode.views.count > 0")
+        # read first: a cache without pooled views is named by the reader before any model is built
+        views = torch.from_numpy(data.train.read("views/pooled")).float().to(data.device)  # [V, N, width]
         self.bind(data.train.provenance["encoder"], data.train.build.get("sources"))
         start, bias = final_projection(self.encoder(data.device).visual)
         start = start.detach().float().clone()  # [width, D]
         self.prepare(data, self.params.template_set, dim=start.shape[1], classes=data.n_classes, width=start.shape[0])
         self.bias.copy_(bias.detach().float() if bias is not None else torch.zeros(start.shape[1]))
-        views = torch.from_numpy(data.train.read("views/pooled")).float().to(data.device)  # [V, N, width]
         labels = data.labels(data.train)
         shots = int(data.train.provenance["split"]["shots"] or 1)
         self.history = []
@@ -156,9 +146,4 @@ class ProLIP(EncoderHead):
         features = normalize(batch["pooled"] @ self.weight + self.bias)  # [B, width] @ [width, D]
         return clip_logits(features, self.class_weights, self.logit_scale)
 
-    def scores(self, split: SplitReader) -> torch.Tensor:
-        if not split.has("pooled"):
-            raise ClipCacheError(f"{self.name} scores pooled features: {str(split.path)!r} has none "
-                                 "(encode.features.pooled: true)")
-        return super().scores(split)
 

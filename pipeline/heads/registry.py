@@ -58,6 +58,11 @@ NON_NEGATIVE = frozenset({"lr", "warmup_lr", "init_std", "weight_decay", "aux_we
                           "warmup_epochs", "min_steps",
                           "patience", "max_iter", "refine_steps", "n_prompts", "residual_scale"})
 FRACTIONS = frozenset({"ratio", "dropout"})  # in [0, 1]
+CHOICES: dict[str, tuple[str, ...]] = {  # string parameters with a closed set of values
+    "constraint": ("l2", "none"),  # clap, zs_lp
+    "init": ("zs", "random"),  # clap, zs_lp
+    "lambda_rule": ("1/N", "1/N2", "fixed"),  # prolip
+}
 AT_LEAST_ONE = frozenset({"n_ctx", "batch_size", "n_heads", "n_layers", "ffn_mult", "reduction", "bottleneck",
                           "width", "alpha_every", "feat_num"})  # n_prompts may be 0: VPT without prompts is zero-shot
 MAX_GRID_STEPS = 100_000  # values of one searched grid ((start, stop, steps) parameters named *_grid)
@@ -80,6 +85,8 @@ def check_ranges(name: str, params: Any) -> None:
             raise ClipCacheError(f"{where} must be finite, got {value!r}")
         if field.name.endswith("_grid") and isinstance(value, tuple):
             check_grid(where, value)
+        if field.name in CHOICES and value not in CHOICES[field.name]:
+            raise ClipCacheError(f"{where} must be one of {', '.join(CHOICES[field.name])}, got {value!r}")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         rule = ("> 0", value > 0) if field.name in POSITIVE else (">= 0", value >= 0) if field.name in NON_NEGATIVE \
