@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 PIPELINE = REPO / "pipeline"
 STAGES = ("encode", "train", "evaluate", "sweep", "report")  # the packages behind the stages and CLI commands
 LIBRARY = ("backbone", "data", "engine", "heads", "presets", "prompts", "scoring", "store",
-           "digest", "errors", "grid", "layout", "params", "strict_yaml")  # what the stages share
+           "digest", "errors", "grid", "layout", "params", "strict_yaml", "typed")  # what the stages share
 
 
 def module_name(path: Path) -> str:
