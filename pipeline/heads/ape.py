@@ -176,9 +176,8 @@ class APE(Head):
     def cache_logits(self, affinity: torch.Tensor, beta: float | torch.Tensor,
                      gamma: float | torch.Tensor) -> torch.Tensor:
         """exp(-beta (1 - f' K'^T)) (L * R_FW) [N, C] from the refined affinities [N, M], as per-class sums."""
-        weights = torch.exp(gamma * self.cache_divergence)  # [M] R_FW of each key
-        kernel = kernel_of(affinity, beta) * weights  # [N, M]
-        return kernel_class_sums(kernel, self.cache_labels, self.class_weights.shape[0])
+        weights = torch.exp(gamma * self.cache_divergence)[None]  # [1, M] R_FW of each key
+        return gamma_class_sums(kernel_of(affinity, beta), weights, self.cache_labels, self.class_weights.shape[0])[0]
 
     @torch.no_grad()
     def search(self, data: FitData) -> None:
