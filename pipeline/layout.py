@@ -3,7 +3,7 @@
 ```
 <cache_dir>/<data set>/<model>__<pretrained>/          stage 1: text.h5, test.h5, k<K>-s<seed>/{train,val}.h5
 <cache_dir>/<data set>/image-hashes.json               the images' sha256 by (path, size, mtime) (pipeline/data)
-<results_dir>/<head>/<data set>/<model>__<pretrained>/k<K>-s<seed>/
+<results_dir>/<head>/<data set>/<model>__<pretrained>/k<K>-s<seed>[-transclip]/   (-transclip: scored transductively)
     head.safetensors, head.json, fit.json                the fitted head (stage 2)
     evaluation.json, metrics.json                        its test-split evaluation (stage 3)
     run.json                                             the run's fingerprint: written last, marks the run complete
@@ -54,9 +54,11 @@ PROTOCOL_SUFFIX = {"all": "", "base_to_novel": "-b2n"}  # a run folder's name by
 
 
 def run_folder(results_dir: str | Path, head: str, dataset: str, pair: str, shots: int, seed: int,
-               protocol: str = "all") -> Path:
-    """<results_dir>/<head>/<data set>/<model>__<pretrained>/k<K>-s<seed>[-b2n]: one run's files."""
-    return Path(results_dir) / head / dataset / pair / f"k{shots}-s{seed}{PROTOCOL_SUFFIX[protocol]}"
+               protocol: str = "all", transductive: str = "") -> Path:
+    """<results_dir>/<head>/<data set>/<model>__<pretrained>/k<K>-s<seed>[-b2n][-<transductive method>]: one run's
+    files (a transductive run, `transductive: transclip`, is named by its method)."""
+    name = f"k{shots}-s{seed}{PROTOCOL_SUFFIX[protocol]}" + (f"-{transductive}" if transductive else "")
+    return Path(results_dir) / head / dataset / pair / name
 
 
 def head_metrics_file(results_dir: str | Path, head: str) -> Path:

@@ -143,3 +143,26 @@ def test_bad_train_values_are_one_line_before_any_fit(override: str, head: str |
     argv = ["train", "--params", str(params), "--set", override, *(["--head", head] if head else [])]
     assert says in refused(argv, capsys)
     assert not (params.parent / "results").exists(), "no head was written"
+
+
+SWEEP = [  # (override, what the line must say): the transductive section, checked before any run
+    ("transductive=3", "transductive must be a mapping of keys to values"),
+    ("transductive.heads=zero_shot", "transductive.heads must be a list, got 'zero_shot'"),
+    ("transductive.heads=[nope]", "unknown head 'nope'"),
+    ("transductive.heads=[zero_shot,zero_shot]", "transductive.heads lists a head twice"),
+    ("transductive.nope=1", "unknown key transductive.nope"),
+    ("transductive.transclip.pairing=x", "transductive.transclip.pairing must be 'authors' or 'aligned'"),
+    ("transductive.transclip.gammas=[]", "transductive.transclip.gammas must be a non-empty list"),
+    ("transductive.transclip.gammas=[.nan]", "gammas must be a non-empty list of finite values"),
+    ("transductive.transclip.lambda_few_shot=-1", "lambdas finite and >= 0"),
+    ("transductive.transclip.iterations=1000000000", "transductive.transclip.iterations must be between 1 and 1000"),
+    ("transductive.transclip.neighbors=0", "transductive.transclip.neighbors must be between 1 and 1000"),
+    ("transductive.transclip.support=3", "transductive.transclip.support must be bool"),
+]
+
+
+@pytest.mark.parametrize(("override", "says"), SWEEP)
+def test_bad_transductive_values_are_one_line_before_any_run(override: str, says: str, params: Path, capsys) -> None:
+    argv = ["sweep", "--params", str(params), "--head", "zero_shot", "--set", override]
+    assert says in refused(argv, capsys)
+    assert not (params.parent / "results").exists(), "no run was written"

@@ -16,7 +16,7 @@ from pipeline.presets.apply import apply_preset
 
 REPO = Path(__file__).resolve().parents[1]
 PAPERS = ["ape", "cavpt", "clap", "clip_adapter", "coop", "coop_openclip", "gda", "lp_pp", "mm_adapter", "proker",
-          "prolip", "taskres", "tip_adapter", "vt_clip"]
+          "prolip", "taskres", "tip_adapter", "transclip", "vt_clip"]
 
 
 def test_every_paper_has_a_preset_and_each_names_known_heads_and_data_sets() -> None:
@@ -67,3 +67,16 @@ def test_presets_lists_every_protocol(capsys) -> None:
     assert main(["presets"]) == 0
     out = capsys.readouterr().out
     assert all(f"{name}: " in out for name in PAPERS) and "RN50 (openai); shots [1, 2, 4, 8, 16] x seeds [1]" in out
+
+
+def test_a_transductive_papers_preset_writes_its_section_and_inductive_ones_clear_it(tmp_path: Path) -> None:
+    from pipeline.params import load_params, transductive_params
+
+    params = tmp_path / "params.yaml"
+    params.write_text((REPO / "params.yaml").read_text())
+    assert main(["preset", "transclip", "--data-root", "/data", "--params", str(params)]) == 0
+    section = transductive_params(load_params(params).get("transductive"))
+    assert section.heads == ("zero_shot",) and section.transclip.support is False
+    assert set(section.heads) <= set(load_preset("transclip").heads)
+    assert main(["preset", "taskres", "--data-root", "/data", "--params", str(params)]) == 0
+    assert transductive_params(load_params(params).get("transductive")).heads == ()

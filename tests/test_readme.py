@@ -28,7 +28,8 @@ def test_dvc_stages_track_their_sections_and_never_runtime() -> None:
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     encode, sweep = stages["encode"], stages["sweep"]
     assert encode["foreach"] == "${grid.datasets}" and sorted(encode["do"]["params"]) == ["encode", "grid"]
-    assert sweep["foreach"] == "${train.heads}" and sorted(sweep["do"]["params"]) == ["encode", "grid", "heads.${item}"]
+    assert sweep["foreach"] == "${train.heads}" and sorted(sweep["do"]["params"]) == ["encode", "grid", "heads.${item}",
+                                                                           "transductive"]
     for stage in (encode["do"], sweep["do"]):
         assert next(iter(stage["outs"][0].values()))["persist"] is True
     assert not [s for s in (encode["do"], sweep["do"], stages["report"]) if any("runtime" in p for p in s["params"])]

@@ -30,6 +30,8 @@ class Preset:
     encode: dict[str, Any]  # the encode sections it sets (protocol, views, features, templates)
     heads: dict[str, dict[str, Any]]  # head -> the parameters the paper's protocol fixes
     protocol: str = "all"  # train.protocol: 'all' classes or 'base_to_novel'
+    transductive: dict[str, Any] | None = None  # params.yaml's `transductive` section, for a transductive method's
+    #                                             paper (its heads' rows are named <head>+transclip)
 
 
 def _folder() -> Any:
@@ -53,12 +55,12 @@ def load_preset(name: str) -> Preset:
     return Preset(name, str(data["title"]), str(data["citation"]), str(data["code"]), tuple(data["notes"]),
                   tuple(data["datasets"]), tuple(dict(m) for m in data["models"]), dict(data["encode"]),
                   {head: dict(values or {}) for head, values in data["heads"].items()},
-                  str(data.get("protocol", "all")))
+                  str(data.get("protocol", "all")), dict(data["transductive"]) if "transductive" in data else None)
 
 
 def protocol_differences(preset: Preset, head: str, head_params: dict[str, Any]) -> list[str]:
     """'key: ours != paper' for every parameter the preset fixes for `head` that a run's parameters do not match."""
-    fixed = preset.heads.get(head)
+    fixed = preset.heads.get(head.split("+")[0])  # <head>+transclip: the head's own parameters
     if fixed is None:
         return [f"{head} is not part of the {preset.name} protocol"]
     return [f"{key}: {head_params.get(key)!r} != {value!r}" for key, value in sorted(fixed.items())

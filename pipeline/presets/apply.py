@@ -26,7 +26,8 @@ def apply_preset(params: dict[str, Any], preset: Preset, data_root: str,
                  datasets: list[str] | None = None) -> dict[str, Any]:
     """params.yaml with the preset's grid (each data set's own folder under `data_root`, CoOp's $DATA layout, so that
     a DVC encode stage hashes its data set only), encode sections, heads and their parameters; runtime, evaluate and
-    the rest of encode (cache_dir, dtypes) are kept."""
+    the rest of encode (cache_dir, dtypes) are kept; `transductive` is the preset's (empty unless it is a transductive
+    method's)."""
 
     chosen = datasets if datasets else list(preset.datasets)
     unknown = sorted(set(chosen) - set(preset.datasets))
@@ -44,6 +45,7 @@ def apply_preset(params: dict[str, Any], preset: Preset, data_root: str,
     train["head"] = train.get("head") if train.get("head") in preset.heads else list(preset.heads)[-1]
     out["train"] = train
     out["heads"] = copy.deepcopy(preset.heads)
+    out["transductive"] = copy.deepcopy(preset.transductive or {})  # a preset of an inductive paper scores none so
     return out
 
 

@@ -128,6 +128,11 @@ def introduction(runs: list[Run], results_dir: Path) -> list[str]:
     models = ", ".join(sorted({f"{r.model} ({r.pretrained})" for r in runs}))
     lines = [(f"{len(runs)} runs read from {results_dir}: data sets {datasets}; models {models}. Tables are titled "
              "data set / model / pretrained weights; runs.csv lists every run with its head parameters.")]
+    transductive = sorted({r.head for r in runs if r.transductive})
+    if transductive:
+        lines.append("Transductive rows (" + ", ".join(transductive) + "): each refines its head's test predictions "
+                     "with the test split's image features (never its labels), so they are not comparable with "
+                     "inductive rows as equals; the record keeps the head's own metrics beside them.")
     random_models = sorted({f"{r.model} ({r.pretrained})" for r in runs if r.random_weights})
     if random_models:
         lines.append(f"{RANDOM_WARNING}: {', '.join(random_models)}")

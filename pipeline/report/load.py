@@ -19,6 +19,7 @@ from pipeline.errors import ClipCacheError
 
 RUN_RECORD = "run.json"  # as pipeline.layout names it (not imported: the report imports no model or store code)
 NUMBER = (int, float)
+TRANSDUCTIVE = ("transclip",)  # the transductive methods a record may name (pipeline.params.TRANSDUCTIVE_METHODS)
 REQUIRED: dict[str, type | tuple[type, ...]] = {
     "head": str, "shots": int, "seed": int, "dataset": str, "model": str, "pretrained": str, "random_weights": bool,
     "head_params": dict, "selected": dict, "classnames": list, "metrics": dict}
@@ -49,6 +50,7 @@ class Run:
     protocol: str = "all"  # 'all', or 'base_to_novel' (metrics: the base classes; base_to_novel: base, novel, hm)
     base_to_novel: dict[str, Any] | None = None
     layout: str = ""  # the registered layout the data set was read with (its name when the record has none)
+    transductive: str = ""  # 'transclip' for a run refined with the test features (its head reads <head>+transclip)
 
 
 def find_results(results_dir: str | Path) -> list[Path]:
@@ -105,13 +107,26 @@ def parse_run(record: dict[str, Any], path: Path) -> Run:
         for i, example in enumerate(attention):
             check_fields(example if isinstance(example, dict) else {}, ATTENTION_FIELDS, path, f"attention[{i}].")
     metrics = record["metrics"]
-    return Run(source=path, head=record["head"], shots=record["shots"], seed=record["seed"],
+    method = transductive_method(record, path)
+    return Run(source=path, head=record["head"] + (f"+{method}" if method else ""), shots=record["shots"], seed=record["seed"],
                dataset=record["dataset"], model=record["model"], pretrained=record["pretrained"],
                random_weights=record["random_weights"], head_params=record["head_params"],
                selected=record["selected"], classnames=[str(c) for c in record["classnames"]],
                metrics={k: float(metrics[k]) for k in ("top1", "mean_per_class_accuracy", "ece")},
                n_test=metrics["n_test"], attention=attention or None, protocol=str(record.get("protocol", "all")),
-               base_to_novel=base_to_novel(record, path), layout=str(record.get("layout") or record["dataset"]))
+               base_to_novel=base_to_novel(record, path), layout=str(record.get("layout") or record["dataset"]),
+               transductive=method)
+
+
+def transductive_method(record: dict[str, Any], path: Path) -> str:
+    """'' for a head's own predictions; the method of a transductive record, checked."""
+    found = record.get("transductive")
+    if found is None:
+        return ""
+    method = found.get("method") if isinstance(found, dict) else None
+    if method not in TRANSDUCTIVE:
+        raise ClipCacheError(f"{path}: field transductive.method has an unexpected value {str(method)[:40]!r}")
+    return str(method)
 
 
 def base_to_novel(record: dict[str, Any], path: Path) -> dict[str, Any] | None:

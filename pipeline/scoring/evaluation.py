@@ -56,10 +56,12 @@ def test_split(encode: EncodeParams, meta: dict[str, Any], source: Path) -> Feat
     return test
 
 
-def score_head(head: Head, meta: dict[str, Any], test: SplitReader) -> dict[str, Any]:
-    """The evaluation record of a fitted head (`meta`: its head.json content) on the test split."""
+def score_head(head: Head, meta: dict[str, Any], test: SplitReader,
+               scores: np.ndarray | None = None) -> dict[str, Any]:
+    """The evaluation record of a fitted head (`meta`: its head.json content) on the test split (its `scores`
+    [N, C] when the caller has them already)."""
     prov = meta["provenance"]
-    scores = head.scores(test).numpy()  # [N, C]
+    scores = head.scores(test).numpy() if scores is None else scores  # [N, C]
     record = {
         "head": head.name, "shots": prov["shots"], "seed": prov["seed"], "dataset": prov["dataset"]["name"],
         "layout": layout_of(prov["dataset"]),

@@ -14,7 +14,15 @@ from pipeline.errors import ClipCacheError
 from pipeline.grid import grid_pairs
 from pipeline.heads.registry import head_section
 from pipeline.layout import METRICS, head_metrics_file
-from pipeline.params import apply_overrides, load_params, results_dir, runtime_params, runtime_section, train_params
+from pipeline.params import (
+    apply_overrides,
+    load_params,
+    results_dir,
+    runtime_params,
+    runtime_section,
+    train_params,
+    transductive_params,
+)
 from pipeline.store.atomic import write_json_atomic
 from pipeline.sweep.execute import RunSpec
 from pipeline.sweep.plan import SweepReport, format_seconds, plan_runs, run_sweep
@@ -38,7 +46,8 @@ def sweep_from_params(params_path: str | Path, overrides: list[str], heads: list
     sections = {n: head_section(params, n) for n in names}
     for pair in pairs:  # names before any cache file is looked for
         check_names(pair.dataset.registered, pair.model.name, pair.model.pretrained)
-    specs = plan_runs(pairs, names, sections, root, device, train.protocol)
+    transductive = transductive_params(params.get("transductive"))
+    specs = plan_runs(pairs, names, sections, root, device, train.protocol, transductive)
     report = run_sweep(specs, cluster_params({k: settings[k] for k in CLUSTER_KEYS if k in settings}))
     if prune:
         prune_runs(specs, names, root, whole=dataset is None and model is None)
@@ -59,7 +68,7 @@ def sweep_from_params(params_path: str | Path, overrides: list[str], heads: list
 
 
 def run_folders(results_dir: str, head: str) -> list[Path]:
-    """Every run folder of a head on disk: <results_dir>/<head>/<data set>/<pair>/k<K>-s<seed>[-b2n]."""
+    """Every run folder of a head on disk: <results_dir>/<head>/<data set>/<pair>/k<K>-s<seed>[-b2n][-transclip]."""
     return sorted(p for p in (Path(results_dir) / head).glob("*/*/k*-s*") if p.is_dir())
 
 

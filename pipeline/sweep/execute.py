@@ -23,11 +23,12 @@ from pipeline.backbone.device import pick_device
 from pipeline.digest import file_checksum
 from pipeline.errors import ClipCacheError, NotApplicable
 from pipeline.heads.classes import base_and_novel
-from pipeline.heads.fitting import fit_head, save_fitted
+from pipeline.heads.fitting import fit_head, fit_inputs, save_fitted
 from pipeline.heads.registry import head_class
 from pipeline.layout import HEAD_META, RUN_RECORD, TEXT_FILE, cache_folder, pair_label, run_folder, split_file
-from pipeline.params import EncodeParams
+from pipeline.params import EncodeParams, TransClipParams, as_dict
 from pipeline.scoring.evaluation import score_base_to_novel, score_head, test_split, write_evaluation
+from pipeline.scoring.transductive import score_transclip
 from pipeline.store import TextFeatures
 from pipeline.store.atomic import OLD_PREFIX, TMP_PREFIX, replace_folder, temp_folder, write_json_atomic
 from pipeline.store.failpoints import failpoint
@@ -51,6 +52,12 @@ class RunSpec:
     results_dir: str  # root of the run folders
     device: str = "auto"  # runtime.device, resolved on the worker
     protocol: str = "all"  # 'all' classes, or 'base_to_novel' (fit on the base half, score base and novel)
+    transductive: TransClipParams | None = None  # scored by TransCLIP with the test features (asked for), or not
+
+    @property
+    def method(self) -> str:
+        """'' for the head's own predictions, 'transclip' for a transductive run (its folder's suffix)."""
+        return "" if self.transductive is None else "transclip"
 
     @property
     def pair(self) -> str:
@@ -59,7 +66,7 @@ class RunSpec:
     @property
     def folder(self) -> Path:
         return run_folder(self.results_dir, self.head, self.encode.dataset.name, self.pair, self.shots, self.seed,
-                          self.protocol)
+                          self.protocol, self.method)
 
     @property
     def key(self) -> str:
@@ -77,7 +84,9 @@ class RunSpec:
     def inputs(self) -> dict[str, Any]:
         """The run's canonical inputs (the cache files' fingerprints read from the files)."""
         files = {name: file_fingerprint(path) for name, path in self.cache_files().items()}
-        return run_inputs(self.head, self.head_params, self.shots, self.seed, files, self.protocol)
+        transductive = None if self.transductive is None else {"method": self.method,
+                                                               "params": as_dict(self.transductive)}
+        return run_inputs(self.head, self.head_params, self.shots, self.seed, files, self.protocol, transductive)
 
 
 @dataclass
@@ -133,7 +142,10 @@ def build_run(spec: RunSpec, inputs: dict[str, Any], digest: str) -> tuple[dict[
         failpoint("run-fitted")
         started = time.perf_counter()
         test = test_split(spec.encode, meta, spec.folder / HEAD_META)
-        if classes is None:
+        if spec.transductive is not None:
+            train, val, _ = fit_inputs(spec.encode, spec.shots, spec.seed)
+            record = score_transclip(fitted.head, meta, test, train, val, spec.transductive)
+        elif classes is None:
             record = score_head(fitted.head, meta, test)
         else:
             check_identity(meta["provenance"]["identity"], spec.folder / HEAD_META, text)
@@ -143,7 +155,8 @@ def build_run(spec: RunSpec, inputs: dict[str, Any], digest: str) -> tuple[dict[
         write_json_atomic(tmp / RUN_RECORD, {
             "key": spec.key, "fingerprint": digest, "inputs": inputs, "dataset": spec.encode.dataset.name,
             "model": spec.encode.model.name, "pretrained": spec.encode.model.pretrained, "head": spec.head,
-            "shots": spec.shots, "seed": spec.seed, "protocol": spec.protocol, "seconds": seconds,
+            "shots": spec.shots, "seed": spec.seed, "protocol": spec.protocol,
+            "transductive": spec.method or None, "seconds": seconds,
             "worker": worker_name(), "device": str(device), "code_version": code_version(),
             "finished_at": datetime.now(UTC).isoformat(),
             "checksums": {p.name: file_checksum(p) for p in sorted(tmp.iterdir()) if p.is_file()}})

@@ -39,10 +39,12 @@ def file_fingerprint(path: Path) -> str:
 
 
 def run_inputs(head: str, head_params: dict[str, Any], shots: int, seed: int, files: dict[str, str],
-               protocol: str = "all") -> dict[str, Any]:
-    """The canonical inputs of a run: head params with every default filled in, the protocol (when not 'all'), and
-    the code they run."""
+               protocol: str = "all", transductive: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The canonical inputs of a run: head params with every default filled in, the protocol (when not 'all'), the
+    transductive scoring and its full params (when asked for), and the code they run."""
     params = as_dict(create_head(head, head_params).params)
     inputs = {"head": head, "params": params, "shots": shots, "seed": seed, "cache": dict(sorted(files.items())),
               "code": code_fingerprint(MODULES.get(head, head), RUN_MODULE)}
+    if transductive is not None:
+        inputs["transductive"] = transductive
     return inputs if protocol == "all" else {**inputs, "protocol": protocol}

@@ -18,7 +18,7 @@ from pipeline.engine import ClusterParams, open_engine
 from pipeline.errors import ClipCacheError
 from pipeline.heads import head_class
 from pipeline.heads.classes import PROTOCOLS
-from pipeline.params import EncodeParams
+from pipeline.params import EncodeParams, TransClipParams, TransductiveParams
 from pipeline.store.provenance import fingerprint
 from pipeline.sweep.execute import RunResult, RunSpec, execute_run, remove_leftovers
 from pipeline.sweep.record import run_state
@@ -52,14 +52,28 @@ class SweepReport:
 
 
 def plan_runs(pairs: Sequence[EncodeParams], heads: Sequence[str], head_params: dict[str, dict[str, Any]],
-              results_dir: str, device: str = "auto", protocol: str = "all") -> list[RunSpec]:
-    """Every (pair, head, shots, seed) of the grid, in a stable order."""
-    for name in heads:
+              results_dir: str, device: str = "auto", protocol: str = "all",
+              transductive: TransductiveParams | None = None) -> list[RunSpec]:
+    """Every (pair, head, shots, seed) of the grid, in a stable order; then, for the heads `transductive.heads`
+    lists, the same runs scored by TransCLIP (never unless listed)."""
+    listed = transductive.heads if transductive is not None else ()
+    for name in (*heads, *listed):
         head_class(name)  # an unknown head is named before anything runs
     if protocol not in PROTOCOLS:
         raise ClipCacheError(f"train.protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
-    return [RunSpec(pair, name, dict(head_params.get(name) or {}), shots, seed, results_dir, device, protocol)
-            for pair in pairs for name in heads for shots in pair.protocol.shots for seed in pair.protocol.seeds]
+    if listed and protocol != "all":
+        raise ClipCacheError(f"transductive.heads ({', '.join(listed)}) cannot be scored under train.protocol "
+                             f"{protocol!r}: TransCLIP refines predictions over all classes; empty it or use 'all'")
+
+    def grid(names: Sequence[str], mode: TransClipParams | None) -> list[RunSpec]:
+        return [RunSpec(pair, name, dict(head_params.get(name) or {}), shots, seed, results_dir, device, protocol,
+                        mode)
+                for pair in pairs for name in names for shots in pair.protocol.shots for seed in pair.protocol.seeds]
+
+    specs = grid(heads, None)
+    if transductive is not None:
+        specs += grid([name for name in heads if name in listed], transductive.transclip)
+    return specs
 
 
 def split_done(specs: Sequence[RunSpec]) -> tuple[list[RunResult], list[RunSpec], dict[str, str]]:
