@@ -2,7 +2,7 @@
 differ most and vary least, a cache over them, and cache values re-weighted by how much zero-shot disagrees with each
 training image's label.
 
-Paper: Zhu, Zhang, He, Gao, Zhang, Xu, Li, "Not All Features Matter: Enhancing Few-shot CLIP with Adaptive Prior
+Paper: Zhu, Zhang, He, Zhou, Wang, Zhao, Gao, "Not All Features Matter: Enhancing Few-shot CLIP with Adaptive Prior
 Refinement", ICCV 2023, arXiv 2304.01195. Followed from the authors' code, github yangyangyang127/APE at
 70460de74d1e967f8b4d270b3419373694758536: main.py (APE), utils.py (cal_criterion with only_use_txt=False),
 extract_features.py (extract_text_feature, extract_few_shot_feature), configs/<data set>.yaml:
