@@ -55,7 +55,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     params = {"grid": {"datasets": [section.pop("dataset")], "models": [section.pop("model")]}, "encode": section,
               "runtime": {"workers": 0, "batch_size": 8},
               "train": {"heads": ["gda", "tip_adapter"]},
-              "heads": {"gda": {}, "tip_adapter": dict(QUICK["tip_adapter"])},
+              "heads": {"gda": {}, "tip_adapter": dict(QUICK["tip_adapter"])}, "transductive": {"heads": []},
               "evaluate": {"results_dir": "results", "report_dir": "report"}}
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     sh("git", "init", "-q", cwd=repo)

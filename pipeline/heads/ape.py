@@ -21,10 +21,8 @@ extract_features.py (extract_text_feature, extract_few_shot_feature), configs/<d
 Departures: ImageNet is searched on its validation split, never on test (theirs searches on the ImageNet val set that
 is also their test set); the zero-shot term uses the model's logit scale (theirs writes 100, CLIP's value); float32
 where they run float16; channels are capped at D for models narrower than the count asked for.
-APE-T (the trained variant) is not offered: the repository's main() has it commented out, and as written its residual
-has `training_feat_num` columns while the channels it adds them to come from `training_free_feat_num` (700 and 400 on
-DTD, for instance), so it runs as published only where the two counts agree (ImageNet); which one was meant is the
-authors' to say.
+APE-T, the trained variant, is `ape_t` (pipeline/heads/ape_t.py, which says how it reads the authors' two channel
+counts).
 """
 
 from __future__ import annotations

@@ -108,7 +108,8 @@ def parse_run(record: dict[str, Any], path: Path) -> Run:
             check_fields(example if isinstance(example, dict) else {}, ATTENTION_FIELDS, path, f"attention[{i}].")
     metrics = record["metrics"]
     method = transductive_method(record, path)
-    return Run(source=path, head=record["head"] + (f"+{method}" if method else ""), shots=record["shots"], seed=record["seed"],
+    return Run(source=path, head=record["head"] + (f"+{method}" if method else ""), shots=record["shots"],
+               seed=record["seed"],
                dataset=record["dataset"], model=record["model"], pretrained=record["pretrained"],
                random_weights=record["random_weights"], head_params=record["head_params"],
                selected=record["selected"], classnames=[str(c) for c in record["classnames"]],

@@ -17,12 +17,13 @@ from pipeline.heads.base import val_accuracy
 from tests.heads.synthetic import World, make_task
 
 LEARNERS = ["tip_adapter", "tip_adapter_f", "gda", "proker", "linear_probe", "lp_pp", "clip_adapter", "vt_clip",
-            "mm_adapter", "taskres", "clap", "zs_lp", "ape"]
-CACHE_METHODS = ["tip_adapter", "tip_adapter_f", "gda", "proker", "ape"]
+            "mm_adapter", "taskres", "clap", "zs_lp", "ape", "ape_t"]
+CACHE_METHODS = ["tip_adapter", "tip_adapter_f", "gda", "proker", "ape", "ape_t"]
 SHOTS, SEEDS = (1, 4, 16), (1, 2, 3)
 # MM-Adapter's early stopping (20 epochs without progress) stops on noise when an epoch is one minibatch (5 classes
 # here, batch 256): the whole schedule is run instead
-TUNED = {"mm_adapter": {"patience": 0}, "ape": {"descriptions": False}}  # APE: the synthetic text has no descriptions
+# APE and APE-T: the synthetic text has no descriptions
+TUNED = {"mm_adapter": {"patience": 0}, "ape": {"descriptions": False}, "ape_t": {"descriptions": False}}
 
 
 @pytest.fixture(scope="module")

@@ -61,7 +61,7 @@ def reference(query: torch.Tensor, y_hat: torch.Tensor, support: Support | None,
                 mu = unit((z.T @ q) / z.sum(0)[:, None])
                 std = (z[:, :, None] * (q[:, None, :] - mu[None]) ** 2).sum((0, 1)) / z.sum()
             else:
-                ns, a = s.shape[0], gamma * 50 / s.shape[0]
+                a = gamma * 50 / s.shape[0]
                 mu = unit((z.T @ q / n + a * onehot.T @ s) / (z.sum(0)[:, None] / n + a * onehot.sum(0)[:, None]))
                 num = (z[:, :, None] * (q[:, None, :] - mu[None]) ** 2).sum((0, 1)) / n
                 num = num + a * (onehot[:, :, None] * (s[:, None, :] - mu[None]) ** 2).sum((0, 1))
