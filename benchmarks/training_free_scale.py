@@ -4,7 +4,7 @@
 written through the real store. Each head runs in its own process (peak RSS is that process's own, data loading
 included): fit on train/val, then logits for all 50,000 queries. Usage:
     python benchmarks/training_free_scale.py [--heads zero_shot,tip_adapter,gda,proker] [--proker-grid 1]
-    python benchmarks/training_free_scale.py --heads ape,taskres,clap,zs_lp
+    python benchmarks/training_free_scale.py --heads ape,taskres,clap,zs_lp,ape_t
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pipeline.store.provenance import SCHEMA_VERSION
 from pipeline.store.writer import SplitWriter
 
 CLASSES, SHOTS, VIEWS, VAL, QUERIES, DIM = 1000, 16, 10, 4, 50000, 1024
-TEXT_ONLY = ("zero_shot", "taskres", "clap", "zs_lp", "ape")  # heads that read a template set: given "tip7"
+TEXT_ONLY = ("zero_shot", "taskres", "clap", "zs_lp", "ape", "ape_t")  # heads that read a template set: given "tip7"
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -107,6 +107,9 @@ def main() -> None:
             if name == "ape":  # the authors' ImageNet config; the synthetic text has no descriptions
                 params |= {"descriptions": False, "search_scale": [7, 7, 0.5], "search_step": [200, 20, 5],
                            "feat_num": 500, "weights": [0.7, 0.3]}
+            if name == "ape_t":  # per_dataset would apply nothing to the synthetic set: the ImageNet config, given
+                params |= {"descriptions": False, "per_dataset": False, "feat_num": 500, "init_alpha": 2.0,
+                           "lr": 1e-4, "epochs": 20}
             if name == "proker" and args.proker_grid:
                 params = {"beta_grid": [5.0, 5.0, 1], "lambda_grid": [-1.0, -1.0, 1]} if args.proker_grid == 1 else {
                     "beta_grid": [1.0, 10.0, args.proker_grid], "lambda_grid": [-2.0, 1.0, args.proker_grid]}
