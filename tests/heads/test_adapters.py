@@ -123,15 +123,16 @@ def test_a_fresh_visual_guided_block_passes_the_text_through() -> None:
 
 def test_vt_clip_schedules_and_refusals(task) -> None:
     data, _ = task
-    coop = create_head("vt_clip", {"lr": 0.1, "weight_decay": 0.2, "batch_size": 16, "keep": "best_val",
-                                   "min_steps": 9}).schedule(4, "dtd")
+    coop = create_head("vt_clip", {"schedule": "coop", "lr": 0.1, "weight_decay": 0.2, "batch_size": 16,
+                                   "keep": "best_val", "min_steps": 9}).schedule(4, "dtd")
     assert coop == Schedule("sgd", 0.1, 0.2, epochs_by_shots(4), 16, warmup_epochs=1, keep="best_val", min_steps=9,
                             lr_schedule="dassl")
     assert create_head("vt_clip", {"epochs": 7}).schedule(4, "imagenet").epochs == 7
     assert create_head("vt_clip").schedule(16, "imagenet").epochs == 50
-    adamw = create_head("vt_clip", {"schedule": "adamw", "lr": 0.1, "weight_decay": 0.2, "batch_size": 16,
+    adamw = create_head("vt_clip", {"lr": 0.1, "weight_decay": 0.2, "batch_size": 16,
                                     "keep": "best_val", "min_steps": 9}).schedule(4, "dtd")
-    assert adamw == Schedule("adamw", 0.1, 0.2, 50, 16, keep="best_val", min_steps=9)
+    assert adamw == Schedule("adamw", 0.1, 0.2, epochs_by_shots(4), 16, keep="best_val", min_steps=9)
+    assert create_head("vt_clip").schedule(1, "dtd").epochs == 50 and create_head("vt_clip").params.lr == 2e-3
     assert create_head("vt_clip", {"schedule": "adamw", "epochs": 3}).schedule(4, "dtd").epochs == 3
     with pytest.raises(ClipCacheError) as error:
         create_head("vt_clip", {"schedule": "sgd"}).schedule(4, "dtd")
