@@ -110,6 +110,23 @@ def correct_at(zero_shot: torch.Tensor, cache: torch.Tensor, labels: torch.Tenso
     return int(right.sum()) + (logits.argmax(-1) == labels[rows]).sum(-1).cpu()
 
 
+def check_search_steps(head: str, steps: tuple[int, ...], limit: int) -> None:
+    """One line naming the head when a search grid has a count below 1 or more than `limit` points in all."""
+    if min(steps) < 1 or int(np.prod(steps)) > limit:
+        raise ClipCacheError(f"heads.{head}.search_step must be {len(steps)} counts >= 1 of at most {limit} points "
+                             f"in all, got {list(steps)}")
+
+
+def first_best(correct: torch.Tensor, grids: tuple[list[float], ...]) -> tuple[tuple[float, ...], int]:
+    """(the grid point of the first strictly best count, in row-major order as the authors' nested loops, or zeros
+    when no point is ever right: their best starts at 0; that count) of `correct` [len(g) for g in grids]."""
+    top = int(correct.max())
+    if top == 0:
+        return tuple(0.0 for _ in grids), 0
+    first = np.unravel_index(int(torch.argmax((correct.flatten() == top).int())), correct.shape)
+    return tuple(grid[int(i)] for grid, i in zip(grids, first, strict=True)), top
+
+
 def search_values(scale: tuple[float, float, float], steps: tuple[int, int, int]) -> tuple[list[float], ...]:
     """The authors' lists: beta and alpha i (scale - 0.1) / steps + 0.1, gamma i scale / steps, i < steps."""
     beta = [i * (scale[0] - 0.1) / steps[0] + 0.1 for i in range(steps[0])]
@@ -133,10 +150,7 @@ class APE(Head):
 
     def __init__(self, params: APEParams) -> None:
         super().__init__(params)
-        steps = params.search_step
-        if min(steps) < 1 or int(np.prod(steps)) > MAX_SEARCH:
-            raise ClipCacheError(f"heads.{self.name}.search_step must be 3 counts >= 1 of at most {MAX_SEARCH} points "
-                                 f"in all, got {list(steps)}")
+        check_search_steps(self.name, params.search_step, MAX_SEARCH)
 
     def setup(self, **shapes: Unpack[Shapes]) -> None:
         super().setup(**shapes)
@@ -202,11 +216,7 @@ class APE(Head):
             caches = gamma_class_sums(kernel, weights, self.cache_labels, zero_shot.shape[1])  # [G, N, C]
             for g in range(len(gammas)):
                 correct[b, :, g] = correct_at(zero_shot, caches[g], labels, alpha)
-        top = int(correct.max())
-        chosen = (0.0, 0.0, 0.0)
-        if top > 0:
-            first = np.unravel_index(int(torch.argmax((correct.flatten() == top).int())), correct.shape)
-            chosen = (betas[int(first[0])], alphas[int(first[1])], gammas[int(first[2])])
+        chosen, top = first_best(correct, (betas, alphas, gammas))
         self.beta.fill_(chosen[0])
         self.alpha.fill_(chosen[1])
         self.gamma.fill_(chosen[2])

@@ -27,11 +27,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Unpack
 
-import numpy as np
 import torch
 
-from pipeline.errors import ClipCacheError
-from pipeline.heads.ape import ape_classifier, channel_criterion, correct_at, search_values
+from pipeline.heads.ape import (
+    ape_classifier,
+    channel_criterion,
+    check_search_steps,
+    correct_at,
+    first_best,
+    search_values,
+)
 from pipeline.heads.base import Head, Shapes
 from pipeline.heads.inputs import FitData, view_mean_keys
 from pipeline.heads.loop import Schedule, train
@@ -74,10 +79,7 @@ class APET(Head):
 
     def __init__(self, params: APETParams) -> None:
         super().__init__(params)
-        steps = params.search_step
-        if min(steps) < 1 or int(np.prod(steps)) > MAX_SEARCH:
-            raise ClipCacheError(f"heads.{self.name}.search_step must be 2 counts >= 1 of at most {MAX_SEARCH} points "
-                                 f"in all, got {list(steps)}")
+        check_search_steps(self.name, params.search_step, MAX_SEARCH)
 
     def setup(self, **shapes: Unpack[Shapes]) -> None:
         super().setup(**shapes)
@@ -145,11 +147,7 @@ class APET(Head):
         alpha = torch.tensor(alphas, device=val.device)
         correct = torch.stack([correct_at(zero_shot, self.cache_logits(affinity, beta), labels, alpha)
                                for beta in betas])  # [B, A]
-        top = int(correct.max())
-        chosen = (0.0, 0.0)
-        if top > 0:
-            first = np.unravel_index(int(torch.argmax((correct.flatten() == top).int())), correct.shape)
-            chosen = (betas[int(first[0])], alphas[int(first[1])])
+        chosen, top = first_best(correct, (betas, alphas))
         self.beta.fill_(chosen[0])
         self.alpha.fill_(chosen[1])
         self.selected.update({"beta": chosen[0], "alpha": chosen[1], "channels": int(self.channels.numel()),

@@ -10,16 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.heads import FitData, create_head
-from tests.heads.synthetic import World, make_task
-from tests.heads.test_ape import described_text
+from tests.heads.test_ape import ape_task  # noqa: F401  (the fixture: text with ragged descriptions)
 from tests.heads.test_parity import batches
-
-
-@pytest.fixture(scope="module")
-def task(tmp_path_factory: pytest.TempPathFactory):
-    folder = tmp_path_factory.mktemp("ape_t")
-    data, test = make_task(folder, World(), shots=4, views=3, val_per_class=6, test_per_class=10)
-    return FitData(data.train, data.val, described_text(folder / "text.h5", World()), data.seed, data.device), test
 
 
 def unit(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -80,8 +72,8 @@ def logits(adapter, f, keys, weights, values, beta, alpha):
     return 100.0 * f @ new_weights + ((-1) * (beta - beta * (f @ new_keys.t()))).exp() @ r_fw * alpha
 
 
-def test_ape_t_trains_and_searches_as_the_authors(task) -> None:
-    data, test = task
+def test_ape_t_trains_and_searches_as_the_authors(ape_task) -> None:  # noqa: F811 (the imported fixture)
+    data, test = ape_task
     epochs, batch_size, feat_num = 4, 8, 12
     head = create_head("ape_t", {"per_dataset": False, "feat_num": feat_num, "epochs": epochs,
                                  "batch_size": batch_size, "keep": "last", "search_step": [30, 8]}).fit(data)
@@ -122,8 +114,8 @@ def test_ape_t_trains_and_searches_as_the_authors(task) -> None:
     torch.testing.assert_close(head.scores(test), expected, rtol=1e-4, atol=1e-4)
 
 
-def test_best_val_keeps_a_trained_epoch_and_per_dataset_values_apply(task) -> None:
-    data, _ = task
+def test_best_val_keeps_a_trained_epoch_and_per_dataset_values_apply(ape_task) -> None:  # noqa: F811
+    data, _ = ape_task
     head = create_head("ape_t", {"per_dataset": False, "feat_num": 8, "epochs": 3, "batch_size": 8,
                                  "search_step": [4, 3]}).fit(data)
     assert 1 <= head.selected["epoch"] <= 3 and head.selected["keep"] == "best_val"
