@@ -37,15 +37,15 @@ def labelled(train: SplitReader, val: SplitReader) -> Support:
                    torch.from_numpy(val.read("global")), torch.from_numpy(np.asarray(val.labels)))
 
 
-def score_transclip(head: Head, meta: dict[str, Any], test: SplitReader, train: SplitReader, val: SplitReader,
-                    params: TransClipParams) -> dict[str, Any]:
-    """The evaluation record of `head` refined by TransCLIP on `test` (`train` and `val` read with support only)."""
+def score_transclip(head: Head, meta: dict[str, Any], test: SplitReader, params: TransClipParams,
+                    support: Support | None) -> dict[str, Any]:
+    """The evaluation record of `head` refined by TransCLIP on `test`; `support` (`labelled`) when params.support."""
     scores = head.scores(test).numpy()  # [Q, C]
     record = score_head(head, meta, test, scores)
     record.pop("attention", None)  # the head's own attention maps describe its inductive predictions
     y_hat = torch.from_numpy(to_probabilities(scores, head.units)).float()  # [Q, C]
     query = torch.from_numpy(test.read("global"))  # [Q, D]
-    z, selected = transclip(query, y_hat, settings_of(params), labelled(train, val) if params.support else None)
+    z, selected = transclip(query, y_hat, settings_of(params), support)
     inductive = record["metrics"]
     record["metrics"] = classification_metrics(z.numpy(), np.asarray(test.labels), "probabilities")
     record["transductive"] = {

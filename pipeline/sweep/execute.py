@@ -28,7 +28,7 @@ from pipeline.heads.registry import head_class
 from pipeline.layout import HEAD_META, RUN_RECORD, TEXT_FILE, cache_folder, pair_label, run_folder, split_file
 from pipeline.params import EncodeParams, TransClipParams, as_dict
 from pipeline.scoring.evaluation import score_base_to_novel, score_head, test_split, write_evaluation
-from pipeline.scoring.transductive import score_transclip
+from pipeline.scoring.transductive import labelled, score_transclip
 from pipeline.store import TextFeatures
 from pipeline.store.atomic import OLD_PREFIX, TMP_PREFIX, replace_folder, temp_folder, write_json_atomic
 from pipeline.store.failpoints import failpoint
@@ -143,8 +143,10 @@ def build_run(spec: RunSpec, inputs: dict[str, Any], digest: str) -> tuple[dict[
         started = time.perf_counter()
         test = test_split(spec.encode, meta, spec.folder / HEAD_META)
         if spec.transductive is not None:
-            train, val, _ = fit_inputs(spec.encode, spec.shots, spec.seed)
-            record = score_transclip(fitted.head, meta, test, train, val, spec.transductive)
+            support = None  # the shots and val split join only in few-shot mode (TransCLIP-FS)
+            if spec.transductive.support:
+                support = labelled(*fit_inputs(spec.encode, spec.shots, spec.seed)[:2])
+            record = score_transclip(fitted.head, meta, test, spec.transductive, support)
         elif classes is None:
             record = score_head(fitted.head, meta, test)
         else:
