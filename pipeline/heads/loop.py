@@ -37,7 +37,8 @@ class Schedule:
     warmup_epochs: int = 0  # constant warm-up at warmup_lr before the cosine schedule (CoOp's recipe)
     warmup_lr: float = 1e-5
     eps: float = 1e-8  # AdamW epsilon (Tip-Adapter-F uses 1e-4)
-    keep: str = "last"  # which epoch the head ships: 'last' or 'best_val' (never the untrained start)
+    keep: str = "last"  # the epoch shipped: 'last', 'best_val' (trained epochs only) or 'best_val_or_start' (the
+    # untrained start, epoch 0, competes too: a trained epoch must beat it on validation)
     min_steps: int = 0  # at least this many optimiser steps in all (more minibatches per epoch when needed)
     lr_schedule: str = "cosine"  # 'cosine' (per step, to 0 over the epochs after warm-up), 'dassl' or 'constant'
     patience: int = 0  # best_val only: stop after this many epochs without a better validation accuracy (0: never)
@@ -53,7 +54,7 @@ def epochs_by_shots(shots: int | None, dataset: str = "") -> int:
     return 50 if shots <= 1 else 100 if shots <= 4 else 200
 
 
-KEEP_RULES = ("last", "best_val")
+KEEP_RULES = ("last", "best_val", "best_val_or_start")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 LR_SCHEDULES = ("cosine", "dassl", "constant")
 
@@ -135,10 +136,13 @@ def lr_at(epoch_progress: float, schedule: Schedule) -> float:
 
 
 def train(head: Head, data: FitData, schedule: Schedule, names: tuple[str, ...] = ("global",),
-          loss_fn: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None) -> None:
+          loss_fn: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None,
+          backward: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None) -> None:
     """Train the head's parameters for `schedule.epochs` epochs; ship the epoch `schedule.keep` names.
 
-    The loss defaults to cross-entropy on the head's own `batch_scores` of each minibatch.
+    The loss defaults to cross-entropy on the head's own `batch_scores` of each minibatch. `backward`, where given,
+    replaces loss and backward pass: it fills the parameters' gradients itself (ProGrad's projected gradient) and
+    returns the minibatch's loss for the history; the optimiser then steps as usual.
     """
     check_schedule(head.name, schedule)
     loss_fn = loss_fn or (lambda batch: F.cross_entropy(head.batch_scores(batch), batch["labels"]))
@@ -146,6 +150,10 @@ def train(head: Head, data: FitData, schedule: Schedule, names: tuple[str, ...] 
     rng = np.random.default_rng(data.seed)
     steps = steps_per_epoch(data.train.n, schedule)
     best_acc, best_epoch, best_state = -1.0, 0, None
+    by_val = schedule.keep in ("best_val", "best_val_or_start")
+    if schedule.keep == "best_val_or_start":
+        best_acc, best_state = val_accuracy(head, data.val), copy.deepcopy(head.state_dict())
+        log.info("%s epoch 0 (untrained): val acc %.4f", head.name, best_acc)
     head.history = []
     for epoch in range(schedule.epochs):
         head.train()
@@ -154,27 +162,30 @@ def train(head: Head, data: FitData, schedule: Schedule, names: tuple[str, ...] 
         for step, batch in enumerate(batches):
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(epoch + step / steps, schedule) * group["lr_scale"]
-            loss = loss_fn(batch)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if backward is None:
+                loss = loss_fn(batch)
+                loss.backward()
+            else:
+                loss = backward(batch)
             optimizer.step()
             losses.append(loss.item())
         last = epoch + 1 == schedule.epochs
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "steps": len(losses)}
-        if schedule.keep == "best_val" or last:
+        if by_val or last:
             record["val_acc"] = val_accuracy(head, data.val)
         head.history.append(record)
         log.info("%s epoch %d/%d: loss %.4f, val acc %s, lr %.2e", head.name, epoch + 1, schedule.epochs,
                  record["train_loss"], f"{record['val_acc']:.4f}" if "val_acc" in record else "-",
                  optimizer.param_groups[0]["lr"])
-        if schedule.keep == "best_val" and record["val_acc"] > best_acc:
+        if by_val and record["val_acc"] > best_acc:
             best_acc, best_epoch, best_state = record["val_acc"], epoch + 1, copy.deepcopy(head.state_dict())
-        elif schedule.keep == "best_val" and schedule.patience and epoch + 1 - best_epoch >= schedule.patience:
+        elif by_val and schedule.patience and epoch + 1 - best_epoch >= schedule.patience:
             log.info("%s: no better validation accuracy for %d epochs, stopping", head.name, schedule.patience)
             break
     if schedule.keep == "last":
         best_acc, best_epoch = head.history[-1]["val_acc"], schedule.epochs
-    elif best_state is not None:  # keep best_val: the state of the best epoch (there is one: epochs >= 1)
+    elif best_state is not None:  # by validation: the state of the best epoch (there is one: epochs >= 1)
         head.load_state_dict(best_state)
     head.selected.update({"epoch": best_epoch, "val_acc": best_acc, "keep": schedule.keep,
                           "steps": sum(record["steps"] for record in head.history)})

@@ -86,6 +86,11 @@ def reference_train(data, s: Schedule) -> tuple[Probe, list[dict], dict]:
     val = torch.from_numpy(unit(data.val.read("global").astype(np.float32)))
     rng = np.random.default_rng(data.seed)
     history, best = [], (-1.0, 0, None)
+    by_val = s.keep in ("best_val", "best_val_or_start")
+    if s.keep == "best_val_or_start":  # the untrained start is epoch 0 and competes
+        with torch.no_grad():
+            acc = float(((val @ probe.weight.T + probe.bias).argmax(1).numpy() == data.val.labels).mean())
+        best = (acc, 0, copy.deepcopy(probe.state_dict()))
     for epoch in range(s.epochs):
         losses, order, start = [], None, n
         for step in range(per_epoch):
@@ -103,17 +108,17 @@ def reference_train(data, s: Schedule) -> tuple[Probe, list[dict], dict]:
             optimizer.step()
             losses.append(loss.item())
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "steps": per_epoch}
-        if s.keep == "best_val" or epoch + 1 == s.epochs:
+        if by_val or epoch + 1 == s.epochs:
             with torch.no_grad():
                 record["val_acc"] = float(((val @ probe.weight.T + probe.bias).argmax(1).numpy()
                                            == data.val.labels).mean())
         history.append(record)
-        if s.keep == "best_val":
+        if by_val:
             if record["val_acc"] > best[0]:
                 best = (record["val_acc"], epoch + 1, copy.deepcopy(probe.state_dict()))
             elif s.patience and epoch + 1 - best[1] >= s.patience:
                 break
-    if s.keep == "best_val":
+    if by_val:
         probe.load_state_dict(best[2])
         chosen = (best[1], best[0])
     else:
@@ -134,6 +139,9 @@ SCHEDULES = {
                                     lr_schedule="constant", views=False),
     # a rate that ruins the probe after its first epoch: patience 1 stops early, the best epoch is restored
     "sgd-patience": Schedule("sgd", 40.0, 0.0, 6, 20, keep="best_val", patience=1, lr_schedule="constant"),
+    # the untrained start competes: a useful rate moves on from it, a zero rate never beats it (ties keep the start)
+    "adamw-or-start": Schedule("adamw", 0.05, 0.01, 4, 8, keep="best_val_or_start"),
+    "frozen-or-start": Schedule("sgd", 0.0, 0.0, 3, 8, warmup_lr=0.0, keep="best_val_or_start"),
 }
 
 
@@ -151,6 +159,16 @@ def test_train_is_the_loop_it_documents(task, name: str) -> None:
         assert ours == pytest.approx(theirs, rel=1e-5)
     assert head.selected.pop("keep") == selected.pop("keep") == schedule.keep
     assert head.selected == pytest.approx(selected)
+
+
+def test_the_start_is_a_candidate_only_when_asked(task) -> None:
+    data, _ = task
+    frozen = Probe(data.train.array("global").shape[1], data.n_classes)
+    train(frozen, data, SCHEDULES["frozen-or-start"])
+    assert frozen.selected["epoch"] == 0 and len(frozen.history) == 3
+    moved = Probe(data.train.array("global").shape[1], data.n_classes)
+    train(moved, data, SCHEDULES["adamw-or-start"])
+    assert moved.selected["epoch"] >= 1
 
 
 def test_patience_stops_and_restores_the_best_epoch(task) -> None:
@@ -179,6 +197,25 @@ def test_the_loss_function_and_dataset_names_reach_the_step(task) -> None:
     assert seen == [{"labels": (8,), "global": (8, 32), "spatial": (8, 9, 32)}, {"labels": (8,), "global": (8, 32),
                     "spatial": (8, 9, 32)}, {"labels": (4,), "global": (4, 32), "spatial": (4, 9, 32)}]
     torch.testing.assert_close(head.weight.detach(), start)  # no gradient through the weight: unchanged
+
+
+def test_a_backward_hook_sets_the_gradients_the_optimiser_steps_on(task) -> None:
+    """`backward` replaces the loss and its backward pass (ProGrad's projection): its gradients are the step's."""
+    data, _ = task
+    head = Probe(data.train.array("global").shape[1], data.n_classes)
+    start = head.weight.detach().clone()
+    calls = []
+
+    def backward(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        assert head.weight.grad is None  # the loop zeroed the gradients before the hook
+        calls.append(len(batch["labels"]))
+        head.weight.grad = torch.ones_like(head.weight)
+        head.bias.grad = torch.zeros_like(head.bias)
+        return torch.tensor(1.5)
+
+    train(head, data, Schedule("sgd", 0.1, 0.0, 1, data.train.n, lr_schedule="constant"), backward=backward)
+    assert calls == [data.train.n] and head.history[0]["train_loss"] == 1.5
+    torch.testing.assert_close(head.weight.detach(), start - 0.1)
 
 
 def test_lr_at_values() -> None:
@@ -255,7 +292,7 @@ def test_epochs_by_shots() -> None:
 
 
 @pytest.mark.parametrize(("changes", "message"), [
-    ({"keep": "best"}, "heads.probe.keep must be one of last, best_val, got 'best'"),
+    ({"keep": "best"}, "heads.probe.keep must be one of last, best_val, best_val_or_start, got 'best'"),
     ({"optimizer": "rmsprop"}, "heads.probe.optimizer must be one of adamw, adam, sgd, got 'rmsprop'"),
     ({"lr_schedule": "step"}, "heads.probe.lr_schedule must be one of cosine, dassl, constant, got 'step'"),
     ({"epochs": 0}, "heads.probe.epochs must be at least 1, got 0"),
