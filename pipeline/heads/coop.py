@@ -63,6 +63,12 @@ class CoOp(EncoderHead):
         return TextTower(self.encoder(self.device()))
 
     def fit(self, data: FitData) -> CoOp:
+        self.start(data)
+        train(self, data, self.schedule(data))
+        return self
+
+    def start(self, data: FitData) -> TextTower:
+        """Bind the cache's encoder, seed, lay out the prompts and initialise the context (no training yet)."""
         p = self.params
         self.bind(data.train.provenance["encoder"], data.train.build.get("sources"))
         tower, tokenizer = TextTower(self.encoder(data.device)), self.tokenizer(data.device)
@@ -72,10 +78,14 @@ class CoOp(EncoderHead):
         init_context(self.context, tower, tokenizer, list(data.text.classnames), p.class_token_position, p.ctx_init,
                      p.init_std)
         self.logit_scale.fill_(data.text.logit_scale)
+        return tower
+
+    def schedule(self, data: FitData) -> Schedule:
+        """Dassl's SGD: one constant warm-up epoch, cosine stepped per epoch, epochs by shots unless set."""
+        p = self.params
         epochs = p.epochs or epochs_by_shots(data.train.provenance["split"]["shots"], data.dataset_layout)
-        train(self, data, Schedule("sgd", p.lr, p.weight_decay, epochs, p.batch_size, p.warmup_epochs, p.warmup_lr,
-                                   keep=p.keep, min_steps=p.min_steps, lr_schedule="dassl"))
-        return self
+        return Schedule("sgd", p.lr, p.weight_decay, epochs, p.batch_size, p.warmup_epochs, p.warmup_lr,
+                        keep=p.keep, min_steps=p.min_steps, lr_schedule="dassl")
 
     def retarget(self, text: TextReader) -> None:
         """The learned context in the prompts of other class names (CoCoOp's base-to-novel for CoOp)."""

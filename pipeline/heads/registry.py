@@ -20,8 +20,9 @@ from pipeline.params import TEMPLATE_SETS, build
 _HEADS: dict[str, type[Head]] = {}
 # every head and the module that registers it, imported on demand
 MODULES: dict[str, str] = {name: f"pipeline.heads.{name}" for name in (
-    "ape", "ape_t", "cavpt", "clap", "clip_adapter", "coop", "gda", "linear_probe", "lp_pp", "mm_adapter", "prolip",
-    "proker", "taskres", "tip_adapter", "tip_adapter_f", "vpt_late", "vt_clip", "zero_shot", "zs_lp")}
+    "ape", "ape_t", "cavpt", "clap", "clip_adapter", "coop", "gda", "kgcoop", "linear_probe", "lp_pp", "mm_adapter",
+    "prograd", "prolip", "proker", "taskres", "tip_adapter", "tip_adapter_f", "vpt_late", "vt_clip", "zero_shot",
+    "zs_lp")}
 
 
 def register_head(name: str) -> Callable[[type[Head]], type[Head]]:
@@ -53,11 +54,11 @@ def head_class(name: str) -> type[Head]:
 
 
 # ranges by parameter name, the same meaning in every head (a schedule's own rules are in pipeline.heads.loop)
-POSITIVE = frozenset({"eps"})
+POSITIVE = frozenset({"eps", "temperature"})
 NON_NEGATIVE = frozenset({"lr", "warmup_lr", "init_std", "weight_decay", "aux_weight", "text_lr_scale", "epochs",
                           "warmup_epochs", "min_steps",
-                          "patience", "max_iter", "refine_steps", "n_prompts", "residual_scale"})
-FRACTIONS = frozenset({"ratio", "dropout"})  # in [0, 1]
+                          "patience", "max_iter", "refine_steps", "n_prompts", "residual_scale", "w"})
+FRACTIONS = frozenset({"ratio", "dropout", "projection"})  # in [0, 1]
 CHOICES: dict[str, tuple[str, ...]] = {  # string parameters with a closed set of values
     "constraint": ("l2", "none"),  # clap, zs_lp
     "init": ("zs", "random"),  # clap, zs_lp

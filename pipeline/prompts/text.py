@@ -75,6 +75,25 @@ def prompt_layout(tokenizer: Callable, classnames: list[str], n_ctx: int, positi
     return PromptLayout(torch.stack(rows).long(), torch.tensor(slots, dtype=torch.long))
 
 
+def phrase_layout(tokenizer: Callable, classnames: list[str], n_ctx: int, phrase: str) -> PromptLayout:
+    """ProGrad's prompts: "X .. X <phrase> <name>." with n_ctx minus the phrase's word count X's in front; the first
+    n_ctx tokens after the opening specials are the context slots. Where the phrase has more tokens than words
+    ("pet," is two), its last tokens fall after the slots and stay fixed words, as in their code."""
+    words = len(phrase.split(" "))
+    if words > n_ctx:
+        raise ClipCacheError(f"n_ctx={n_ctx} is fewer than the {words} words of the initial phrase {phrase!r}")
+    empty, dot = tokenizer(["", "."])
+    length, prefix = empty.shape[0], _prefix(empty, dot)
+    head = " ".join(["X"] * (n_ctx - words) + [phrase])
+    ids = tokenizer([f"{head} {name.replace('_', ' ')}." for name in classnames])  # [C, L]
+    for name, row in zip(classnames, ids, strict=True):
+        if _used(row) >= length:
+            raise ClipCacheError(f"class name {name!r} with the phrase {phrase!r} and n_ctx={n_ctx} does not fit the "
+                                 f"text context of {length} tokens")
+    slots = torch.arange(prefix, prefix + n_ctx).repeat(len(classnames), 1)  # [C, n_ctx]
+    return PromptLayout(ids.long(), slots)
+
+
 def phrase_embedding(tower: TextTower, tokenizer: Callable, phrase: str) -> torch.Tensor:
     """Token embeddings [m, W] of a phrase's own tokens (CoOp's context initialised from words)."""
     empty, dot, row = tokenizer(["", ".", phrase])
