@@ -67,13 +67,18 @@ class CoOp(EncoderHead):
         train(self, data, self.schedule(data))
         return self
 
-    def start(self, data: FitData) -> TextTower:
-        """Bind the cache's encoder, seed, lay out the prompts and initialise the context (no training yet)."""
+    def start(self, data: FitData, dim: int | None = None) -> TextTower:
+        """Bind the cache's encoder, seed, lay out the prompts and initialise the context (no training yet); `dim`,
+        the image feature size, for a subclass whose setup needs it."""
         p = self.params
         self.bind(data.train.provenance["encoder"], data.train.build.get("sources"))
         tower, tokenizer = TextTower(self.encoder(data.device)), self.tokenizer(data.device)
         torch.manual_seed(data.seed)
-        self.setup(classes=data.n_classes, **context_shapes(tower, tokenizer, p.n_ctx, p.ctx_init))
+        sizes = context_shapes(tower, tokenizer, p.n_ctx, p.ctx_init)
+        sizes["classes"] = data.n_classes
+        if dim is not None:
+            sizes["dim"] = dim
+        self.setup(**sizes)
         self.to(data.device)
         init_context(self.context, tower, tokenizer, list(data.text.classnames), p.class_token_position, p.ctx_init,
                      p.init_std)

@@ -15,7 +15,7 @@ from torch import nn
 from pipeline.backbone.frozen import encoder_source, rebuild_encoder
 from pipeline.backbone.model import ClipModel, Encoder
 from pipeline.errors import NotApplicable
-from pipeline.heads.base import Head
+from pipeline.heads.base import Head, Shapes
 from pipeline.heads.inputs import SplitReader
 from pipeline.heads.loop import epochs_by_shots  # noqa: F401  (the prompt learners' schedule, re-exported)
 from pipeline.heads.maths import normalize
@@ -110,7 +110,7 @@ def relayout(context: TextContext, tokenizer: Any, classnames: list[str], positi
     context.__dict__.pop("_kept", None)
 
 
-def context_shapes(tower: TextTower, tokenizer: Any, n_ctx: int, ctx_init: str) -> dict[str, int]:
+def context_shapes(tower: TextTower, tokenizer: Any, n_ctx: int, ctx_init: str) -> Shapes:
     """n_ctx (the phrase's token count when initialised from words), token width and context length."""
     if ctx_init:
         n_ctx = int(phrase_embedding(tower, tokenizer, ctx_init).shape[0])

@@ -20,9 +20,9 @@ from pipeline.params import TEMPLATE_SETS, build
 _HEADS: dict[str, type[Head]] = {}
 # every head and the module that registers it, imported on demand
 MODULES: dict[str, str] = {name: f"pipeline.heads.{name}" for name in (
-    "ape", "ape_t", "cavpt", "clap", "clip_adapter", "coop", "gda", "kgcoop", "linear_probe", "lp_pp", "mm_adapter",
-    "prograd", "prolip", "proker", "taskres", "tip_adapter", "tip_adapter_f", "vpt_late", "vt_clip", "zero_shot",
-    "zs_lp")}
+    "ape", "ape_t", "cavpt", "clap", "clip_adapter", "cocoop", "coop", "gda", "kgcoop", "linear_probe", "lp_pp",
+    "mm_adapter", "prograd", "prolip", "proker", "taskres", "tip_adapter", "tip_adapter_f", "vpt_late", "vt_clip",
+    "zero_shot", "zs_lp")}
 
 
 def register_head(name: str) -> Callable[[type[Head]], type[Head]]:
@@ -64,8 +64,9 @@ CHOICES: dict[str, tuple[str, ...]] = {  # string parameters with a closed set o
     "init": ("zs", "random"),  # clap, zs_lp
     "lambda_rule": ("1/N", "1/N2", "fixed"),  # prolip
 }
+# n_prompts may be 0: VPT without prompts is zero-shot
 AT_LEAST_ONE = frozenset({"n_ctx", "batch_size", "n_heads", "n_layers", "ffn_mult", "reduction", "bottleneck",
-                          "width", "alpha_every", "feat_num"})  # n_prompts may be 0: VPT without prompts is zero-shot
+                          "width", "alpha_every", "feat_num", "score_images"})
 MAX_GRID_STEPS = 100_000  # values of one searched grid ((start, stop, steps) parameters named *_grid)
 
 
