@@ -15,7 +15,7 @@ from open_clip.transformer import VisionTransformer
 import pipeline.store.reader as reader
 from pipeline.cli import main
 from pipeline.errors import ClipCacheError
-from pipeline.heads import head_class, list_heads
+from pipeline.heads import create_head, head_class, list_heads
 from pipeline.heads.io import load_head
 from pipeline.store import FeatureSplit
 from pipeline.train.entry import train_from_params
@@ -34,10 +34,15 @@ def _audit(event: str, args: tuple) -> None:
 sys.addaudithook(_audit)
 
 
+# the shared cache keeps the tokens of the last block only: clip_lora adapts its text tower here (its image blocks run
+# from the tokens entering block 0 in tests/heads/test_clip_lora.py)
+HEADS = {**QUICK, "clip_lora": {**QUICK["clip_lora"], "encoder": "text"}}
+
+
 def params_for(report, kind: str, image_root: Path, tmp_path: Path, **encode_changes) -> Path:
     cache = report.folder.parents[1]
     section = encode_section(image_root, kind, cache, **encode_changes)
-    return write_params(tmp_path / "params.yaml", section, train={"shots": 2, "seed": 1}, heads=QUICK,
+    return write_params(tmp_path / "params.yaml", section, train={"shots": 2, "seed": 1}, heads=HEADS,
                         evaluate={"results_dir": str(tmp_path / "models")})
 
 
@@ -58,10 +63,11 @@ def test_every_head_trains_from_the_cache_alone(name: str, encoded, image_root: 
         banned += [(open_clip, "create_model"), (open_clip, "create_model_and_transforms")]
     for target, attr in banned:
         monkeypatch.setattr(target, attr, forbid)
-    if "late_tokens" in head_class(name).requires and kind == "resnet":
+    requires = create_head(name, HEADS.get(name, {})).requires
+    if "late_tokens" in requires and kind == "resnet":
         with pytest.raises(ClipCacheError, match=r"needs 'late_tokens'.*late_tokens: k > 0 \(ViT models\)"):
             train_from_params(params, [], name, {"device": "cpu"})
-    elif "pooled" in head_class(name).requires:  # these caches hold no pooled features: named before any fit
+    elif "pooled" in requires:  # these caches hold no pooled features: named before any fit
         with pytest.raises(ClipCacheError, match=r"needs 'pooled'.*encode\.features\.pooled: true"):
             train_from_params(params, [], name, {"device": "cpu"})
     else:

@@ -55,6 +55,7 @@ class Shapes(TypedDict, total=False):
     text_width: int  # the text tower's token width (vpt_late with text prompts)
     length: int  # the tokenizer's context length (coop; vpt_late with text prompts)
     channels: int  # feature channels kept (ape)
+    text_blocks: int  # blocks of the text tower carrying adapters (clip_lora)
 
 
 SHAPE_NAMES = frozenset(Shapes.__annotations__)

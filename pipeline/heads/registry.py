@@ -20,9 +20,9 @@ from pipeline.params import TEMPLATE_SETS, build
 _HEADS: dict[str, type[Head]] = {}
 # every head and the module that registers it, imported on demand
 MODULES: dict[str, str] = {name: f"pipeline.heads.{name}" for name in (
-    "ape", "ape_t", "cavpt", "clap", "clip_adapter", "cocoop", "coop", "gda", "kgcoop", "linear_probe", "lp_pp",
-    "mm_adapter", "prograd", "prolip", "proker", "taskres", "tip_adapter", "tip_adapter_f", "vpt_late", "vt_clip",
-    "zero_shot", "zs_lp")}
+    "ape", "ape_t", "cavpt", "clap", "clip_adapter", "clip_lora", "cocoop", "coop", "gda", "kgcoop", "linear_probe",
+    "lp_pp", "mm_adapter", "prograd", "prolip", "proker", "taskres", "tip_adapter", "tip_adapter_f", "vpt_late",
+    "vt_clip", "zero_shot", "zs_lp")}
 
 
 def register_head(name: str) -> Callable[[type[Head]], type[Head]]:

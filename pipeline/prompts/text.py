@@ -131,9 +131,15 @@ class TextTower:
             return self.src.transformer.get_input_embeddings()(ids)
         return self.src.token_embedding(ids)
 
-    def encode(self, embeds: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """Text features [C, D] (not normalised) of prompts given as embeddings [C, L, W] with their ids [C, L]."""
+    def encode(self, embeds: torch.Tensor, ids: torch.Tensor,
+               blocks: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None) -> torch.Tensor:
+        """Text features [C, D] (not normalised) of prompts given as embeddings [C, L, W] with their ids [C, L].
+
+        `blocks(x, mask)`, where given, replaces the tower's transformer (x [C, L, W] batch first): adapters."""
         src = self.src
+        if blocks is not None and self.kind == "hf":
+            raise ClipCacheError("adapters inside the text tower need an open_clip text transformer, not a Hugging "
+                                 "Face tower")
         if self.kind == "hf":
             mask = (ids != src.config.pad_token_id).long()  # [C, L]
             out = src.transformer(inputs_embeds=embeds, attention_mask=mask)
@@ -144,7 +150,7 @@ class TextTower:
         if getattr(src, "use_pad_mask", False):
             mask = src._build_additive_mask(ids, length, x.dtype)
             mask = mask if src.attn_mask is None else src.attn_mask[:length, :length].unsqueeze(0) + mask
-        x = src.ln_final(src.transformer(x, attn_mask=mask))  # [C, L, W]
+        x = src.ln_final(blocks(x, mask) if blocks is not None else src.transformer(x, attn_mask=mask))  # [C, L, W]
         pool = getattr(src, "text_pool_type", None) or getattr(src, "pool_type", "argmax")
         eos = getattr(src, "text_eos_id", None) or getattr(src, "eos_id", None)
         pooled = text_global_pool(x, ids, pool, eos_token_id=eos)  # [C, W]

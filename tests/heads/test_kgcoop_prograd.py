@@ -211,3 +211,19 @@ def test_prograd_base_to_novel_keeps_its_layout_and_context(cache: Path, tmp_pat
         moved = loaded.context.features(loaded.tower())  # [3, D]
     torch.testing.assert_close(moved[1:], fitted)
     assert loaded.shapes["classes"] == 3
+
+
+def test_kgcoop_fits_base_classes_against_their_own_anchors_and_scores_novel_ones(cache: Path) -> None:  # noqa: F811
+    data = fit_data(cache)
+    base = FitData(SubsetSplit(data.train, [0, 1]), SubsetSplit(data.val, [0, 1]), SubsetText(data.text, [0, 1]),
+                   1, torch.device("cpu"))
+    head = create_head("kgcoop", {"epochs": 1, "batch_size": 4})
+    assert isinstance(head, KgCoOp)
+    head.fit(base)
+    with torch.no_grad():
+        fitted = head.context.features(head.tower()).clone()  # [2, D]
+    head.retarget(SubsetText(data.text, [2, 0, 1]))
+    with torch.no_grad():
+        moved = head.context.features(head.tower())  # [3, D]
+    torch.testing.assert_close(moved[1:], fitted)
+    assert head.scores(FeatureSplit(cache / "test.h5")).shape[1] == 3
