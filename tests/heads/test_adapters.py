@@ -121,6 +121,21 @@ def test_a_fresh_visual_guided_block_passes_the_text_through() -> None:
     torch.testing.assert_close(ours_attention, expected_attention, rtol=1e-4, atol=1e-6)
 
 
+def test_vt_clip_ships_its_zero_shot_start_when_training_does_not_beat_it_on_validation(task) -> None:
+    """keep: best_val_or_start (the default): a ruinous rate never beats the start on val, and the start, with its
+    zero-started outputs, is zero-shot CLIP with CoOp's template; keep: last ships the ruined last epoch."""
+    data, test = task
+    assert create_head("vt_clip").params.keep == "best_val_or_start"
+    zero_shot = create_head("zero_shot", {"template_set": "coop"}).fit(data).scores(test)
+    ruined = {"epochs": 3, "n_heads": 2, "lr": 30.0, "weight_decay": 0.0}
+    head = create_head("vt_clip", ruined).fit(data)
+    assert head.selected["epoch"] == 0 and len(head.history) == 3
+    assert all(h["val_acc"] <= head.selected["val_acc"] for h in head.history)
+    torch.testing.assert_close(head.scores(test), zero_shot, rtol=1e-4, atol=1e-4)
+    last = create_head("vt_clip", {**ruined, "keep": "last"}).fit(data)
+    assert last.selected["epoch"] == 3 and not torch.allclose(last.scores(test), zero_shot, atol=1e-2)
+
+
 def test_vt_clip_schedules_and_refusals(task) -> None:
     data, _ = task
     coop = create_head("vt_clip", {"schedule": "coop", "lr": 0.1, "weight_decay": 0.2, "batch_size": 16,
