@@ -37,6 +37,7 @@ sys.addaudithook(_audit)
 # the shared cache keeps the tokens of the last block only: clip_lora adapts its text tower here (its image blocks run
 # from the tokens entering block 0 in tests/heads/test_clip_lora.py)
 HEADS = {**QUICK, "clip_lora": {**QUICK["clip_lora"], "encoder": "text"}}
+FIRST_BLOCK = ("ivlp", "maple")  # prompt every image block: fitted in tests/heads/test_vl_prompts.py
 
 
 def params_for(report, kind: str, image_root: Path, tmp_path: Path, **encode_changes) -> Path:
@@ -66,6 +67,9 @@ def test_every_head_trains_from_the_cache_alone(name: str, encoded, image_root: 
     requires = create_head(name, HEADS.get(name, {})).requires
     if "late_tokens" in requires and kind == "resnet":
         with pytest.raises(ClipCacheError, match=r"needs 'late_tokens'.*late_tokens: k > 0 \(ViT models\)"):
+            train_from_params(params, [], name, {"device": "cpu"})
+    elif name in FIRST_BLOCK:  # the shared cache keeps the tokens entering the last block only: named before a fit
+        with pytest.raises(ClipCacheError, match=r"needs encode\.features\.late_tokens: 2 \(the cache holds 1\)"):
             train_from_params(params, [], name, {"device": "cpu"})
     elif "pooled" in requires:  # these caches hold no pooled features: named before any fit
         with pytest.raises(ClipCacheError, match=r"needs 'pooled'.*encode\.features\.pooled: true"):

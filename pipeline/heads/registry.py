@@ -20,9 +20,9 @@ from pipeline.params import TEMPLATE_SETS, build
 _HEADS: dict[str, type[Head]] = {}
 # every head and the module that registers it, imported on demand
 MODULES: dict[str, str] = {name: f"pipeline.heads.{name}" for name in (
-    "ape", "ape_t", "cavpt", "clap", "clip_adapter", "clip_lora", "cocoop", "coop", "gda", "kgcoop", "linear_probe",
-    "lp_pp", "mm_adapter", "prograd", "prolip", "proker", "taskres", "tip_adapter", "tip_adapter_f", "vpt_late",
-    "vt_clip", "zero_shot", "zs_lp")}
+    "ape", "ape_t", "cavpt", "clap", "clip_adapter", "clip_lora", "cocoop", "coop", "gda", "ivlp", "kgcoop",
+    "linear_probe", "lp_pp", "maple", "mm_adapter", "prograd", "prolip", "proker", "taskres", "tip_adapter",
+    "tip_adapter_f", "vpt_late", "vt_clip", "zero_shot", "zs_lp")}
 
 
 def register_head(name: str) -> Callable[[type[Head]], type[Head]]:
@@ -66,7 +66,7 @@ CHOICES: dict[str, tuple[str, ...]] = {  # string parameters with a closed set o
 }
 # n_prompts may be 0: VPT without prompts is zero-shot
 AT_LEAST_ONE = frozenset({"n_ctx", "batch_size", "n_heads", "n_layers", "ffn_mult", "reduction", "bottleneck",
-                          "width", "alpha_every", "feat_num", "score_images"})
+                          "width", "alpha_every", "feat_num", "score_images", "n_ctx_vision"})
 MAX_GRID_STEPS = 100_000  # values of one searched grid ((start, stop, steps) parameters named *_grid)
 
 

@@ -75,6 +75,22 @@ def prompt_layout(tokenizer: Callable, classnames: list[str], n_ctx: int, positi
     return PromptLayout(torch.stack(rows).long(), torch.tensor(slots, dtype=torch.long))
 
 
+def leading_layout(tokenizer: Callable, classnames: list[str], n_ctx: int, phrase: str) -> PromptLayout:
+    """MaPLe's and IVLP's prompts: "<phrase> <name>." whose first n_ctx tokens are the context slots (the rest of the
+    phrase stays fixed words), as their PromptLearner with CTX_INIT and N_CTX <= 4."""
+    empty, dot, row = tokenizer(["", ".", phrase])
+    length, prefix = empty.shape[0], _prefix(empty, dot)
+    if _used(row) - _used(empty) < n_ctx:
+        raise ClipCacheError(f"the initial phrase {phrase!r} has fewer than n_ctx={n_ctx} tokens")
+    ids = tokenizer([f"{phrase} {name.replace('_', ' ')}." for name in classnames])  # [C, L]
+    for name, ids_row in zip(classnames, ids, strict=True):
+        if _used(ids_row) >= length:
+            raise ClipCacheError(f"class name {name!r} with the phrase {phrase!r} does not fit the text context of "
+                                 f"{length} tokens")
+    slots = torch.arange(prefix, prefix + n_ctx).repeat(len(classnames), 1)  # [C, n_ctx]
+    return PromptLayout(ids.long(), slots)
+
+
 def phrase_layout(tokenizer: Callable, classnames: list[str], n_ctx: int, phrase: str) -> PromptLayout:
     """ProGrad's prompts: "X .. X <phrase> <name>." with n_ctx minus the phrase's word count X's in front; the first
     n_ctx tokens after the opening specials are the context slots. Where the phrase has more tokens than words
