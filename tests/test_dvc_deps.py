@@ -60,5 +60,6 @@ def test_sweep_lists_what_any_head_imports_and_each_head_its_own_module() -> Non
     assert shared <= set().union(*needed.values()), f"deps nothing imports: {shared - set().union(*needed.values())}"
     head_files = {f"pipeline/heads/{name}.py" for name in MODULES}
     assert shared & head_files == {"pipeline/heads/ape.py", "pipeline/heads/clap.py", "pipeline/heads/coop.py",
+                                   "pipeline/heads/ivlp.py",
                                    "pipeline/heads/tip_adapter.py",
                                    "pipeline/heads/vpt_late.py"}

@@ -37,7 +37,7 @@ sys.addaudithook(_audit)
 # the shared cache keeps the tokens of the last block only: clip_lora adapts its text tower here (its image blocks run
 # from the tokens entering block 0 in tests/heads/test_clip_lora.py)
 HEADS = {**QUICK, "clip_lora": {**QUICK["clip_lora"], "encoder": "text"}}
-FIRST_BLOCK = ("ivlp", "maple")  # prompt every image block: fitted in tests/heads/test_vl_prompts.py
+FIRST_BLOCK = ("ivlp", "maple", "promptsrc")  # prompt every image block: fitted in tests/heads/test_vl_prompts.py
 
 
 def params_for(report, kind: str, image_root: Path, tmp_path: Path, **encode_changes) -> Path:

@@ -137,12 +137,14 @@ def lr_at(epoch_progress: float, schedule: Schedule) -> float:
 
 def train(head: Head, data: FitData, schedule: Schedule, names: tuple[str, ...] = ("global",),
           loss_fn: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None,
-          backward: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None) -> None:
+          backward: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None,
+          epoch_end: Callable[[int], None] | None = None) -> None:
     """Train the head's parameters for `schedule.epochs` epochs; ship the epoch `schedule.keep` names.
 
     The loss defaults to cross-entropy on the head's own `batch_scores` of each minibatch. `backward`, where given,
     replaces loss and backward pass: it fills the parameters' gradients itself (ProGrad's projected gradient) and
-    returns the minibatch's loss for the history; the optimiser then steps as usual.
+    returns the minibatch's loss for the history; the optimiser then steps as usual. `epoch_end(epoch)` (1-based) is
+    called after each epoch's last step, before validation (PromptSRC's prompt aggregation).
     """
     check_schedule(head.name, schedule)
     loss_fn = loss_fn or (lambda batch: F.cross_entropy(head.batch_scores(batch), batch["labels"]))
@@ -170,6 +172,8 @@ def train(head: Head, data: FitData, schedule: Schedule, names: tuple[str, ...] 
                 loss = backward(batch)
             optimizer.step()
             losses.append(loss.item())
+        if epoch_end is not None:
+            epoch_end(epoch + 1)
         last = epoch + 1 == schedule.epochs
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "steps": len(losses)}
         if by_val or last:

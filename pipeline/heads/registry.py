@@ -21,8 +21,8 @@ _HEADS: dict[str, type[Head]] = {}
 # every head and the module that registers it, imported on demand
 MODULES: dict[str, str] = {name: f"pipeline.heads.{name}" for name in (
     "ape", "ape_t", "cavpt", "clap", "clip_adapter", "clip_lora", "cocoop", "coop", "gda", "ivlp", "kgcoop",
-    "linear_probe", "lp_pp", "maple", "mm_adapter", "prograd", "prolip", "proker", "taskres", "tip_adapter",
-    "tip_adapter_f", "vpt_late", "vt_clip", "zero_shot", "zs_lp")}
+    "linear_probe", "lp_pp", "maple", "mm_adapter", "prograd", "prolip", "proker", "promptsrc", "taskres",
+    "tip_adapter", "tip_adapter_f", "vpt_late", "vt_clip", "zero_shot", "zs_lp")}
 
 
 def register_head(name: str) -> Callable[[type[Head]], type[Head]]:

@@ -105,9 +105,13 @@ class VLPrompts(EncoderHead):
             else:
                 nn.init.normal_(self.context.ctx, std=0.02)
         self.logit_scale.fill_(data.text.logit_scale)
-        train(self, data, Schedule("sgd", p.lr, p.weight_decay, p.epochs, p.batch_size, p.warmup_epochs, p.warmup_lr,
-                                   keep=p.keep, lr_schedule="dassl"), ("late_tokens",))
+        self.run_training(data, Schedule("sgd", p.lr, p.weight_decay, p.epochs, p.batch_size, p.warmup_epochs,
+                                         p.warmup_lr, keep=p.keep, lr_schedule="dassl"))
         return self
+
+    def run_training(self, data: FitData, schedule: Schedule) -> None:
+        """Cross-entropy of the prompted logits, minibatches of cached tokens (PromptSRC adds its terms)."""
+        train(self, data, schedule, ("late_tokens",))
 
     def text_features(self) -> torch.Tensor:
         """Normalised class features [C, D] of the prompts with their shallow and deep text prompts."""

@@ -18,10 +18,12 @@ QUICK = {"clip_adapter": {"epochs": 3}, "lp_pp": {"epochs": 5}, "tip_adapter_f":
          "prolip": {"epochs": 20}, "kgcoop": {"epochs": 2, "batch_size": 32}, "prograd": {"epochs": 2, "n_ctx": 6},
          "cocoop": {"epochs": 1, "batch_size": 2}, "clip_lora": {"n_iters": 2},
          "maple": {"epochs": 1, "depth": 1}, "ivlp": {"epochs": 1, "depth_text": 1, "depth_vision": 2},
+         "promptsrc": {"epochs": 1, "n_ctx": 2, "n_ctx_vision": 2, "depth_text": 1, "depth_vision": 2},
          "vpt_late": {"k": 1, "epochs": 2, "n_prompts": 2, "warmup_epochs": 0},
          "cavpt": {"k": 1, "epochs": 2, "n_prompts": 2, "top_k": 2, "warmup_epochs": 0}}
 # heads that run frozen encoder parts need a real (tiny) cache, not the synthetic one
-PROMPT_LEARNERS = ("coop", "kgcoop", "prograd", "cocoop", "clip_lora", "maple", "ivlp", "vpt_late", "cavpt", "prolip")
+PROMPT_LEARNERS = ("coop", "kgcoop", "prograd", "cocoop", "clip_lora", "maple", "ivlp", "promptsrc", "vpt_late",
+                   "cavpt", "prolip")
 
 
 @pytest.fixture(scope="session")
