@@ -34,10 +34,10 @@ from pipeline.backbone.image import tower_kind
 from pipeline.data.templates import resolve_template_set
 from pipeline.errors import ClipCacheError, NotApplicable
 from pipeline.heads.base import Shapes, val_accuracy
-from pipeline.heads.inputs import FitData, SplitReader, TextReader
+from pipeline.heads.inputs import FitData, TextReader
 from pipeline.heads.loop import view_batches
 from pipeline.heads.maths import normalize
-from pipeline.heads.prompted import EncoderHead, stored_late_tokens
+from pipeline.heads.prompted import TowerTextHead, stored_late_tokens
 from pipeline.heads.registry import register_head
 from pipeline.prompts.lora import MATRICES, BlockAdapters, check_blocks, run_adapted
 from pipeline.prompts.text import TextTower
@@ -62,7 +62,7 @@ class CLIPLoRAParams:
 
 
 @register_head("clip_lora")
-class CLIPLoRA(EncoderHead):
+class CLIPLoRA(TowerTextHead):
     Params = CLIPLoRAParams
     requires = frozenset({"global", "views", "late_tokens", "late_token_views"})
     runs = ("text tower", "every ViT block")
@@ -176,11 +176,8 @@ class CLIPLoRA(EncoderHead):
         self.selected.update({"epoch": len(self.history), "val_acc": self.history[-1]["val_acc"], "keep": "last",
                               "steps": done})
 
-    def text_features(self) -> torch.Tensor:
+    def compute_text(self) -> torch.Tensor:
         """Normalised class features [C, D] of the prompts through the (adapted) text tower."""
-        kept = self.__dict__.get("_text")
-        if kept is not None:
-            return kept
         tower = TextTower(self.encoder(self.device()))
         embeds = tower.embed(self.ids)  # [C, L, W]
         if not self.text:
@@ -204,16 +201,6 @@ class CLIPLoRA(EncoderHead):
 
     def batch_scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.logit_scale * self.image_features(batch) @ self.text_features().T  # [B, D] x [D, C] -> [B, C]
-
-    @torch.no_grad()
-    def scores(self, split: SplitReader) -> torch.Tensor:
-        """As every head's, with the class features computed once for the whole split."""
-        self.eval()
-        self.__dict__["_text"] = self.text_features()
-        try:
-            return super().scores(split)
-        finally:
-            self.__dict__.pop("_text", None)
 
     def retarget(self, text: TextReader) -> None:
         """Other class names: their own prompts through the same adapters."""

@@ -20,23 +20,16 @@ from torch import nn
 
 from pipeline.heads.base import Shapes
 from pipeline.heads.registry import register_head
-from pipeline.heads.vl_prompts import VLPrompts, check_depth
+from pipeline.heads.vl_prompts import VLPrompts, VLSchedule, check_depth
 
 
 @dataclass(frozen=True)
-class IVLPParams:
+class IVLPParams(VLSchedule):
     n_ctx: int = 2  # learned text tokens (their N_CTX_TEXT)
     n_ctx_vision: int = 2  # learned image tokens (their N_CTX_VISION)
     ctx_init: str = "a photo of a"  # its first n_ctx tokens initialise the text context (n_ctx <= 4)
     depth_text: int = 12  # text blocks with prompts, from the first (their PROMPT_DEPTH_TEXT)
     depth_vision: int = 12  # image blocks with prompts, from the first (their PROMPT_DEPTH_VISION)
-    lr: float = 0.0035
-    weight_decay: float = 5e-4
-    batch_size: int = 4
-    epochs: int = 5
-    warmup_epochs: int = 1
-    warmup_lr: float = 1e-5
-    keep: str = "last"
 
 
 @register_head("ivlp")

@@ -22,21 +22,14 @@ from torch import nn
 
 from pipeline.heads.base import Shapes
 from pipeline.heads.registry import register_head
-from pipeline.heads.vl_prompts import VLPrompts, check_depth
+from pipeline.heads.vl_prompts import VLPrompts, VLSchedule, check_depth
 
 
 @dataclass(frozen=True)
-class MaPLeParams:
+class MaPLeParams(VLSchedule):
     n_ctx: int = 2  # learned text tokens, and image tokens (the coupling maps each text token to one image token)
     ctx_init: str = "a photo of a"  # its first n_ctx tokens initialise the context (n_ctx <= 4)
     depth: int = 9  # blocks with prompts in each tower, from the first (their PROMPT_DEPTH)
-    lr: float = 0.0035
-    weight_decay: float = 5e-4
-    batch_size: int = 4
-    epochs: int = 5
-    warmup_epochs: int = 1
-    warmup_lr: float = 1e-5
-    keep: str = "last"
 
 
 @register_head("maple")

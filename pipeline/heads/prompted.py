@@ -57,6 +57,28 @@ class EncoderHead(Head):
         self.source = dict(state["encoder"])
 
 
+class TowerTextHead(EncoderHead):
+    """A head whose class features come out of the text tower with learned parts inside it (prompts, adapters):
+    `scores` runs the tower once per split instead of once per row batch."""
+
+    def compute_text(self) -> torch.Tensor:
+        """Normalised class features [C, D]."""
+        raise NotImplementedError
+
+    def text_features(self) -> torch.Tensor:
+        kept = self.__dict__.get("_text")
+        return kept if kept is not None else self.compute_text()
+
+    @torch.no_grad()
+    def scores(self, split: SplitReader) -> torch.Tensor:
+        self.eval()
+        self.__dict__["_text"] = self.compute_text()
+        try:
+            return super().scores(split)
+        finally:
+            self.__dict__.pop("_text", None)
+
+
 def stored_late_tokens(split: SplitReader) -> int:
     """The k of the late tokens a cache file holds (encode.features.late_tokens)."""
     return int(split.provenance["features"].get("late_tokens", 0))

@@ -18,6 +18,7 @@ the parameters' random draws follow our seeded creation order.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Unpack
 
 import torch
@@ -27,14 +28,27 @@ from pipeline.backbone.blocks import n_blocks, run_hooked
 from pipeline.backbone.image import tower_kind
 from pipeline.errors import ClipCacheError, NotApplicable
 from pipeline.heads.base import Shapes
-from pipeline.heads.inputs import FitData, SplitReader, TextReader
+from pipeline.heads.inputs import FitData, TextReader
 from pipeline.heads.loop import Schedule, train
 from pipeline.heads.maths import normalize
-from pipeline.heads.prompted import EncoderHead, TextContext, stored_late_tokens
+from pipeline.heads.prompted import TextContext, TowerTextHead, stored_late_tokens
 from pipeline.prompts.text import TextTower, leading_layout, prompt_layout
 
 
-class VLPrompts(EncoderHead):
+@dataclass(frozen=True)
+class VLSchedule:
+    """Their Dassl schedule (MaPLe's and IVLP's configs); each head's params add its prompts."""
+
+    lr: float = 0.0035
+    weight_decay: float = 5e-4
+    batch_size: int = 4
+    epochs: int = 5
+    warmup_epochs: int = 1
+    warmup_lr: float = 1e-5
+    keep: str = "last"
+
+
+class VLPrompts(TowerTextHead):
     """The shared machinery; a subclass says where each block's prompts come from."""
 
     requires = frozenset({"global", "views", "late_tokens", "late_token_views"})
@@ -113,11 +127,8 @@ class VLPrompts(EncoderHead):
         """Cross-entropy of the prompted logits, minibatches of cached tokens (PromptSRC adds its terms)."""
         train(self, data, schedule, ("late_tokens",))
 
-    def text_features(self) -> torch.Tensor:
+    def compute_text(self) -> torch.Tensor:
         """Normalised class features [C, D] of the prompts with their shallow and deep text prompts."""
-        kept = self.__dict__.get("_text")
-        if kept is not None:
-            return kept
         context = self.context
         tower = TextTower(self.encoder(self.device()))
         classes, n_ctx = context.slots.shape
@@ -160,16 +171,6 @@ class VLPrompts(EncoderHead):
     def batch_scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         image = self.image_features(batch["late_tokens"])  # [B, D]
         return self.logit_scale * image @ self.text_features().T  # [B, D] x [D, C] -> [B, C]
-
-    @torch.no_grad()
-    def scores(self, split: SplitReader) -> torch.Tensor:
-        """As every head's, with the class features computed once for the whole split."""
-        self.eval()
-        self.__dict__["_text"] = self.text_features()
-        try:
-            return super().scores(split)
-        finally:
-            self.__dict__.pop("_text", None)
 
     def retarget(self, text: TextReader) -> None:
         """Other class names in the same prompt layout, the same learned tokens."""

@@ -78,17 +78,10 @@ def prompt_layout(tokenizer: Callable, classnames: list[str], n_ctx: int, positi
 def leading_layout(tokenizer: Callable, classnames: list[str], n_ctx: int, phrase: str) -> PromptLayout:
     """MaPLe's and IVLP's prompts: "<phrase> <name>." whose first n_ctx tokens are the context slots (the rest of the
     phrase stays fixed words), as their PromptLearner with CTX_INIT and N_CTX <= 4."""
-    empty, dot, row = tokenizer(["", ".", phrase])
-    length, prefix = empty.shape[0], _prefix(empty, dot)
+    empty, row = tokenizer(["", phrase])
     if _used(row) - _used(empty) < n_ctx:
         raise ClipCacheError(f"the initial phrase {phrase!r} has fewer than n_ctx={n_ctx} tokens")
-    ids = tokenizer([f"{phrase} {name.replace('_', ' ')}." for name in classnames])  # [C, L]
-    for name, ids_row in zip(classnames, ids, strict=True):
-        if _used(ids_row) >= length:
-            raise ClipCacheError(f"class name {name!r} with the phrase {phrase!r} does not fit the text context of "
-                                 f"{length} tokens")
-    slots = torch.arange(prefix, prefix + n_ctx).repeat(len(classnames), 1)  # [C, n_ctx]
-    return PromptLayout(ids.long(), slots)
+    return written_layout(tokenizer, classnames, n_ctx, phrase, phrase)
 
 
 def phrase_layout(tokenizer: Callable, classnames: list[str], n_ctx: int, phrase: str) -> PromptLayout:
@@ -98,9 +91,13 @@ def phrase_layout(tokenizer: Callable, classnames: list[str], n_ctx: int, phrase
     words = len(phrase.split(" "))
     if words > n_ctx:
         raise ClipCacheError(f"n_ctx={n_ctx} is fewer than the {words} words of the initial phrase {phrase!r}")
+    return written_layout(tokenizer, classnames, n_ctx, " ".join(["X"] * (n_ctx - words) + [phrase]), phrase)
+
+
+def written_layout(tokenizer: Callable, classnames: list[str], n_ctx: int, head: str, phrase: str) -> PromptLayout:
+    """Prompts "<head> <name>." whose first n_ctx tokens after the opening specials are the context slots."""
     empty, dot = tokenizer(["", "."])
     length, prefix = empty.shape[0], _prefix(empty, dot)
-    head = " ".join(["X"] * (n_ctx - words) + [phrase])
     ids = tokenizer([f"{head} {name.replace('_', ' ')}." for name in classnames])  # [C, L]
     for name, row in zip(classnames, ids, strict=True):
         if _used(row) >= length:
