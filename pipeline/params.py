@@ -73,6 +73,8 @@ def apply_overrides(params: dict[str, Any], overrides: list[str]) -> dict[str, A
 
 # the prompt-template sets pipeline/data/resources ships (<name>.json), named here so that params need no data code
 TEMPLATE_SETS = ("imagenet80", "tip7", "coop")
+SAMPLERS = ("dassl", "numpy")  # few-shot draws (pipeline.data.fewshot)
+VAL_RULES = ("coop", "full")  # min(K, 4) validation images per class, or the whole validation split
 
 
 DTYPES = ("float16", "float32")
@@ -106,6 +108,8 @@ class ModelParams:
 class ProtocolParams:
     shots: tuple[int, ...] = (1, 2, 4, 8, 16)  # K training images per class, one few-shot set per (K, seed)
     seeds: tuple[int, ...] = (1, 2, 3)  # few-shot draw seeds
+    sampler: str = "dassl"  # 'dassl': the images Dassl (CoOp, Tip-Adapter...) draws for a seed; 'numpy': our older draw
+    val: str = "coop"  # validation: 'coop' (min(K, 4) per class) or 'full' (the whole val split; Tip-Adapter, GDA)
 
 
 @dataclass(frozen=True)
@@ -170,6 +174,10 @@ def encode_params(section: dict[str, Any] | None) -> EncodeParams:
     if max(params.protocol.shots) > MAX_SHOTS:
         raise ClipCacheError(f"encode.protocol.shots must be at most {MAX_SHOTS} per class, got "
                              f"{max(params.protocol.shots)}")
+    for name, known in (("sampler", SAMPLERS), ("val", VAL_RULES)):
+        if getattr(params.protocol, name) not in known:
+            raise ClipCacheError(f"encode.protocol.{name} must be one of {', '.join(known)}, got "
+                                 f"{getattr(params.protocol, name)!r}")
     if min(params.protocol.seeds) < 0 or params.views.seed < 0:
         raise ClipCacheError(f"encode.protocol.seeds and encode.views.seed must be >= 0, got "
                              f"{list(params.protocol.seeds)} and {params.views.seed}")

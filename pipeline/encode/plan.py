@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ class SplitJob:
     seed: int | None  # few-shot seed; None for test
     with_views: bool  # encode augmented views (few-shot train images)
     content_sha256: str = ""  # hash of its images' bytes and labels in row order (pipeline.data.content)
+    draw: dict[str, str] = field(default_factory=dict)  # few-shot files: the sampler and validation rule that drew them
 
 
 def cache_folder(params: EncodeParams) -> Path:
@@ -43,13 +44,14 @@ def plan_jobs(params: EncodeParams, dataset: DataSet, folder: Path) -> list[Spli
     jobs = [SplitJob(split_file(folder, "test"), "test", "test", test, np.arange(len(test)), None, None, False)]
     for shots in params.protocol.shots:
         for seed in params.protocol.seeds:
-            draw = sample_few_shot(dataset, shots, seed)
+            draw = sample_few_shot(dataset, shots, seed, params.protocol.sampler, params.protocol.val)
             train = [dataset.splits["train"][i] for i in draw.train]
             val = [dataset.splits[draw.val_source][i] for i in draw.val]
+            rules = {"sampler": draw.sampler, "val_rule": draw.val_rule}
             jobs.append(SplitJob(split_file(folder, "train", shots, seed), "train", "train", train, draw.train, shots,
-                                 seed, params.views.count > 0))
+                                 seed, params.views.count > 0, draw=rules))
             jobs.append(SplitJob(split_file(folder, "val", shots, seed), "val", draw.val_source, val, draw.val, shots,
-                                 seed, False))
+                                 seed, False, draw=rules))
     return with_content(jobs, ContentIndex(folder.parent / IMAGE_HASHES, dataset.root))
 
 
@@ -82,7 +84,8 @@ def split_provenance(params: EncodeParams, encoder_prov: dict[str, Any], dataset
         "dataset": dataset_provenance(dataset),
         "split": {"name": job.split, "source": job.source, "shots": job.shots, "seed": job.seed,
                   "n_items": len(job.items), "content_sha256": job.content_sha256,
-                  "item_index_sha256": hashlib.sha256(np.ascontiguousarray(job.item_index, np.int64).data).hexdigest()},
+                  "item_index_sha256": hashlib.sha256(np.ascontiguousarray(job.item_index, np.int64).data).hexdigest(),
+                  **job.draw},
         "features": {**feature_record(params), "normalised": False, **(feature_notes or {})},
         "views": ({**as_dict(params.views), "ratio": [3 / 4, 4 / 3], "flip": 0.5, "interpolation": "bicubic",
                    "view_seed": "numpy default_rng([views.seed, item_index, view])"} if job.with_views else None),

@@ -95,7 +95,16 @@ def cache_provenance(*files: SplitReader | TextReader) -> dict[str, Any]:
         "dataset": {k: first["dataset"][k] for k in ("name", "layout", "n_classes", "file_list_sha256",
                                                      "classnames") if k in first["dataset"]},
         "identity": identity(first),  # fingerprints of the encoder and data set, checked against test.h5 at evaluation
+        "draw": draw_record(files[0].provenance, files[1].provenance if len(files) > 2 else None),
     }
+
+
+def draw_record(train: dict[str, Any], val: dict[str, Any] | None) -> dict[str, Any]:
+    """How the few-shot files were drawn: the sampler, the validation rule and the validation size (files written
+    before the sampler was recorded were drawn with numpy, validation min(K, 4) per class)."""
+    split = train.get("split", {})
+    record = {"sampler": split.get("sampler", "numpy"), "val_rule": split.get("val_rule", "coop")}
+    return record | ({"val_images": val.get("split", {}).get("n_items")} if val is not None else {})
 
 
 def fit_inputs(encode: EncodeParams, shots: int, seed: int) -> tuple[FeatureSplit, FeatureSplit, TextFeatures]:
