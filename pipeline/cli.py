@@ -52,17 +52,17 @@ def datasets() -> None:
               help="none, local:N, cuda, slurm, tcp://host:8786: one task per shard (not tracked).")
 @click.option("--workers", type=int, default=None, help="Image-decoding processes.")
 @click.option("--batch-size", type=int, default=None, help="Images (views counted) per forward pass.")
-@click.option("--dataset", default=None, help="Only this data set of the grid.")
+@click.option("--dataset", "datasets", multiple=True, help="Only this data set of the grid (repeatable).")
 @click.option("--model", default=None, help="Only this model of the grid (ViT-B-32 or ViT-B-32__openai).")
 def encode(params_path: str, overrides: tuple[str, ...], skip_bad_images: bool | None, repair: bool | None,
            device: str | None, cluster: str | None, workers: int | None, batch_size: int | None,
-           dataset: str | None, model: str | None) -> None:
+           datasets: tuple[str, ...], model: str | None) -> None:
     """Stage 1: encode every (data set, model) pair of the grid into cache/ (resumes an interrupted run)."""
     from pipeline.encode.entry import encode_from_params
 
     encode_from_params(params_path, list(overrides), {"skip_bad_images": skip_bad_images, "repair": repair,
                                                       "device": device, "cluster": cluster, "workers": workers,
-                                                      "batch_size": batch_size}, dataset, model)
+                                                      "batch_size": batch_size}, list(datasets) or None, model)
 
 
 @cli.command()
@@ -107,16 +107,16 @@ def evaluate(params_path: str, head: str | None, overrides: tuple[str, ...], dev
 @click.option("--cluster", default=None,
               help="none, local:N, cuda, slurm, jobqueue-local:N or tcp://host:8786 (not tracked).")
 @click.option("--device", default=None, help="auto, cpu, cuda, mps (not tracked).")
-@click.option("--dataset", default=None, help="Only this data set of the grid.")
+@click.option("--dataset", "datasets", multiple=True, help="Only this data set of the grid (repeatable).")
 @click.option("--model", default=None, help="Only this model of the grid (ViT-B-32 or ViT-B-32__openai).")
 @click.option("--prune", is_flag=True, help="Remove run folders of these heads that the grid no longer holds.")
 def sweep(params_path: str, heads: tuple[str, ...], overrides: tuple[str, ...], cluster: str | None,
-          device: str | None, dataset: str | None, model: str | None, prune: bool) -> None:
+          device: str | None, datasets: tuple[str, ...], model: str | None, prune: bool) -> None:
     """Fit and evaluate every run of the grid (data sets x models x heads x shots x seeds) not done yet."""
     from pipeline.sweep.entry import sweep_from_params
 
     report = sweep_from_params(params_path, list(overrides), list(heads) or None,
-                               {"cluster": cluster, "device": device}, dataset, model, prune)
+                               {"cluster": cluster, "device": device}, list(datasets) or None, model, prune)
     click.echo(json.dumps({"runs": report.total, "done_now": report.count("done"),
                            "already_done": report.count("skipped"), "not_applicable": report.count("n/a"),
                            "failed": report.count("failed"), "repaired": report.repaired,
@@ -129,11 +129,12 @@ def sweep(params_path: str, heads: tuple[str, ...], overrides: tuple[str, ...], 
 @click.option("--params", "params_path", default="params.yaml", show_default=True, help="Parameters file.")
 @click.option("--results", default=None, help="Folder of evaluation JSONs (default: evaluate.results_dir).")
 @click.option("--out", default=None, help="Where tables and figures go (default: evaluate.report_dir).")
-def report(params_path: str, results: str | None, out: str | None) -> None:
+@click.option("--set", "overrides", multiple=True, help="Override: evaluate.report_dir=report-b (repeatable).")
+def report(params_path: str, results: str | None, out: str | None, overrides: tuple[str, ...]) -> None:
     """Rebuild the tables (Markdown, CSV), figures and index.html from the evaluation JSON files alone (no torch)."""
     from pipeline.report import build_report, report_settings
 
-    settings = report_settings(params_path)
+    settings = report_settings(params_path, list(overrides))
     written = build_report(results or settings.results_dir, out or settings.report_dir)
     click.echo(written[0].read_text())
     click.echo("wrote " + ", ".join(str(p) for p in written))
@@ -186,15 +187,20 @@ def presets() -> None:
 @click.option("--data-root", required=True, help="Folder holding the data sets in CoOp's layout ($DATA).")
 @click.option("--params", "params_path", default="params.yaml", show_default=True, help="Parameters file to rewrite.")
 @click.option("--dataset", "datasets", multiple=True, help="Only these data sets of the preset (repeatable).")
-def preset(name: str, data_root: str, params_path: str, datasets: tuple[str, ...]) -> None:
+@click.option("--unchecked", is_flag=True, help="Write it even where the data sets' folders are not on this machine "
+                                                 "(params for another machine).")
+def preset(name: str, data_root: str, params_path: str, datasets: tuple[str, ...], unchecked: bool) -> None:
     """Rewrite PARAMS's grid, encode protocol, heads and their parameters to the paper's protocol NAME (runtime,
-    evaluate and the cache folder are kept); then `dvc repro` (or encode, sweep, report) runs it."""
+    evaluate and the cache folder are kept); then `dvc repro` (or encode, sweep, report) runs it. Every data set's
+    folder under --data-root is checked first (all at once) unless --unchecked."""
     from pipeline.params import load_params
     from pipeline.presets import load_preset
-    from pipeline.presets.apply import apply_preset, write_params
+    from pipeline.presets.apply import apply_preset, check_roots, write_params
 
     chosen = load_preset(name)
     params = apply_preset(load_params(params_path), chosen, data_root, list(datasets) or None)
+    if not unchecked:
+        check_roots(chosen.name, params["grid"]["datasets"], data_root)
     write_params(params_path, params, f"the {name} preset ({chosen.citation}), applied by `clipcache preset`")
     click.echo(f"{params_path}: {len(params['grid']['datasets'])} data set(s) x {len(chosen.models)} model(s), "
                f"heads {', '.join(chosen.heads)}; next: dvc repro (or clipcache encode && clipcache sweep && "

@@ -11,6 +11,7 @@ Without a `grid` section, `encode.dataset` and `encode.model` are the one pair (
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pipeline.backbone.naming import model_label
@@ -47,17 +48,25 @@ def grid_sections(params: dict[str, Any]) -> list[dict[str, Any]]:
     return [{**encode, "dataset": d, "model": m} for d in datasets for m in models]
 
 
-def grid_pairs(params: dict[str, Any], dataset: str | None = None, model: str | None = None) -> list[EncodeParams]:
-    """The checked (data set, model) pairs, optionally only those of one data set and/or model.
+def grid_pairs(params: dict[str, Any], dataset: str | Sequence[str] | None = None,
+               model: str | None = None) -> list[EncodeParams]:
+    """The checked (data set, model) pairs, optionally only those of some data sets (one name or several) and/or one
+    model; a data set name the grid lacks is named.
 
     `model` matches an architecture name (ViT-B-32) or a pair label (ViT-B-32__openai).
     """
     pairs = [encode_params(section) for section in grid_sections(params)]
-    stray = sorted(set(pairs[0].descriptions) - {p.dataset.name for p in pairs}) if pairs else []
+    names = sorted({p.dataset.name for p in pairs})
+    stray = sorted(set(pairs[0].descriptions) - set(names)) if pairs else []
     if stray:
         raise ClipCacheError(f"encode.descriptions names {stray[0]!r}, which is no data set of the grid; known: "
-                             f"{', '.join(sorted({p.dataset.name for p in pairs}))}")
-    chosen = [p for p in pairs if dataset in (None, p.dataset.name) and
+                             f"{', '.join(names)}")
+    wanted = {dataset} if isinstance(dataset, str) else set(dataset or ())
+    unknown = sorted(wanted - set(names))
+    if unknown:
+        raise ClipCacheError(f"--dataset {', '.join(unknown)}: no such data set in the grid; it has: "
+                             f"{', '.join(names)}")
+    chosen = [p for p in pairs if (not wanted or p.dataset.name in wanted) and
               model in (None, p.model.name, model_label(p.model.name), pair_label(p.model.name, p.model.pretrained))]
     if not chosen:
         known = sorted({f"{p.dataset.name} / {pair_label(p.model.name, p.model.pretrained)}" for p in pairs})

@@ -317,8 +317,9 @@ def results_dir(params: dict[str, Any]) -> str:
 ReportSettings = EvaluateParams  # the report reads the `evaluate` section
 
 
-def report_settings(params_path: str | Path) -> ReportSettings:
-    """The settings from the params file's `evaluate` section; unknown keys there are errors.
+def report_settings(params_path: str | Path, overrides: list[str] | None = None) -> ReportSettings:
+    """The settings from the params file's `evaluate` section (with 'a.b=value' overrides applied); unknown keys
+    there are errors.
 
     Args:
         params_path: the params file; when it does not exist the defaults are used (and logged).
@@ -326,5 +327,5 @@ def report_settings(params_path: str | Path) -> ReportSettings:
     path = Path(params_path)
     if not path.exists():
         log.info("params file %s not found: results_dir and report_dir take their defaults", path)
-        return ReportSettings()
-    return evaluate_params(load_params(path).get("evaluate"))
+    params = load_params(path) if path.exists() else {}
+    return evaluate_params(apply_overrides(params, overrides or []).get("evaluate"))

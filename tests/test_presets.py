@@ -35,7 +35,7 @@ def test_every_paper_has_a_preset_and_each_names_known_heads_and_data_sets() -> 
 def test_a_preset_applied_is_the_papers_grid_and_keeps_runtime(name: str, tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
     params.write_text((REPO / "params.yaml").read_text())
-    assert main(["preset", name, "--data-root", "/data", "--params", str(params)]) == 0
+    assert main(["preset", name, "--data-root", "/data", "--params", str(params), "--unchecked"]) == 0
     written = yaml.safe_load(params.read_text())
     preset = load_preset(name)
     pairs = grid_pairs(written)
@@ -64,6 +64,24 @@ def test_a_slice_of_the_data_sets_and_unknown_names_are_refused(tmp_path: Path, 
     assert yaml.safe_load(path.read_text()) == params  # nothing written on refusal
 
 
+def test_missing_data_set_folders_are_all_named_before_anything_is_written(tmp_path: Path, capsys) -> None:
+    from pipeline.data.coop import COOP_FOLDERS
+
+    path = tmp_path / "params.yaml"
+    path.write_text((REPO / "params.yaml").read_text())
+    before = path.read_text()
+    root = tmp_path / "DATA"
+    (root / COOP_FOLDERS["dtd"]).mkdir(parents=True)
+    assert main(["preset", "gda", "--data-root", str(root), "--params", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "preset 'gda': 10 of 11 data set folder(s) missing under" in err and err.count("\n") == 1
+    for name in load_preset("gda").datasets:
+        assert (f"{name} (" in err) == (name != "dtd"), name
+    assert "pass --dataset for each of the 1 present" in err and path.read_text() == before
+    assert main(["preset", "gda", "--data-root", str(root), "--params", str(path), "--dataset", "dtd"]) == 0
+    assert [d["name"] for d in yaml.safe_load(path.read_text())["grid"]["datasets"]] == ["dtd"]
+
+
 def test_presets_lists_every_protocol(capsys) -> None:
     assert main(["presets"]) == 0
     out = capsys.readouterr().out
@@ -75,9 +93,9 @@ def test_a_transductive_papers_preset_writes_its_section_and_inductive_ones_clea
 
     params = tmp_path / "params.yaml"
     params.write_text((REPO / "params.yaml").read_text())
-    assert main(["preset", "transclip", "--data-root", "/data", "--params", str(params)]) == 0
+    assert main(["preset", "transclip", "--data-root", "/data", "--params", str(params), "--unchecked"]) == 0
     section = transductive_params(load_params(params).get("transductive"))
     assert section.heads == ("zero_shot",) and section.transclip.support is False
     assert set(section.heads) <= set(load_preset("transclip").heads)
-    assert main(["preset", "taskres", "--data-root", "/data", "--params", str(params)]) == 0
+    assert main(["preset", "taskres", "--data-root", "/data", "--params", str(params), "--unchecked"]) == 0
     assert transductive_params(load_params(params).get("transductive")).heads == ()

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def encode_from_params(params_path: str | Path, overrides: list[str], runtime: dict[str, Any],
-                       dataset: str | None = None, model: str | None = None) -> list[EncodeReport]:
+                       dataset: str | list[str] | None = None, model: str | None = None) -> list[EncodeReport]:
     """Encode every (data set, model) pair of the grid (or those chosen); complete files are kept as they are."""
     params = apply_overrides(load_params(params_path), overrides)
     section = runtime_section(params, runtime)

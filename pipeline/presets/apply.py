@@ -49,6 +49,18 @@ def apply_preset(params: dict[str, Any], preset: Preset, data_root: str,
     return out
 
 
+def check_roots(preset: str, datasets: list[dict[str, str]], data_root: str) -> None:
+    """One error naming every data set whose folder is missing under `data_root` (CoOp's $DATA layout)."""
+    missing = [d for d in datasets if not Path(d["root"]).is_dir()]
+    if not missing:
+        return
+    where = "; ".join(f"{d['name']} ({d['root']})" for d in missing)
+    have = len(datasets) - len(missing)
+    hint = (f"pass --dataset for each of the {have} present, " if have else "") + "or --unchecked to write it anyway"
+    raise ClipCacheError(f"preset {preset!r}: {len(missing)} of {len(datasets)} data set folder(s) missing under "
+                         f"{data_root}: {where}. Lay them out as CoOp's DATASETS.md says, {hint}")
+
+
 def write_params(path: str | Path, params: dict[str, Any], comment: str) -> None:
     """Write a params.yaml through a temporary file and a rename (a kill never leaves half a file)."""
     path = Path(path)

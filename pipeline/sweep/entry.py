@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 
 def sweep_from_params(params_path: str | Path, overrides: list[str], heads: list[str] | None, runtime: dict[str, Any],
-                      dataset: str | None = None, model: str | None = None, prune: bool = False) -> SweepReport:
+                      dataset: str | list[str] | None = None, model: str | None = None,
+                      prune: bool = False) -> SweepReport:
     """Run every run of the grid for `heads` (default: train.heads) that is not done yet; fail if any run failed."""
     params = apply_overrides(load_params(params_path), overrides)
     train = train_params(params.get("train"))

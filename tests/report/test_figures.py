@@ -95,6 +95,8 @@ def test_report_settings(tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
     params.write_text("train: {shots: 2}\nevaluate: {results_dir: res, report_dir: rep}\n")
     assert report_settings(params) == ReportSettings("res", "rep")
+    assert report_settings(params, ["evaluate.report_dir=other"]) == ReportSettings("res", "other")  # report --set
+    assert report_settings(tmp_path / "absent.yaml", ["evaluate.results_dir=r2"]) == ReportSettings("r2", "report")
     params.write_text("evaluate: {results_dir: res, colour: red}\n")
     with pytest.raises(ClipCacheError, match=r"unknown key evaluate\.colour"):
         report_settings(params)

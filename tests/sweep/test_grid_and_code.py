@@ -30,8 +30,15 @@ def test_grid_is_data_sets_times_models_sharing_the_protocol() -> None:
     assert [p.dataset.name for p in grid_pairs(params, model="ViT-B-32")] == ["textile", "dtd"]
     with pytest.raises(ClipCacheError, match=r"2 .*pairs.*--dataset and --model"):
         one_pair(params, dataset="dtd")
-    with pytest.raises(ClipCacheError, match=r"dataset='food101'.*the grid has: dtd / RN50__none"):
+    with pytest.raises(ClipCacheError, match=r"--dataset food101: no such data set in the grid; it has: dtd, textile"):
         grid_pairs(params, dataset="food101")
+    three = {**params, "grid": {"datasets": [*DATASETS, {"name": "eurosat", "root": "/data/eurosat"}],
+                                "models": MODELS[:1]}}
+    assert [p.dataset.name for p in grid_pairs(three, dataset=["dtd", "eurosat"])] == ["dtd", "eurosat"]
+    with pytest.raises(ClipCacheError, match=r"--dataset food101, ucf101: no such data set"):
+        grid_pairs(three, dataset=["dtd", "ucf101", "food101"])
+    with pytest.raises(ClipCacheError, match=r"no \(data set, model\) pair of the grid matches"):
+        grid_pairs(three, dataset=["dtd"], model="RN50")
 
 
 def test_without_a_grid_the_encode_section_is_the_one_pair() -> None:
