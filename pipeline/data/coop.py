@@ -9,10 +9,11 @@ FGVC-Aircraft reads `variants.txt` and `images_variant_{train,val,test}.txt`.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
-from pipeline.data.folder import list_images
+from pipeline.data.folder import IMAGE_SUFFIXES, list_images
 from pipeline.data.registry import (
     SPLITS,
     DataSet,
@@ -23,6 +24,8 @@ from pipeline.data.registry import (
     take_options,
 )
 from pipeline.errors import ClipCacheError
+
+log = logging.getLogger(__name__)
 
 # registry name -> the folder name CoOp gives the data set under $DATA
 COOP_FOLDERS = {
@@ -84,15 +87,38 @@ for _name in ("caltech101", "oxford_pets", "stanford_cars", "oxford_flowers", "f
 
 @register_dataset("imagenet")
 def imagenet(root: Path | None, options: dict[str, Any]) -> DataSet:
-    """ImageNet as CoOp lays it out: classnames.txt ('<wnid> <name>' per line) and images/{train,val}/<wnid>/."""
+    """ImageNet as CoOp lays it out: classnames.txt ('<wnid> <name>' per line) and images/{train,val}/<wnid>/.
+
+    As CoOp's `ImageNet.read_data`, the classes are the wnid folders present under images/train, in sorted order,
+    named by classnames.txt (a line without its folder is left out and logged); test images are read by wnid from
+    images/val/<wnid>/. Within a class the images are in sorted file-name order (CoOp lists them unsorted, in the file
+    system's order)."""
     take_options("imagenet", options, {})
     folder = dataset_dir("imagenet", root, "classnames.txt")
     lines = [line.split(" ", 1) for line in (folder / "classnames.txt").read_text().splitlines() if line.strip()]
-    wnids, classnames = [w for w, _ in lines], tuple(n.strip() for _, n in lines)
+    names = {w: n.strip() for w, n in lines}
+    train_dir, val_dir = folder / "images" / "train", folder / "images" / "val"
+    for sub in (train_dir, val_dir):
+        if not sub.is_dir():
+            raise ClipCacheError(f"data set 'imagenet': {str(sub)!r} is missing (CoOp's layout: images/train/<wnid>/ "
+                                 "and images/val/<wnid>/)")
+    flat = [p for p in val_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    if flat:
+        raise ClipCacheError(f"data set 'imagenet': {str(val_dir)!r} holds {len(flat)} image file(s) directly; "
+                             "CoOp's layout needs images/val/<wnid>/<image> (the official validation download is "
+                             "flat: sort it into one folder per wnid with its ground-truth labels first)")
+    wnids = sorted(p.name for p in train_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    unnamed = [w for w in wnids if w not in names]
+    if unnamed:
+        raise ClipCacheError(f"data set 'imagenet': folder images/train/{unnamed[0]} has no line in "
+                             f"{str(folder / 'classnames.txt')!r}")
+    if len(wnids) < len(names):
+        log.info("imagenet: %d of the %d classes of classnames.txt have no images/train folder; the %d present are "
+                 "kept, as CoOp does", len(names) - len(wnids), len(names), len(wnids))
     splits: dict[str, list[ImageItem]] = {"val": []}
-    for split, sub in (("train", "train"), ("test", "val")):
-        splits[split] = [ImageItem(p, label) for label, w in enumerate(wnids)
-                         for p in list_images(folder / "images" / sub / w)]
+    for split, sub in (("train", train_dir), ("test", val_dir)):
+        splits[split] = [ImageItem(p, label) for label, w in enumerate(wnids) for p in list_images(sub / w)]
+    classnames = tuple(names[w] for w in wnids)
     return DataSet("imagenet", folder, classnames, splits, load_resource("datasets/imagenet.json")["coop_template"])
 
 

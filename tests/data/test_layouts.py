@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,26 @@ def test_imagenet_layout_has_no_val_and_tests_on_its_val_folder(tmp_path: Path) 
     dataset = create_dataset("imagenet", tmp_path, {})
     assert dataset.classnames == ("tench", "goldfish fish")
     assert (len(dataset.splits["train"]), len(dataset.splits["val"]), len(dataset.splits["test"])) == (8, 0, 2)
+
+
+def test_imagenet_keeps_the_class_folders_present_and_names_a_flat_val_folder(tmp_path: Path) -> None:
+    """CoOp's read_data: the classes are the sorted wnid folders of images/train; a classnames.txt line without its
+    folder is left out (not an empty class); a flat images/val (the official download) is named in one line."""
+    make_imagenet(tmp_path, ["tench", "goldfish", "shark"], 2)
+    shutil.rmtree(tmp_path / "images" / "train" / "n00000001")
+    shutil.rmtree(tmp_path / "images" / "val" / "n00000001")
+    dataset = create_dataset("imagenet", tmp_path, {})
+    assert dataset.classnames == ("tench", "shark")
+    assert [item.label for item in dataset.splits["train"]] == [0, 0, 1, 1]
+    assert [item.path.parent.name for item in dataset.splits["test"]] == ["n00000000", "n00000002"]
+    (tmp_path / "images" / "train" / "n09999999").mkdir()
+    with pytest.raises(ClipCacheError, match=r"folder images/train/n09999999 has no line in .*classnames\.txt"):
+        create_dataset("imagenet", tmp_path, {})
+    (tmp_path / "images" / "train" / "n09999999").rmdir()
+    make_image(tmp_path / "images" / "val" / "ILSVRC2012_val_00000001.JPEG", 0, 1)
+    with pytest.raises(ClipCacheError, match=r"holds 1 image file\(s\) directly; CoOp's layout needs "
+                                             r"images/val/<wnid>/<image>"):
+        create_dataset("imagenet", tmp_path, {})
 
 
 def test_fgvc_aircraft_layout(tmp_path: Path) -> None:
