@@ -133,6 +133,11 @@ def introduction(runs: list[Run], results_dir: Path) -> list[str]:
         lines.append("Transductive rows (" + ", ".join(transductive) + "): each refines its head's test predictions "
                      "with the test split's image features (never its labels), so they are not comparable with "
                      "inductive rows as equals; the record keeps the head's own metrics beside them.")
+    draws = sorted({r.draw for r in runs if r.draw})
+    if draws:
+        lines.append("Few-shot sets: " + "; ".join(draws) + " (dassl: the images Dassl's sampler draws for the seed, "
+                     "as CoOp and Tip-Adapter; coop validation: min(K, 4) images per class; full: the whole val "
+                     "split).")
     random_models = sorted({f"{r.model} ({r.pretrained})" for r in runs if r.random_weights})
     if random_models:
         lines.append(f"{RANDOM_WARNING}: {', '.join(random_models)}")

@@ -51,6 +51,7 @@ class Run:
     base_to_novel: dict[str, Any] | None = None
     layout: str = ""  # the registered layout the data set was read with (its name when the record has none)
     transductive: str = ""  # 'transclip' for a run refined with the test features (its head reads <head>+transclip)
+    draw: str = ""  # how its few-shot files were drawn: 'sampler, validation rule' ('' in records before it was kept)
 
 
 def find_results(results_dir: str | Path) -> list[Path]:
@@ -116,7 +117,14 @@ def parse_run(record: dict[str, Any], path: Path) -> Run:
                metrics={k: float(metrics[k]) for k in ("top1", "mean_per_class_accuracy", "ece")},
                n_test=metrics["n_test"], attention=attention or None, protocol=str(record.get("protocol", "all")),
                base_to_novel=base_to_novel(record, path), layout=str(record.get("layout") or record["dataset"]),
-               transductive=method)
+               transductive=method, draw=draw_label(record.get("draw")))
+
+
+def draw_label(draw: Any) -> str:
+    """'dassl sampler, coop validation' from a record's `draw` (absent in records written before it was kept)."""
+    if not isinstance(draw, dict):
+        return ""
+    return f"{draw.get('sampler', '?')} sampler, {draw.get('val_rule', '?')} validation"
 
 
 def transductive_method(record: dict[str, Any], path: Path) -> str:

@@ -37,6 +37,7 @@ def test_train_evaluate_report(encoded, image_root: Path, tmp_path: Path, capsys
         assert "device 'cuda' asked for, but CUDA is not available here" in capsys.readouterr().err
     assert record["random_weights"] is True and record["pretrained"] == "none" and record["model"] == LABEL["vit"]
     assert set(record["cache_files"]) == {"k2-s1/train.h5", "k2-s1/val.h5", f"{PAIR['vit']}/text.h5", "test.h5"}
+    assert record["draw"] == {"sampler": "dassl", "val_rule": "coop", "val_images": 6}  # min(2, 4) x 3 classes
     assert record["metrics"]["n_test"] == 9 and 0 <= record["metrics"]["top1"] <= 1
     assert len(record["attention"]) == 4 and Path(record["attention"][0]["image"]).is_file()
     assert len(record["attention"][0]["attention_true"]) == 4  # a 4 x 4 grid for the tiny ViT (64 px, patch 16)
@@ -49,6 +50,7 @@ def test_train_evaluate_report(encoded, image_root: Path, tmp_path: Path, capsys
     assert main(["report", "--params", str(params), "--results", str(results), "--out", str(tmp_path / "rep")]) == 0
     table = (tmp_path / "rep" / "table.md").read_text()
     assert "RANDOM WEIGHTS" in table and "| vt_clip |" in table and "2 shots" in table
+    assert "Few-shot sets: dassl sampler, coop validation (dassl: the images Dassl's sampler draws" in table
     rows = list(csv.DictReader((tmp_path / "rep" / "runs.csv").open()))
     assert {r["head"] for r in rows} == {"zero_shot", "gda", "vt_clip"} and all(r["pretrained"] == "none" for r in rows)
     pngs = sorted(p.name for p in (tmp_path / "rep" / "figures").glob("*.png"))
