@@ -41,6 +41,7 @@ from pipeline.report.load import Run, load_runs, read_confusion
 from pipeline.report.names import slug
 from pipeline.report.novel import novel_tables, split_protocols
 from pipeline.report.published import comparison_table
+from pipeline.report.ranks import rank_section
 from pipeline.report.styles import LineStyle, head_styles
 from pipeline.report.tables import Table, metric_tables, shots_label
 
@@ -170,6 +171,7 @@ def write_report(runs: list[Run], novel: list[Run], results: Path, out: Path) ->
     sections[0].figures = curve_plots(models, styles, folder)
     published = comparison_table(groups)
     sections.insert(1, Section(published.title, [published]))
+    sections.insert(2, rank_section(runs, folder))
     confusion = confusion_section(groups, folder)
     sections += [Section("Most confused class pairs", confusion.tables),
                  Section(confusion.title, [], confusion.figures),

@@ -24,7 +24,9 @@ figcaption, .notes { font-size: 0.85em; color: #555; }
 
 
 def html_table(table: Table) -> str:
-    """A <table> with its title as a heading and its caption and notes."""
+    """A <table> with its title as a heading and its caption and notes; a table without rows is its notes alone."""
+    if not table.rows:
+        return f'<p class="notes">{escape(" ".join(table.notes or ["Nothing to show."]))}</p>\n'
     head = "".join(f"<th>{escape(h)}</th>" for h in table.header)
     body = "\n".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in table.rows)
     notes = "".join(f"<li>{escape(n)}</li>" for n in table.notes)

@@ -89,7 +89,10 @@ def escape_markdown(text: str) -> str:
 
 
 def to_markdown(table: Table) -> str:
-    """The table as a Markdown section: ### title, caption, the pipe table, notes as a list."""
+    """The table as a Markdown section: ### title, caption, the pipe table, notes as a list; a table without rows is
+    its notes alone (one line saying why there is nothing), not an empty table under a second heading."""
+    if not table.rows:
+        return " ".join(escape_markdown(note) for note in table.notes or ["Nothing to show."]) + "\n"
     lines = [f"### {table.title}", "", table.caption, "",
              "| " + " | ".join(escape_markdown(h) for h in table.header) + " |",
              "|" + "---|" * len(table.header)]
