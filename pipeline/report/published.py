@@ -25,6 +25,7 @@ from pipeline.report.load import Run
 from pipeline.report.stats import summarise
 from pipeline.report.tables import Table
 
+DISAGREEMENT = 1.0  # points of top-1 between two sources of one cell that the report flags
 COLUMNS = ("paper", "table", "method", "head", "head_params", "backbone", "weights", "dataset", "shots", "value",
            "protocol", "note", "citation")
 
@@ -88,15 +89,21 @@ def comparison_rows(groups: dict[GroupKey, list[Run]]) -> list[list[str]]:
         layout_key = (members[0].layout, key[1], key[2])
         for (head, shots), runs in sorted(cells.items()):
             ours = summarise([100 * r.metrics["top1"] for r in runs])
-            for row in published_numbers():
-                if not applies(row, layout_key, head, shots, runs[0].head_params):
-                    continue
+            matched = [row for row in published_numbers() if applies(row, layout_key, head, shots, runs[0].head_params)]
+            for row in matched:
                 differs = protocol_differences(load_preset(row.protocol), head, runs[0].head_params)
                 delta = "—" if differs else f"{ours.mean - row.value:+.1f}"
                 rows.append([" / ".join(key), head, str(shots), f"{ours.mean:.1f} (n={ours.n})", f"{row.value:.2f}",
-                             delta, f"{row.paper}: {row.method}, {row.table}",
+                             delta, f"{row.paper}: {row.method}, {row.table}" + disagreement(row, matched),
                              "as the paper" if not differs else "differs: " + "; ".join(differs)])
     return rows
+
+
+def disagreement(row: Published, matched: list[Published]) -> str:
+    """' — disagrees with <paper> (<value>)' for every other source of the same cell more than a point away: the
+    report shows both rather than picking one."""
+    others = [o for o in matched if o.paper != row.paper and abs(o.value - row.value) > DISAGREEMENT]
+    return "".join(f" — disagrees with {o.paper}: {o.method} ({o.value:.2f})" for o in others)
 
 
 def comparison_table(groups: dict[GroupKey, list[Run]]) -> Table:

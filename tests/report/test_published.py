@@ -51,6 +51,17 @@ def test_a_run_under_the_papers_protocol_is_compared(tmp_path: Path) -> None:
     assert [r[4] for r in gda_log] == ["62.01"]  # GDA's log repeats Tip-Adapter's number, cited separately
 
 
+def test_two_sources_more_than_a_point_apart_are_both_shown_and_flagged(tmp_path: Path) -> None:
+    """CLIP-Adapter on SUN397 at 4 shots: Tip-Adapter's exp.log says 65.96, APE's notebook 63.70."""
+    run = record("sun397", "clip_adapter", 4, 1, 0.64, model="RN50", pretrained="openai", head_params={})
+    rows = comparison_rows(runs_of(tmp_path, run))
+    sources = {r[4]: r[6] for r in rows}
+    assert sources["65.96"].endswith("— disagrees with ape: CLIP-Adapter (63.70)")
+    assert sources["63.70"].endswith("— disagrees with tip_adapter: CLIP-Adapter (65.96)")
+    close = record("imagenet", "tip_adapter", 16, 1, 0.6, model="RN50", pretrained="openai", head_params=TIP)
+    assert not any("disagrees" in r[6] for r in comparison_rows(runs_of(tmp_path / "b", close)))  # 62.01 twice
+
+
 def test_another_protocol_is_shown_without_a_difference(tmp_path: Path) -> None:
     groups = runs_of(tmp_path, tip("imagenet", 16, 1, 0.60, head_params={**TIP, "per_dataset": False}))
     (row, *_) = comparison_rows(groups)
