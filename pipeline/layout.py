@@ -50,13 +50,13 @@ def split_file(folder: Path, split: str, shots: int | None = None, seed: int | N
     return few_shot_folder(folder, shots, seed) / SPLIT_FILE.format(split=split)
 
 
-PROTOCOL_SUFFIX = {"all": "", "base_to_novel": "-b2n"}  # a run folder's name by protocol
+PROTOCOL_SUFFIX = {"all": "", "base_to_novel": "-b2n", "validation_free": "-vfree"}  # a run folder's name by protocol
 
 
 def run_folder(results_dir: str | Path, head: str, dataset: str, pair: str, shots: int, seed: int,
                protocol: str = "all", transductive: str = "") -> Path:
-    """<results_dir>/<head>/<data set>/<model>__<pretrained>/k<K>-s<seed>[-b2n][-<transductive method>]: one run's
-    files (a transductive run, `transductive: transclip`, is named by its method)."""
+    """<results_dir>/<head>/<data set>/<model>__<pretrained>/k<K>-s<seed>[-b2n|-vfree][-<transductive method>]: one
+    run's files (a transductive run, `transductive: transclip`, is named by its method)."""
     name = f"k{shots}-s{seed}{PROTOCOL_SUFFIX[protocol]}" + (f"-{transductive}" if transductive else "")
     return Path(results_dir) / head / dataset / pair / name
 

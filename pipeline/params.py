@@ -230,10 +230,11 @@ class TrainParams:
     out_dir: str | None = None  # no longer used: a run's fitted head and evaluation share its folder under
     #                             evaluate.results_dir (pipeline/layout.py); accepted so that older params still load
     heads: tuple[str, ...] = ()  # the heads `clipcache sweep` runs by default (and dvc.yaml's sweep stages)
-    protocol: str = "all"  # sweep runs: 'all' classes, or 'base_to_novel' (CoCoOp: fit the first half, score both)
+    protocol: str = "all"  # sweep runs: 'all' classes, 'base_to_novel' (CoCoOp: fit the first half, score both) or
+    #                        'validation_free' (no validation image read; each head's authors' fixed choices)
 
 
-PROTOCOLS = ("all", "base_to_novel")
+PROTOCOLS = ("all", "base_to_novel", "validation_free")
 
 
 def train_params(section: dict[str, Any] | None) -> TrainParams:

@@ -18,7 +18,15 @@ import torch
 from torch import nn
 
 from pipeline.errors import NotApplicable
-from pipeline.heads.inputs import ROW_BATCH, FitData, SplitReader, TextReader, split_batches, text_classifier
+from pipeline.heads.inputs import (
+    ROW_BATCH,
+    FitData,
+    SplitReader,
+    TextReader,
+    has_validation,
+    split_batches,
+    text_classifier,
+)
 from pipeline.heads.maths import clip_logits
 from pipeline.heads.reference import for_dataset
 
@@ -71,6 +79,9 @@ class Head(nn.Module):
     runs: ClassVar[tuple[str, ...]] = ()  # frozen encoder parts run in stage 2 (prompt learners), e.g. ('text tower',)
     batch_rows: ClassVar[int] = ROW_BATCH  # rows per batch when scoring a split (token heads use fewer)
     novel_classes: ClassVar[bool] = False  # can score classes it was not fitted on (base-to-novel): see `retarget`
+    # the (parameter, value) pairs its authors fix for a run that reads no validation image (train.protocol:
+    # validation_free), over the run's own; None: it selects on validation, with no such form ("not applicable" there)
+    validation_free: ClassVar[tuple[tuple[str, Any], ...] | None] = None
     # the zero-shot classifier's buffers, created by `text_buffers` in the setup of the heads that use it
     class_weights: torch.Tensor  # [C, D] normalised text features
     logit_scale: torch.Tensor  # [] the model's logit scale (exp applied)
@@ -165,6 +176,11 @@ def val_accuracy(head: Head, split: SplitReader) -> float:
     """Accuracy of a head on a split (used on val only during fit)."""
     logits = head.scores(split)
     return float((logits.argmax(-1).numpy() == split.labels).mean()) if split.n else 0.0
+
+
+def recorded_val_accuracy(head: Head, split: SplitReader) -> float | None:
+    """The validation accuracy a fit records (never selects with); None in a validation-free run."""
+    return val_accuracy(head, split) if has_validation(split) else None
 
 
 

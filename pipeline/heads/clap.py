@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.heads.base import Head, Shapes, val_accuracy
+from pipeline.heads.base import Head, Shapes, recorded_val_accuracy
 from pipeline.heads.inputs import FitData, each_view
 from pipeline.heads.loop import Schedule, check_schedule, lr_at, make_optimizer
 from pipeline.heads.maths import clip_logits, normalize
@@ -78,6 +78,7 @@ def batches_per_epoch(images: int, batch_size: int) -> int:
 @register_head("clap")
 class CLAP(Head):
     Params = CLAPParams
+    validation_free = ()  # validation-free as it is (reads no val)
     requires = frozenset({"global", "views"})
 
     prototypes: nn.Parameter  # [C, D] the probe's class weights
@@ -146,7 +147,7 @@ class CLAP(Head):
                  self.history[-1]["train_loss"])
         self.selected.update({"epoch": schedule.epochs, "keep": "last", "steps": schedule.epochs * steps,
                               "validation": "none (validation-free): val_acc is recorded, never used to choose",
-                              "val_acc": val_accuracy(self, data.val)})
+                              "val_acc": recorded_val_accuracy(self, data.val)})
 
     def scores_of(self, features: torch.Tensor) -> torch.Tensor:
         """[B, C] logits of raw (or normalised) image features."""

@@ -19,8 +19,6 @@ from pipeline.errors import ClipCacheError
 from pipeline.store import FeatureSplit, TextFeatures
 from pipeline.store.schema import image_axis
 
-PROTOCOLS = ("all", "base_to_novel")
-
 
 def base_and_novel(n_classes: int) -> tuple[list[int], list[int]]:
     """CoCoOp's split (subsample_classes): the first ceil(C / 2) classes are base, the rest novel."""

@@ -46,6 +46,7 @@ def bottleneck(dim: int, reduction: int) -> nn.Sequential:
 @register_head("clip_adapter")
 class CLIPAdapter(Head):
     Params = CLIPAdapterParams
+    validation_free = (("keep", "last"),)  # its authors' choice without val
     requires = frozenset({"global", "views"})
     novel_classes = True  # its classes enter only through the text features (base-to-novel)
 

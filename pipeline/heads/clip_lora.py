@@ -33,7 +33,7 @@ from pipeline.backbone.blocks import n_blocks
 from pipeline.backbone.image import tower_kind
 from pipeline.data.templates import resolve_template_set
 from pipeline.errors import ClipCacheError, NotApplicable
-from pipeline.heads.base import Shapes, val_accuracy
+from pipeline.heads.base import Shapes, recorded_val_accuracy
 from pipeline.heads.inputs import FitData, TextReader
 from pipeline.heads.loop import view_batches
 from pipeline.heads.maths import normalize
@@ -64,6 +64,7 @@ class CLIPLoRAParams:
 @register_head("clip_lora")
 class CLIPLoRA(TowerTextHead):
     Params = CLIPLoRAParams
+    validation_free = ()  # validation-free as it is (reads no val)
     requires = frozenset({"global", "views", "late_tokens", "late_token_views"})
     runs = ("text tower", "every ViT block")
     batch_rows = 256  # token sequences are large
@@ -172,9 +173,10 @@ class CLIPLoRA(TowerTextHead):
                     break
             self.history.append({"epoch": len(self.history) + 1, "train_loss": float(np.mean(losses)),
                                  "steps": len(losses)})
-        self.history[-1]["val_acc"] = val_accuracy(self, data.val)
-        self.selected.update({"epoch": len(self.history), "val_acc": self.history[-1]["val_acc"], "keep": "last",
-                              "steps": done})
+        val_acc = recorded_val_accuracy(self, data.val)  # recorded, never used: their loop has no validation
+        if val_acc is not None:
+            self.history[-1]["val_acc"] = val_acc
+        self.selected.update({"epoch": len(self.history), "val_acc": val_acc, "keep": "last", "steps": done})
 
     def compute_text(self) -> torch.Tensor:
         """Normalised class features [C, D] of the prompts through the (adapted) text tower."""

@@ -47,6 +47,7 @@ class CoOpParams:
 @register_head("coop")
 class CoOp(EncoderHead):
     Params = CoOpParams
+    validation_free = (("keep", "last"),)  # its authors' choice without val
     requires = frozenset({"global", "views"})
     runs = ("text tower",)
     novel_classes = True  # a shared context fits any class name (csc cannot)

@@ -17,10 +17,10 @@ import torch
 
 from pipeline.backbone.naming import model_label
 from pipeline.errors import ClipCacheError, NotApplicable
-from pipeline.heads import REQUIREMENTS, FitData, Head, create_head
-from pipeline.heads.base import val_accuracy
+from pipeline.heads import REQUIREMENTS, FitData, Head, create_head, head_class
+from pipeline.heads.base import recorded_val_accuracy
 from pipeline.heads.classes import SubsetSplit, SubsetText
-from pipeline.heads.inputs import SplitReader, TextReader
+from pipeline.heads.inputs import NoValidation, SplitReader, TextReader, has_validation
 from pipeline.heads.io import save_head
 from pipeline.layout import FIT_RECORD, TEXT_FILE, cache_folder, split_file
 from pipeline.params import EncodeParams
@@ -64,7 +64,7 @@ def check_requires(head: Head, train: SplitReader, val: SplitReader) -> None:
     names = sorted({name for need in head.requires for name in REQUIREMENTS[need]},
                    key=lambda n: (n.startswith("views/"), n))
     for name in names:  # row datasets first: their error names the setting most directly
-        for split in (train,) if name.startswith("views/") else (train, val):
+        for split in (train,) if name.startswith("views/") or not has_validation(val) else (train, val):
             try:
                 split.array(name)  # the split's own error names the encode setting that produces `name`
             except ClipCacheError as exc:
@@ -109,27 +109,54 @@ def draw_record(train: dict[str, Any], val: dict[str, Any] | None) -> dict[str, 
 
 def fit_inputs(encode: EncodeParams, shots: int, seed: int) -> tuple[FeatureSplit, FeatureSplit, TextFeatures]:
     """The few-shot train and val files and the text file of one (K, seed) of a pair, checked on open."""
-    arch = model_label(encode.model.name)
-    folder = cache_folder(encode.cache_dir, encode.dataset.name, encode.model.name, encode.model.pretrained)
-    expect = {"split.shots": shots, "split.seed": seed, "encoder.model": arch}
-    files = (FeatureSplit(split_file(folder, "train", shots, seed), expect={**expect, "split.name": "train"}),
-             FeatureSplit(split_file(folder, "val", shots, seed), expect={**expect, "split.name": "val"}),
-             TextFeatures(folder / TEXT_FILE, expect={"encoder.model": arch}))
-    check_together(*files)
-    return files
+    train, text = train_and_text(encode, shots, seed, check=False)
+    val = FeatureSplit(split_file(pair_folder(encode), "val", shots, seed),
+                       expect={**split_expect(encode, shots, seed), "split.name": "val"})
+    check_together(train, val, text)
+    return train, val, text
+
+
+def train_and_text(encode: EncodeParams, shots: int, seed: int, check: bool = True) -> tuple[FeatureSplit,
+                                                                                             TextFeatures]:
+    """The few-shot train file and the text file (a validation-free run never opens val), checked on open."""
+    folder = pair_folder(encode)
+    train = FeatureSplit(split_file(folder, "train", shots, seed),
+                         expect={**split_expect(encode, shots, seed), "split.name": "train"})
+    text = TextFeatures(folder / TEXT_FILE, expect={"encoder.model": model_label(encode.model.name)})
+    if check:
+        check_together(train, text)
+    return train, text
+
+
+def pair_folder(encode: EncodeParams) -> Path:
+    return cache_folder(encode.cache_dir, encode.dataset.name, encode.model.name, encode.model.pretrained)
+
+
+def split_expect(encode: EncodeParams, shots: int, seed: int) -> dict[str, Any]:
+    return {"split.shots": shots, "split.seed": seed, "encoder.model": model_label(encode.model.name)}
 
 
 def fit_head(encode: EncodeParams, shots: int, seed: int, name: str, head_params: dict[str, Any],
-             device: torch.device, classes: list[int] | None = None) -> Fitted:
+             device: torch.device, classes: list[int] | None = None, validation_free: bool = False) -> Fitted:
     """Fit head `name` on the (shots, seed) cache of `encode`'s data set and model, on `classes` only when given
-    (base-to-novel: the base classes, labels renumbered); nothing is written."""
+    (base-to-novel: the base classes, labels renumbered); `validation_free`: the val file is never opened, the head's
+    authors' validation-free parameters apply (NotApplicable for a head that has none); nothing is written."""
     train_split: SplitReader
     val_split: SplitReader
     text: TextReader
-    train_split, val_split, text = fit_inputs(encode, shots, seed)
+    if validation_free:
+        fixed = head_class(name).validation_free
+        if fixed is None:
+            raise NotApplicable(f"{name} selects its hyper-parameters or epoch on validation and has no "
+                                "validation-free form")
+        head_params = {**head_params, **dict(fixed)}
+        train_split, text = train_and_text(encode, shots, seed)
+        val_split = NoValidation(name)  # any read of it is an error naming the head
+    else:
+        train_split, val_split, text = fit_inputs(encode, shots, seed)
     if classes is not None:
-        train_split, val_split, text = (SubsetSplit(train_split, classes), SubsetSplit(val_split, classes),
-                                        SubsetText(text, classes))
+        val_split = SubsetSplit(val_split, classes) if isinstance(val_split, FeatureSplit) else val_split
+        train_split, text = SubsetSplit(train_split, classes), SubsetText(text, classes)
     head = create_head(name, head_params)
     check_requires(head, train_split, val_split)
     check_classes(train_split, text.classnames, shots)
@@ -137,11 +164,12 @@ def fit_head(encode: EncodeParams, shots: int, seed: int, name: str, head_params
     started = time.perf_counter()
     head.to(device).fit(FitData(train_split, val_split, text, seed, device))
     seconds = time.perf_counter() - started
-    provenance = {**cache_provenance(train_split, val_split, text), "shots": shots, "seed": seed}
+    read = (train_split, val_split, text) if has_validation(val_split) else (train_split, text)
+    provenance = {**cache_provenance(*read), "shots": shots, "seed": seed, "validation_free": validation_free}
     if classes is not None:
         provenance["dataset"]["classnames"] = text.classnames
         provenance["classes"] = list(classes)  # the classes fitted on, indices into the data set's classes
-    metrics = {"head": name, "shots": shots, "seed": seed, "val_acc": val_accuracy(head, val_split),
+    metrics = {"head": name, "shots": shots, "seed": seed, "val_acc": recorded_val_accuracy(head, val_split),
                "selected": head.selected, "fit_seconds": round(seconds, 3), "history": head.history,
                "model": model_label(encode.model.name), "pretrained": encode.model.pretrained,
                "random_weights": provenance["encoder"]["random_weights"], "dataset": encode.dataset.name}

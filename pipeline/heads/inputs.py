@@ -92,6 +92,23 @@ class TextReader(Protocol):
     def description_embeddings(self) -> tuple[np.ndarray, np.ndarray]: ...  # [S, D] raw, [C + 1] offsets
 
 
+class NoValidation:
+    """The validation split of a validation-free run (train.protocol: validation_free): reading it is an error that
+    names the head, so that a head with a validation search cannot run there unnoticed."""
+
+    def __init__(self, head: str) -> None:
+        self.head = head
+
+    def __getattr__(self, name: str) -> Any:
+        raise ClipCacheError(f"{self.head} read the validation split ({name}) in a validation-free run "
+                             "(train.protocol: validation_free)")
+
+
+def has_validation(split: Any) -> bool:
+    """False for the stand-in of a validation-free run."""
+    return not isinstance(split, NoValidation)
+
+
 @dataclass
 class FitData:
     """The inputs of `Head.fit`."""

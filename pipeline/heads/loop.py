@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from pipeline.errors import ClipCacheError
 from pipeline.heads.base import Head, val_accuracy
-from pipeline.heads.inputs import FitData, SplitReader
+from pipeline.heads.inputs import FitData, SplitReader, has_validation
 from pipeline.heads.maths import normalize
 
 log = logging.getLogger(__name__)
@@ -153,6 +153,10 @@ def train(head: Head, data: FitData, schedule: Schedule, names: tuple[str, ...] 
     steps = steps_per_epoch(data.train.n, schedule)
     best_acc, best_epoch, best_state = -1.0, 0, None
     by_val = schedule.keep in ("best_val", "best_val_or_start")
+    validated = has_validation(data.val)
+    if by_val and not validated:
+        raise ClipCacheError(f"heads.{head.name}.keep: {schedule.keep} selects on validation, which a validation-free "
+                             "run does not read")
     if schedule.keep == "best_val_or_start":
         best_acc, best_state = val_accuracy(head, data.val), copy.deepcopy(head.state_dict())
         log.info("%s epoch 0 (untrained): val acc %.4f", head.name, best_acc)
@@ -176,7 +180,7 @@ def train(head: Head, data: FitData, schedule: Schedule, names: tuple[str, ...] 
             epoch_end(epoch + 1)
         last = epoch + 1 == schedule.epochs
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "steps": len(losses)}
-        if by_val or last:
+        if by_val or (last and validated):
             record["val_acc"] = val_accuracy(head, data.val)
         head.history.append(record)
         log.info("%s epoch %d/%d: loss %.4f, val acc %s, lr %.2e", head.name, epoch + 1, schedule.epochs,
@@ -187,9 +191,10 @@ def train(head: Head, data: FitData, schedule: Schedule, names: tuple[str, ...] 
         elif by_val and schedule.patience and epoch + 1 - best_epoch >= schedule.patience:
             log.info("%s: no better validation accuracy for %d epochs, stopping", head.name, schedule.patience)
             break
+    kept: float | None = best_acc
     if schedule.keep == "last":
-        best_acc, best_epoch = head.history[-1]["val_acc"], schedule.epochs
+        kept, best_epoch = head.history[-1].get("val_acc"), schedule.epochs  # None in a validation-free run
     elif best_state is not None:  # by validation: the state of the best epoch (there is one: epochs >= 1)
         head.load_state_dict(best_state)
-    head.selected.update({"epoch": best_epoch, "val_acc": best_acc, "keep": schedule.keep,
+    head.selected.update({"epoch": best_epoch, "val_acc": kept, "keep": schedule.keep,
                           "steps": sum(record["steps"] for record in head.history)})

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.heads.base import Shapes, val_accuracy
+from pipeline.heads.base import Shapes, recorded_val_accuracy
 from pipeline.heads.inputs import FitData
 from pipeline.heads.maths import clip_logits, normalize
 from pipeline.heads.prompted import EncoderHead
@@ -62,6 +62,7 @@ def view_cycle(epochs: int, views: int) -> list[int]:
 @register_head("prolip")
 class ProLIP(EncoderHead):
     Params = ProLIPParams
+    validation_free = (("search", False), ("lambda_rule", "1/N"))  # its authors' choice without val
     requires = frozenset({"pooled", "pooled_views"})
     runs = ("image projection (at fit)",)
 
@@ -102,7 +103,7 @@ class ProLIP(EncoderHead):
             lr, lam = self.params.lr, self.lambda_for(shots)
         self.weight.data.copy_(self.trained(start, views, labels, lr, lam, record=True))
         self.selected.update({"lr": lr, "lambda": lam, "epoch": self.params.epochs, "keep": "last",
-                              "val_acc": val_accuracy(self, data.val)})
+                              "val_acc": recorded_val_accuracy(self, data.val)})
         return self
 
     def trained(self, start: torch.Tensor, views: torch.Tensor, labels: torch.Tensor, lr: float, lam: float,

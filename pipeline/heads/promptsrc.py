@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.errors import ClipCacheError
-from pipeline.heads.base import val_accuracy
+from pipeline.heads.base import recorded_val_accuracy
 from pipeline.heads.inputs import FitData
 from pipeline.heads.ivlp import IVLP, IVLPParams
 from pipeline.heads.loop import Schedule, train
@@ -83,7 +83,7 @@ class PromptSRC(IVLP):
         train(self, data, schedule, ("late_tokens", "global"), lambda batch: self.loss(batch, teacher),
               epoch_end=epoch_end)
         self.load_state_dict(aggregate)
-        self.selected.update({"val_acc": val_accuracy(self, data.val), "keep": "gpa",
+        self.selected.update({"val_acc": recorded_val_accuracy(self, data.val), "keep": "gpa",
                               "gpa": {"mean": p.gpa_mean, "std": p.gpa_std}})
 
     def frozen_text(self, data: FitData) -> torch.Tensor:

@@ -57,6 +57,7 @@ def taskres_epochs(shots: int | None) -> int:
 @register_head("taskres")
 class TaskRes(Head):
     Params = TaskResParams
+    validation_free = (("keep", "last"),)  # its authors' choice without val
     requires = frozenset({"global", "views"})
 
     base: torch.Tensor  # [C, D] raw template-mean text embeddings (frozen)

@@ -52,6 +52,7 @@ class VLPrompts(TowerTextHead):
     """The shared machinery; a subclass says where each block's prompts come from."""
 
     requires = frozenset({"global", "views", "late_tokens", "late_token_views"})
+    validation_free = (("keep", "last"),)  # its authors' choice without val
     runs = ("text tower", "every ViT block")
     batch_rows = 256  # token sequences are large
     novel_classes = True  # the prompts are class-agnostic: other names get the same context

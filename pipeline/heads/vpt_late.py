@@ -28,7 +28,7 @@ from torch import nn
 
 from pipeline.backbone.blocks import n_blocks
 from pipeline.errors import ClipCacheError
-from pipeline.heads.base import Shapes, val_accuracy
+from pipeline.heads.base import Shapes, recorded_val_accuracy
 from pipeline.heads.inputs import FitData, TextReader
 from pipeline.heads.loop import Schedule, train
 from pipeline.heads.maths import clip_logits, normalize
@@ -81,6 +81,7 @@ def prompted_blocks(visual: nn.Module, k: int) -> int:
 @register_head("vpt_late")
 class VPTLate(EncoderHead):
     Params = VPTLateParams
+    validation_free = (("keep", "last"),)  # its authors' choice without val
     requires = frozenset({"global", "views", "late_tokens", "late_token_views"})
     runs = ("last k ViT blocks",)
     batch_rows = 256  # token sequences are large: score 256 images at a time
@@ -135,7 +136,7 @@ class VPTLate(EncoderHead):
         if any(p.numel() for group in self.param_groups() for p in group["params"]):
             train(self, data, schedule, ("global", "late_tokens"), self.loss)
         else:  # n_prompts 0 and no text context: nothing to learn (the cached-token path of zero-shot CLIP)
-            self.selected.update({"epoch": 0, "val_acc": val_accuracy(self, data.val)})
+            self.selected.update({"epoch": 0, "val_acc": recorded_val_accuracy(self, data.val)})
         return self
 
     def retarget(self, text: TextReader) -> None:

@@ -96,6 +96,7 @@ class VisualGuidedBlock(nn.Module):
 @register_head("vt_clip")
 class VTCLIP(Head):
     Params = VTCLIPParams
+    validation_free = (("keep", "last"),)  # its authors' choice without val
     requires = frozenset({"global", "spatial", "views", "spatial_views"})
     novel_classes = True  # its classes enter only through the text features (base-to-novel)
 

@@ -27,6 +27,7 @@ class ZeroShotParams:
 @register_head("zero_shot")
 class ZeroShot(Head):
     Params = ZeroShotParams
+    validation_free = ()  # validation-free as it is (reads no val)
     requires = frozenset({"global"})
     novel_classes = True  # its classes enter only through the text features (base-to-novel)
 

@@ -134,6 +134,10 @@ def introduction(runs: list[Run], results_dir: Path) -> list[str]:
         lines.append("Transductive rows (" + ", ".join(transductive) + "): each refines its head's test predictions "
                      "with the test split's image features (never its labels), so they are not comparable with "
                      "inductive rows as equals; the record keeps the head's own metrics beside them.")
+    free = sorted({r.head for r in runs if r.protocol == "validation_free"})
+    if free:
+        lines.append("Validation-free rows (" + ", ".join(free) + "): fitted without reading a validation image, with "
+                     "each head's authors' fixed choices (train.protocol: validation_free).")
     draws = sorted({r.draw for r in runs if r.draw})
     if draws:
         lines.append("Few-shot sets: " + "; ".join(draws) + " (dassl: the images Dassl's sampler draws for the seed, "

@@ -47,7 +47,8 @@ class Run:
     metrics: dict[str, float]  # top1, mean_per_class_accuracy, ece: fractions in [0, 1]
     n_test: int
     attention: list[dict[str, Any]] | None  # test images with the attention grids of their true/predicted class
-    protocol: str = "all"  # 'all', or 'base_to_novel' (metrics: the base classes; base_to_novel: base, novel, hm)
+    protocol: str = "all"  # 'all', 'validation_free', or 'base_to_novel' (metrics: the base classes; base_to_novel:
+    #                        base, novel, hm)
     base_to_novel: dict[str, Any] | None = None
     layout: str = ""  # the registered layout the data set was read with (its name when the record has none)
     transductive: str = ""  # 'transclip' for a run refined with the test features (its head reads <head>+transclip)
@@ -109,13 +110,15 @@ def parse_run(record: dict[str, Any], path: Path) -> Run:
             check_fields(example if isinstance(example, dict) else {}, ATTENTION_FIELDS, path, f"attention[{i}].")
     metrics = record["metrics"]
     method = transductive_method(record, path)
-    return Run(source=path, head=record["head"] + (f"+{method}" if method else ""), shots=record["shots"],
+    protocol = str(record.get("protocol", "all"))
+    label = record["head"] + (f"+{method}" if method else "") + ("+vfree" if protocol == "validation_free" else "")
+    return Run(source=path, head=label, shots=record["shots"],
                seed=record["seed"],
                dataset=record["dataset"], model=record["model"], pretrained=record["pretrained"],
                random_weights=record["random_weights"], head_params=record["head_params"],
                selected=record["selected"], classnames=[str(c) for c in record["classnames"]],
                metrics={k: float(metrics[k]) for k in ("top1", "mean_per_class_accuracy", "ece")},
-               n_test=metrics["n_test"], attention=attention or None, protocol=str(record.get("protocol", "all")),
+               n_test=metrics["n_test"], attention=attention or None, protocol=protocol,
                base_to_novel=base_to_novel(record, path), layout=str(record.get("layout") or record["dataset"]),
                transductive=method, draw=draw_label(record.get("draw")))
 
@@ -140,7 +143,7 @@ def transductive_method(record: dict[str, Any], path: Path) -> str:
 
 def base_to_novel(record: dict[str, Any], path: Path) -> dict[str, Any] | None:
     """The base / novel / hm accuracies of a base-to-novel record, checked; None for other protocols."""
-    if record.get("protocol", "all") == "all":
+    if record.get("protocol", "all") != "base_to_novel":
         return None
     found = record.get("base_to_novel")
     found = found if isinstance(found, dict) else {}

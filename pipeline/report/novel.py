@@ -33,6 +33,6 @@ def novel_tables(runs: list[Run]) -> list[Table]:
 
 
 def split_protocols(runs: list[Run]) -> tuple[list[Run], list[Run]]:
-    """(runs over all classes, base-to-novel runs)."""
-    return [r for r in runs if r.protocol == "all"], [r for r in runs if r.protocol != "all"]
+    """(runs over all classes, validation-free ones among them; base-to-novel runs)."""
+    return ([r for r in runs if r.protocol != "base_to_novel"], [r for r in runs if r.protocol == "base_to_novel"])
 

@@ -72,6 +72,8 @@ def score_head(head: Head, meta: dict[str, Any], test: SplitReader,
                         "test.h5": {"path": str(test.path), "fingerprint": fingerprint(test.provenance)}},
         "metrics": classification_metrics(scores, test.labels, head.units),
     }
+    if prov.get("validation_free"):
+        record["protocol"] = "validation_free"  # fitted without reading a validation image
     if hasattr(head, "attention"):
         record["attention"] = attention_examples(head, test, scores.argmax(1), test.build.get("dataset_root", ""))
     return record

@@ -51,7 +51,7 @@ class RunSpec:
     seed: int
     results_dir: str  # root of the run folders
     device: str = "auto"  # runtime.device, resolved on the worker
-    protocol: str = "all"  # 'all' classes, or 'base_to_novel' (fit on the base half, score base and novel)
+    protocol: str = "all"  # 'all' classes, 'base_to_novel' (fit the base half, score base and novel), 'validation_free'
     transductive: TransClipParams | None = None  # scored by TransCLIP with the test features (asked for), or not
 
     @property
@@ -83,7 +83,8 @@ class RunSpec:
 
     def inputs(self) -> dict[str, Any]:
         """The run's canonical inputs (the cache files' fingerprints read from the files)."""
-        files = {name: file_fingerprint(path) for name, path in self.cache_files().items()}
+        files = {name: file_fingerprint(path) for name, path in self.cache_files().items()
+                 if not (name == "val" and self.protocol == "validation_free")}  # never read there
         transductive = None if self.transductive is None else {"method": self.method,
                                                                "params": as_dict(self.transductive)}
         return run_inputs(self.head, self.head_params, self.shots, self.seed, files, self.protocol, transductive)
@@ -137,7 +138,8 @@ def build_run(spec: RunSpec, inputs: dict[str, Any], digest: str) -> tuple[dict[
             if not head_class(spec.head).novel_classes:
                 raise NotApplicable(f"{spec.head} has per-class parameters: it cannot score novel classes")
             classes, _ = base_and_novel(len(text.classnames))
-        fitted = fit_head(spec.encode, spec.shots, spec.seed, spec.head, spec.head_params, device, classes)
+        fitted = fit_head(spec.encode, spec.shots, spec.seed, spec.head, spec.head_params, device, classes,
+                          validation_free=spec.protocol == "validation_free")
         meta = save_fitted(fitted, tmp)
         failpoint("run-fitted")
         started = time.perf_counter()

@@ -17,8 +17,7 @@ from typing import Any
 from pipeline.engine import ClusterParams, open_engine
 from pipeline.errors import ClipCacheError
 from pipeline.heads import head_class
-from pipeline.heads.classes import PROTOCOLS
-from pipeline.params import EncodeParams, TransClipParams, TransductiveParams
+from pipeline.params import PROTOCOLS, EncodeParams, TransClipParams, TransductiveParams
 from pipeline.store.provenance import fingerprint
 from pipeline.sweep.execute import RunResult, RunSpec, execute_run, remove_leftovers
 from pipeline.sweep.record import run_state

@@ -123,7 +123,7 @@ def test_prune_removes_runs_the_grid_no_longer_holds(two_seed_cache, tmp_path: P
 def test_an_unknown_protocol_is_named_with_the_known_ones(two_seed_cache, tmp_path: Path) -> None:
     with pytest.raises(ClipCacheError) as refused:
         plan_runs([encode_params(two_seed_cache)], ["zero_shot"], {}, str(tmp_path), protocol="novel")
-    assert str(refused.value) == "train.protocol must be one of all, base_to_novel, got 'novel'"
+    assert str(refused.value) == "train.protocol must be one of all, base_to_novel, validation_free, got 'novel'"
 
 
 def test_unknown_head_is_named_before_anything_runs(two_seed_cache, tmp_path: Path) -> None:
@@ -191,6 +191,34 @@ def test_base_to_novel_runs_fit_the_base_half_and_score_both(two_seed_cache, tmp
     params["train"]["protocol"] = "novel_only"
     with pytest.raises(ClipCacheError, match=r"train\.protocol must be one of all, base_to_novel"):
         sweep(params, tmp_path)
+
+
+def test_validation_free_runs_never_open_a_val_file(two_seed_cache, tmp_path: Path, monkeypatch) -> None:
+    """train.protocol validation_free: k<K>-s<seed>-vfree folders; no val.h5 is opened by the sweep; heads that select
+    on validation are n/a; the record and the report say so."""
+    import pipeline.store.reader as reader
+    from pipeline.report import build_report
+
+    opened: list[str] = []
+    real = reader.open_h5
+    monkeypatch.setattr(reader, "open_h5", lambda path: opened.append(str(path)) or real(path))
+    params = grid_params(two_seed_cache, tmp_path, heads=["zero_shot", "vt_clip", "tip_adapter"])
+    params["train"]["protocol"] = "validation_free"
+    params["heads"]["vt_clip"] = {**params["heads"]["vt_clip"], "keep": "best_val"}  # replaced by its val-free form
+    report = sweep(params, tmp_path)
+    statuses = {r.key: r.status for r in report.results}
+    assert statuses[f"{PAIR}/zero_shot/k2-s1-vfree"] == "done" and statuses[f"{PAIR}/vt_clip/k1-s2-vfree"] == "done"
+    assert statuses[f"{PAIR}/tip_adapter/k2-s1-vfree"] == "n/a"
+    assert opened and not [p for p in opened if p.endswith("val.h5")], opened
+    folder = tmp_path / "results" / "vt_clip" / "image_folder" / TINY_PAIR["vit"] / "k2-s1-vfree"
+    record = json.loads((folder / "evaluation.json").read_text())
+    assert record["protocol"] == "validation_free" and record["selected"]["keep"] == "last"
+    assert record["selected"]["val_acc"] is None and record["head_params"]["keep"] == "last"
+    run = json.loads((folder / "run.json").read_text())
+    assert run["inputs"]["protocol"] == "validation_free" and "val" not in run["inputs"]["cache"]
+    build_report(tmp_path / "results", tmp_path / "report")
+    table = (tmp_path / "report" / "table.md").read_text()
+    assert "| zero_shot+vfree |" in table and "Validation-free rows (vt_clip+vfree, zero_shot+vfree)" in table
 
 
 def test_a_damaged_run_file_is_named_by_verify(two_seed_cache, tmp_path: Path, capsys) -> None:
