@@ -75,6 +75,7 @@ def apply_overrides(params: dict[str, Any], overrides: list[str]) -> dict[str, A
 TEMPLATE_SETS = ("imagenet80", "tip7", "coop")
 SAMPLERS = ("dassl", "numpy")  # few-shot draws (pipeline.data.fewshot)
 VAL_RULES = ("coop", "full")  # min(K, 4) validation images per class, or the whole validation split
+SHORT_CLASS_RULES = ("refuse", "keep_all")  # a class with fewer than K images: an error, or all of its images (CoOp)
 
 
 DTYPES = ("float16", "float32")
@@ -110,6 +111,7 @@ class ProtocolParams:
     seeds: tuple[int, ...] = (1, 2, 3)  # few-shot draw seeds
     sampler: str = "dassl"  # 'dassl': the images Dassl (CoOp, Tip-Adapter...) draws for a seed; 'numpy': our older draw
     val: str = "coop"  # validation: 'coop' (min(K, 4) per class) or 'full' (the whole val split; Tip-Adapter, GDA)
+    short_classes: str = "refuse"  # a class with fewer than K images: 'refuse' (named) or 'keep_all' (CoOp's rule)
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,7 @@ def encode_params(section: dict[str, Any] | None) -> EncodeParams:
     if max(params.protocol.shots) > MAX_SHOTS:
         raise ClipCacheError(f"encode.protocol.shots must be at most {MAX_SHOTS} per class, got "
                              f"{max(params.protocol.shots)}")
-    for name, known in (("sampler", SAMPLERS), ("val", VAL_RULES)):
+    for name, known in (("sampler", SAMPLERS), ("val", VAL_RULES), ("short_classes", SHORT_CLASS_RULES)):
         if getattr(params.protocol, name) not in known:
             raise ClipCacheError(f"encode.protocol.{name} must be one of {', '.join(known)}, got "
                                  f"{getattr(params.protocol, name)!r}")

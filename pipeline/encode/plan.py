@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from pipeline.data.content import ContentIndex, items_sha256
 from pipeline.layout import IMAGE_HASHES, split_file
 from pipeline.params import EncodeParams, as_dict
 from pipeline.store.provenance import SCHEMA_VERSION
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ class SplitJob:
     seed: int | None  # few-shot seed; None for test
     with_views: bool  # encode augmented views (few-shot train images)
     content_sha256: str = ""  # hash of its images' bytes and labels in row order (pipeline.data.content)
-    draw: dict[str, str] = field(default_factory=dict)  # few-shot files: the sampler and validation rule that drew them
+    draw: dict[str, Any] = field(default_factory=dict)  # few-shot files: the sampler and validation rule that drew them
 
 
 def cache_folder(params: EncodeParams) -> Path:
@@ -44,10 +47,16 @@ def plan_jobs(params: EncodeParams, dataset: DataSet, folder: Path) -> list[Spli
     jobs = [SplitJob(split_file(folder, "test"), "test", "test", test, np.arange(len(test)), None, None, False)]
     for shots in params.protocol.shots:
         for seed in params.protocol.seeds:
-            draw = sample_few_shot(dataset, shots, seed, params.protocol.sampler, params.protocol.val)
+            draw = sample_few_shot(dataset, shots, seed, params.protocol.sampler, params.protocol.val,
+                                   params.protocol.short_classes)
             train = [dataset.splits["train"][i] for i in draw.train]
             val = [dataset.splits[draw.val_source][i] for i in draw.val]
-            rules = {"sampler": draw.sampler, "val_rule": draw.val_rule}
+            rules: dict[str, Any] = {"sampler": draw.sampler, "val_rule": draw.val_rule}
+            if draw.short:  # only where a class keeps fewer than K (the fingerprints of other files are unchanged)
+                rules["short_classes"] = list(draw.short)
+                log.warning("%s, %d shots, seed %d: %d class(es) with fewer images keep all of them "
+                            "(short_classes: keep_all): %s", dataset.describe(), shots, seed, len(draw.short),
+                            ", ".join(draw.short[:5]) + (" ..." if len(draw.short) > 5 else ""))
             jobs.append(SplitJob(split_file(folder, "train", shots, seed), "train", "train", train, draw.train, shots,
                                  seed, params.views.count > 0, draw=rules))
             jobs.append(SplitJob(split_file(folder, "val", shots, seed), "val", draw.val_source, val, draw.val, shots,

@@ -72,10 +72,12 @@ def check_requires(head: Head, train: SplitReader, val: SplitReader) -> None:
 
 
 def check_classes(train: SplitReader, classnames: list[str], shots: int) -> None:
-    """Every class has its K training images: a class some of whose images were skipped as undecodable
-    (--skip-bad-images) is named, not fitted and reported as a K-shot run with fewer."""
+    """Every class has its K training images (or all it has, where the draw recorded it under short_classes:
+    keep_all): a class some of whose images were skipped as undecodable (--skip-bad-images) is named, not fitted and
+    reported as a K-shot run with fewer."""
     counts = np.bincount(np.asarray(train.labels, dtype=np.int64), minlength=len(classnames))
-    short = [c for c in range(len(classnames)) if counts[c] < shots]
+    kept = set(train.provenance.get("split", {}).get("short_classes", []))  # all their images (short_classes: keep_all)
+    short = [c for c in range(len(classnames)) if counts[c] < shots and not (classnames[c] in kept and counts[c])]
     if short:
         first = classnames[short[0]]
         more = f" (and {len(short) - 1} more)" if len(short) > 1 else ""

@@ -129,3 +129,25 @@ def test_full_validation_is_the_whole_val_split_and_imagenet_falls_back(dataset,
     assert imagenet.val_rule == "coop" and imagenet.val_source == "train" and len(imagenet.val) == 4
     with pytest.raises(ClipCacheError, match=r"encode\.protocol\.sampler must be one of dassl, numpy, got 'torch'"):
         sample_few_shot(dataset, 2, 1, "torch")
+
+
+@pytest.mark.parametrize("sampler", ["dassl", "numpy"])
+def test_coops_keep_all_rule_for_a_class_with_fewer_than_k_images(tmp_path: Path, sampler: str) -> None:
+    """Dassl's generate_fewshot_dataset keeps every item of a label with fewer than K (repeat=False) and draws
+    nothing for it; refused by default, with the setting named."""
+    import random
+
+    dataset = shuffled_dtd(tmp_path, ["banded", "dotted", "striped"], 6, 2)
+    items = dataset.splits["train"]
+    keep = [i for i, item in enumerate(items) if item.label != 1 or item.path.stem.endswith(("_0", "_1"))]
+    dataset.splits["train"] = [items[i] for i in keep]  # 'dotted' keeps 2 training images
+    with pytest.raises(ClipCacheError, match=r"class 'dotted' has 2 image\(s\), fewer than the 4 asked for "
+                                             r"\(encode\.protocol\.short_classes: keep_all keeps all"):
+        sample_few_shot(dataset, 4, 1, sampler)
+    draw = sample_few_shot(dataset, 4, 1, sampler, "coop", "keep_all")
+    labels = np.array([dataset.splits["train"][i].label for i in draw.train])
+    assert np.bincount(labels).tolist() == [4, 2, 4] and draw.short == ("dotted",)
+    if sampler == "dassl":
+        random.seed(1)
+        expected = dassl_generate_fewshot_dataset(dataset.splits["train"], 4)
+        assert sorted(dataset.splits["train"][i].path for i in draw.train) == sorted(i.path for i in expected)

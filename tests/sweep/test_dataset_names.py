@@ -84,3 +84,20 @@ def test_a_few_shot_error_names_the_data_set(two_folders: tuple[Path, Path]) -> 
     with pytest.raises(ClipCacheError, match=r"tools \(layout image_folder\) train: class 'drill' has \d+ image\(s\), "
                                              r"fewer than the 16"):
         encode_from_params(params, ["encode.protocol.shots=[16]"], {}, dataset="tools")
+
+
+def test_coops_keep_all_rule_encodes_and_fits_a_short_class(two_folders: tuple[Path, Path], tmp_path: Path) -> None:
+    """short_classes: keep_all: every class with fewer than K training images keeps all of them, the files say
+    which, and a head fits on them (the check for skipped images accepts exactly those classes)."""
+    from pipeline.store import FeatureSplit
+    from pipeline.train.entry import train_from_params
+
+    params, _ = two_folders
+    over = ["encode.protocol.shots=[16]", "encode.protocol.short_classes=keep_all", f"encode.cache_dir={tmp_path}",
+            "train.shots=16", f"evaluate.results_dir={tmp_path / 'results'}"]
+    encode_from_params(params, over, {}, dataset="tools")
+    train = next(tmp_path.rglob("k16-s1/train.h5"))
+    split = FeatureSplit(train).provenance["split"]
+    assert split["short_classes"] == ["drill", "saw"] and split["sampler"] == "dassl"
+    result = train_from_params(params, over, "zero_shot", {"device": "cpu"}, "tools")
+    assert result.metrics["shots"] == 16
