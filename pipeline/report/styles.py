@@ -1,8 +1,11 @@
-"""One fixed line style per head: colour, marker and dash, so the same head looks the same in every figure.
+"""One fixed line style per head: colour, marker and dash, so the same head looks the same in every figure and in
+every report, whatever other heads it holds.
 
-Heads are numbered in sorted order over the whole report; head i gets colour i mod 20 of tab20 (the ten dark
-shades first, then the ten light ones), marker i mod 7 and dash i mod 4. Since 20 and 7 are coprime, the first 140
-heads get distinct (colour, marker) pairs.
+The project's heads are numbered by `HEAD_ORDER` (the order they joined; a new head is appended, so no head's style
+ever changes); heads this list does not know follow it, in sorted order. Head i gets colour i mod 20 of tab20 (the
+ten dark shades first, then the ten light ones), marker i mod 7 and dash i mod 4: since 20 and 7 are coprime, the
+first 140 heads get distinct (colour, marker) pairs. A scoring variant (`gda+transclip`, `gda+vfree`) keeps its
+head's colour and marker and takes another dash.
 """
 
 from __future__ import annotations
@@ -28,8 +31,24 @@ class LineStyle:
     dash: Dash
 
 
+# every head of pipeline.heads, in the order they joined (tests/report/test_figures.py checks it against the registry)
+HEAD_ORDER = ("zero_shot", "linear_probe", "lp_pp", "clip_adapter", "tip_adapter", "tip_adapter_f", "gda", "proker",
+              "vt_clip", "mm_adapter", "coop", "vpt_late", "cavpt", "taskres", "clap", "zs_lp", "ape", "ape_t",
+              "prolip", "kgcoop", "prograd", "cocoop", "clip_lora", "ivlp", "maple", "promptsrc")
+VARIANTS = ("transclip", "vfree")  # '<head>+<variant>' labels of the report
+
+
 def head_styles(heads: set[str] | list[str]) -> dict[str, LineStyle]:
-    """A distinct style for each head name, fixed by the names' sorted order."""
+    """The fixed style of each head name (see the module docstring)."""
     palette = colormaps["tab20"]
-    return {head: LineStyle(to_hex(palette(TAB20_ORDER[i % 20])), MARKERS[i % len(MARKERS)], DASHES[i % len(DASHES)])
-            for i, head in enumerate(sorted(set(heads)))}
+    bases = {head.split("+", 1)[0] for head in heads}
+    unknown = sorted(bases - set(HEAD_ORDER))
+    index = {name: i for i, name in enumerate((*HEAD_ORDER, *unknown))}
+    styles = {}
+    for head in set(heads):
+        base, _, variant = head.partition("+")
+        i = index[base]
+        shift = 1 + VARIANTS.index(variant) if variant in VARIANTS else (1 + len(VARIANTS) if variant else 0)
+        styles[head] = LineStyle(to_hex(palette(TAB20_ORDER[i % 20])), MARKERS[i % len(MARKERS)],
+                                 DASHES[(i + shift) % len(DASHES)])
+    return styles

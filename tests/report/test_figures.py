@@ -16,17 +16,24 @@ from pipeline.report.attention import draw_row
 from pipeline.report.confusion import confused_pairs, confusion_figure
 from pipeline.report.figures import average_curves, draw_summaries, shots_axis
 from pipeline.report.stats import summarise
-from pipeline.report.styles import head_styles
+from pipeline.report.styles import HEAD_ORDER, head_styles
 
 
-def test_fourteen_heads_get_distinct_styles_fixed_by_name() -> None:
-    heads = [f"head_{i:02d}" for i in range(14)]
-    styles = head_styles(heads)
-    assert len({(s.colour, s.marker) for s in styles.values()}) == 14
-    assert len({s.colour for s in styles.values()}) == 14
-    assert head_styles(list(reversed(heads))) == styles  # the order heads are met in does not matter
-    assert styles["head_00"].colour == "#1f77b4" and styles["head_01"].colour == "#ff7f0e"
-    assert len({(s.colour, s.marker) for s in head_styles([f"h{i:03d}" for i in range(140)]).values()}) == 140
+def test_every_head_has_one_style_whatever_the_other_heads_of_the_report() -> None:
+    from pipeline.heads import list_heads
+
+    assert sorted(HEAD_ORDER) == list_heads() and len(set(HEAD_ORDER)) == len(HEAD_ORDER)  # a new head is appended
+    styles = head_styles(list(HEAD_ORDER))
+    assert len({(s.colour, s.marker) for s in styles.values()}) == len(HEAD_ORDER)
+    assert styles["zero_shot"].colour == "#1f77b4" and styles["linear_probe"].colour == "#ff7f0e"
+    for subset in (["gda"], ["gda", "coop"], ["zero_shot", "gda", "tip_adapter", "mm_adapter"]):
+        assert head_styles(subset)["gda"] == styles["gda"]  # gda is gda's colour in every report
+    assert head_styles(list(reversed(HEAD_ORDER))) == styles  # the order heads are met in does not matter
+    variants = head_styles(["gda", "gda+transclip", "gda+vfree"])
+    assert {(v.colour, v.marker) for v in variants.values()} == {(styles["gda"].colour, styles["gda"].marker)}
+    assert len({v.dash for v in variants.values()}) == 3
+    others = head_styles([f"h{i:03d}" for i in range(140 - len(HEAD_ORDER))] + list(HEAD_ORDER))
+    assert len({(s.colour, s.marker) for s in others.values()}) == 140
 
 
 def test_lines_use_the_head_style_and_a_log2_axis() -> None:
