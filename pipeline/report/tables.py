@@ -35,11 +35,12 @@ def shots_label(shots: int) -> str:
     return f"{shots} shot{'' if shots == 1 else 's'}"
 
 
-def format_summary(summary: Summary, digits: int = 1) -> str:
-    """'71.3 ± 1.2 [68.3, 74.3] (n=3)'; a single seed: '71.3 (n=1)' (no spread, no interval)."""
+def format_summary(summary: Summary, digits: int = 1, bounds: tuple[float, float] = (0.0, 100.0)) -> str:
+    """'71.3 ± 1.2 [68.3, 74.3] (n=3)'; a single seed: '71.3 (n=1)' (no spread, no interval); the interval is
+    clipped to the metric's range `bounds` (two seeds give a Student-t interval wider than a percentage can be)."""
     if summary.interval is None or summary.std is None:
         return f"{summary.mean:.{digits}f} (n={summary.n})"
-    low, high = summary.interval
+    low, high = max(summary.interval[0], bounds[0]), min(summary.interval[1], bounds[1])
     mean, std = f"{summary.mean:.{digits}f}", f"{summary.std:.{digits}f}"
     return f"{mean} ± {std} [{low:.{digits}f}, {high:.{digits}f}] (n={summary.n})"
 
@@ -56,8 +57,8 @@ def group_table(key: GroupKey, runs: list[Run], metric: str) -> Table:
     """The heads x shots table of one (data set, model, pretrained) for a metric."""
     cells = {cell: format_summary(s, DIGITS[metric]) for cell, s in cell_summaries(runs, metric).items()}
     header, rows = grid(cells)
-    caption = (f"{METRIC_LABELS[metric]}: mean ± sample std over seeds [95% Student-t interval of the mean] "
-               "(n = seeds); n=1: one seed, no spread estimated")
+    caption = (f"{METRIC_LABELS[metric]}: mean ± sample std over seeds [95% Student-t interval of the mean, "
+               "clipped to 0-100] (n = seeds); n=1: one seed, no spread estimated")
     return Table(heading(key, any(r.random_weights for r in runs)), caption, header, rows)
 
 

@@ -46,3 +46,14 @@ def test_one_seed_has_no_spread() -> None:
     assert summarise([64.5]).interval is None
     with pytest.raises(ValueError):
         summarise([])
+
+
+def test_an_interval_wider_than_the_metric_is_clipped_to_its_range() -> None:
+    """Two seeds 80.5 and 86.0: t(1) = 12.706 gives [48.3, 118.2]; a percentage cannot leave [0, 100]."""
+    from pipeline.report.tables import format_summary
+
+    wide = summarise([80.5, 86.0])
+    assert wide.interval is not None and wide.interval[1] > 100
+    assert format_summary(wide) == "83.2 ± 3.9 [48.3, 100.0] (n=2)"
+    assert format_summary(summarise([1.0, 3.0])) == "2.0 ± 1.4 [0.0, 14.7] (n=2)"  # an ECE near 0
+    assert format_summary(summarise([70.0, 71.0, 72.0])) == "71.0 ± 1.0 [68.5, 73.5] (n=3)"  # inside: unchanged
