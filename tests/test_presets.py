@@ -15,9 +15,9 @@ from pipeline.presets import list_presets, load_preset
 from pipeline.presets.apply import apply_preset
 
 REPO = Path(__file__).resolve().parents[1]
-PAPERS = ["ape", "cavpt", "clap", "clip_adapter", "clip_lora", "cocoop", "coop", "coop_openclip", "gda", "kgcoop",
-          "lp_pp", "maple", "mm_adapter", "prograd", "proker", "prolip", "promptsrc", "taskres", "tip_adapter",
-          "transclip", "vt_clip"]
+PAPERS = ["ape", "cavpt", "clap", "clip_adapter", "clip_lora", "cocoop", "coop", "coop_openclip", "gda", "gda_b2n",
+          "kgcoop", "lp_pp", "maple", "mm_adapter", "prograd", "proker", "prolip", "promptsrc", "taskres",
+          "tip_adapter", "transclip", "vt_clip"]
 
 
 def test_every_paper_has_a_preset_and_each_names_known_heads_and_data_sets() -> None:

@@ -90,13 +90,58 @@ def test_text_conditioned_heads_score_novel_classes(task, name: str) -> None:
     assert logits.shape == (10 * len(novel), len(novel)) and head.shapes["classes"] == len(novel)
 
 
-@pytest.mark.parametrize("name", ["tip_adapter", "gda", "linear_probe", "lp_pp", "proker", "tip_adapter_f"])
+@pytest.mark.parametrize("name", ["tip_adapter", "linear_probe", "lp_pp", "proker", "tip_adapter_f"])
 def test_heads_with_per_class_parameters_refuse_novel_classes(task, name: str) -> None:
     data, _ = task
     head = create_head(name)
     assert not head.novel_classes
     with pytest.raises(NotApplicable, match="per-class parameters"):
         head.retarget(data.text)
+
+
+def test_gda_base_to_novel_is_their_main_base2new(task) -> None:
+    """mrflogs/ICLR24 at 560fe21, main_base2new.py `run`, restated on the same tensors: the base classifier from
+    pinv(mean of the per-class covariances); the novel one from the 64 views nearest each novel text embedding and 16
+    copies of it, KS precision D * pinv((k-1) S + tr(S) I) averaged over the novel classes; alpha from the base val."""
+    data, test = task
+    base, novel = base_and_novel(data.n_classes)
+    fit = FitData(SubsetSplit(data.train, base), SubsetSplit(data.val, base), SubsetText(data.text, base), 1,
+                  torch.device("cpu"))
+    head = create_head("gda", {"covariance": "class_mean", "novel_neighbours": 8, "novel_text_copies": 16}).fit(fit)
+    train = SubsetSplit(data.train, base)
+    views = torch.from_numpy(np.asarray(train.array("views/global"))).double()  # [V, N, D]
+    vecs = torch.nn.functional.normalize(views, dim=-1).reshape(-1, views.shape[-1])  # view-major, as their loader
+    labels = torch.from_numpy(np.asarray(train.labels)).repeat(views.shape[0])
+    mus = torch.cat([vecs[labels == i].mean(dim=0, keepdim=True) for i in range(len(base))])
+    train_cov = torch.cat([vecs[labels == i].T.cov().unsqueeze(0) for i in range(len(base))])
+    cov_inv = torch.linalg.pinv(train_cov.mean(dim=0))
+    ps = torch.ones(len(base), dtype=torch.float64) * 1.0 / len(base)
+    W = torch.einsum("nd, dc -> cn", mus, cov_inv)
+    b = ps.log() - torch.einsum("nd, dc, nc -> n", mus, cov_inv, mus) / 2
+    torch.testing.assert_close(head.weight.double(), W.T, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(head.bias.double(), b, rtol=1e-4, atol=1e-4)  # values near 1e7: pinv of 12 views
+    alpha = float(head.alpha)
+    head.retarget(SubsetText(data.text, novel))
+    clip_weights_new = torch.from_numpy(SubsetText(data.text, novel).mean("coop")).double().T  # [D, C']
+    k, dim = 8, vecs.shape[1]
+
+    def covariance(x: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+        return (x - mu).T @ (x - mu) / (x.shape[0] - 1)
+
+    mu = torch.cat([torch.cat([vecs[torch.topk(w @ vecs.T, k=k, largest=True)[1]], w.unsqueeze(0).repeat(16, 1)])
+                    .mean(dim=0, keepdim=True) for w in clip_weights_new.T])
+    cov_inv = torch.cat([dim * torch.linalg.pinv(
+        (k - 1) * covariance(vecs[torch.topk(w @ vecs.T, k=k, largest=True)[1]], w.unsqueeze(0))
+        + covariance(vecs[torch.topk(w @ vecs.T, k=k, largest=True)[1]], w.unsqueeze(0)).trace()
+        * torch.eye(dim, dtype=torch.float64)).unsqueeze(0) for w in clip_weights_new.T]).mean(dim=0)
+    ps = torch.ones(len(novel), dtype=torch.float64) * 1.0 / len(novel)
+    W_new = torch.einsum("nd, dc -> cn", mu, cov_inv)
+    b_new = ps.log() - torch.einsum("nd, dc, nc -> n", mu, cov_inv, mu) / 2
+    novel_test = SubsetSplit(test, novel)
+    feats = torch.nn.functional.normalize(torch.from_numpy(np.asarray(novel_test.read("global"))).double(), dim=-1)
+    expected = data.text.logit_scale * feats @ clip_weights_new + alpha * (feats @ W_new + b_new)
+    torch.testing.assert_close(head.scores(novel_test).double(), expected, rtol=1e-4, atol=1e-3)
+    assert float(head.alpha) == alpha and head.weight.shape == (len(novel), dim)
 
 
 def test_a_class_without_its_k_training_images_is_named(tmp_path: Path) -> None:
