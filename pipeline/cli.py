@@ -113,6 +113,12 @@ def evaluate(params_path: str, head: str | None, overrides: tuple[str, ...], dev
 def sweep(params_path: str, heads: tuple[str, ...], overrides: tuple[str, ...], cluster: str | None,
           device: str | None, datasets: tuple[str, ...], model: str | None, prune: bool) -> None:
     """Fit and evaluate every run of the grid (data sets x models x heads x shots x seeds) not done yet."""
+    from pipeline.head_names import check_head_names
+    from pipeline.params import apply_overrides, load_params, train_params
+
+    named = list(heads) or list(train_params(apply_overrides(load_params(params_path), list(overrides)).get("train"))
+                                .heads)
+    check_head_names(named)  # a typo is named before torch and open_clip load
     from pipeline.sweep.entry import sweep_from_params
 
     report = sweep_from_params(params_path, list(overrides), list(heads) or None,

@@ -135,3 +135,22 @@ def test_heads_lists_the_effective_parameters_with_params_yaml_applied(tmp_path:
     params.write_text("heads:\n  coop: {epochs: -3}\n")
     code = main(["heads", "--params", str(params)])
     assert code == 1 and "heads.coop.epochs must be >= 0, got -3" in capsys.readouterr().err
+
+
+def test_an_unknown_head_is_named_before_torch_loads(tmp_path: Path) -> None:
+    """`sweep --head typo` (or a typo in train.heads) is one line at once: no torch, open_clip or h5py imported."""
+    import subprocess
+    import sys
+
+    params = tmp_path / "params.yaml"
+    params.write_text("train: {heads: [zero_shot, gdaa]}\n")
+    code = ("import sys\nfrom pipeline.cli import main\n"
+            f"assert main(['sweep', '--params', {str(params)!r}]) == 1\n"
+            f"assert main(['sweep', '--params', {str(params)!r}, '--head', 'nosuchhead']) == 1\n"
+            "heavy = sorted({'torch', 'open_clip', 'h5py'} & set(sys.modules))\n"
+            "assert not heavy, heavy\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "unknown head 'gdaa'; known: ape, ape_t" in done.stderr and "unknown head 'nosuchhead'" in done.stderr
+    assert len([line for line in done.stderr.splitlines() if line.startswith("clipcache: error")]) == 2

@@ -14,15 +14,13 @@ from typing import Any
 
 from pipeline.data.templates import REFERENCE
 from pipeline.errors import ClipCacheError
+from pipeline.head_names import HEAD_MODULES
 from pipeline.heads.base import Head
 from pipeline.params import TEMPLATE_SETS, build
 
 _HEADS: dict[str, type[Head]] = {}
-# every head and the module that registers it, imported on demand
-MODULES: dict[str, str] = {name: f"pipeline.heads.{name}" for name in (
-    "ape", "ape_t", "cavpt", "clap", "clip_adapter", "clip_lora", "cocoop", "coop", "gda", "ivlp", "kgcoop",
-    "linear_probe", "lp_pp", "maple", "mm_adapter", "prograd", "prolip", "proker", "promptsrc", "taskres",
-    "tip_adapter", "tip_adapter_f", "vpt_late", "vt_clip", "zero_shot", "zs_lp")}
+# every head and the module that registers it, imported on demand (the list lives where no torch is imported)
+MODULES: dict[str, str] = HEAD_MODULES
 
 
 def register_head(name: str) -> Callable[[type[Head]], type[Head]]:
