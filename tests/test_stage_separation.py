@@ -15,8 +15,9 @@ from pipeline.sweep.code import closure
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE = REPO / "pipeline"
 STAGES = ("encode", "train", "evaluate", "sweep", "report")  # the packages behind the stages and CLI commands
+# what the stages share
 LIBRARY = ("backbone", "data", "engine", "heads", "presets", "prompts", "scoring", "store",
-           "digest", "errors", "grid", "layout", "params", "strict_yaml", "typed")  # what the stages share
+           "digest", "errors", "grid", "head_names", "layout", "params", "strict_yaml", "typed")
 
 
 def module_name(path: Path) -> str:
