@@ -44,3 +44,16 @@ def test_dvc_plots_draw_every_registered_head() -> None:
     plot = yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"][0]["accuracy_vs_shots"]
     assert sorted(plot["y"]) == [f"${{evaluate.report_dir}}/curves/{h}.csv" for h in list_heads()]
     assert set(plot["y"].values()) == {"top1"} and plot["x"] == "shots"
+
+
+def test_every_override_of_the_ablation_recipe_names_a_key_params_yaml_holds() -> None:
+    """`dvc exp run -S a.b.c=v` fails for a key the file lacks (it wants `+a.b.c`): the recipe's keys must exist."""
+    readme = (REPO / "README.md").read_text()
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    keys = re.findall(r"-S '?([a-z_.]+)=", readme)
+    assert "heads.vt_clip.n_heads" in keys and "encode.protocol.shots" in keys
+    for key in keys:
+        node = params
+        for part in key.split("."):
+            assert isinstance(node, dict) and part in node, f"README overrides {key}, which params.yaml lacks"
+            node = node[part]
