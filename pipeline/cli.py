@@ -133,6 +133,22 @@ def sweep(params_path: str, heads: tuple[str, ...], overrides: tuple[str, ...], 
 
 @cli.command()
 @click.option("--params", "params_path", default="params.yaml", show_default=True, help="Parameters file.")
+@click.option("--head", "heads", multiple=True, help="Only this head (repeatable; default: train.heads).")
+@click.option("--set", "overrides", multiple=True, help="Override: heads.gda.alpha_grid=[-2,2,9] (repeatable).")
+@click.option("--dataset", "datasets", multiple=True, help="Only this data set of the grid (repeatable).")
+@click.option("--model", default=None, help="Only this model of the grid (ViT-B-32 or ViT-B-32__openai).")
+def status(params_path: str, heads: tuple[str, ...], overrides: tuple[str, ...], datasets: tuple[str, ...],
+           model: str | None) -> None:
+    """Where every run of the grid stands, per head and data set (done, pending, stale, damaged, not encoded),
+    without fitting anything."""
+    from pipeline.sweep.status import status_table, sweep_status
+
+    click.echo(status_table(sweep_status(params_path, list(overrides), list(heads) or None, list(datasets) or None,
+                                         model)))
+
+
+@cli.command()
+@click.option("--params", "params_path", default="params.yaml", show_default=True, help="Parameters file.")
 @click.option("--results", default=None, help="Folder of evaluation JSONs (default: evaluate.results_dir).")
 @click.option("--out", default=None, help="Where tables and figures go (default: evaluate.report_dir).")
 @click.option("--set", "overrides", multiple=True, help="Override: evaluate.report_dir=report-b (repeatable).")

@@ -221,6 +221,33 @@ def test_validation_free_runs_never_open_a_val_file(two_seed_cache, tmp_path: Pa
     assert "| zero_shot+vfree |" in table and "Validation-free rows (vt_clip+vfree, zero_shot+vfree)" in table
 
 
+def test_status_counts_done_pending_stale_damaged_and_fits_nothing(two_seed_cache, tmp_path: Path, capsys) -> None:
+    from pipeline.cli import main
+    from pipeline.sweep.status import sweep_status
+
+    params = grid_params(two_seed_cache, tmp_path, heads=["zero_shot", "gda"])
+    sweep(params, tmp_path)
+    path = write(params, tmp_path / "params.yaml")
+    assert sweep_status(path, []) == [
+        {"head": "gda", "dataset": "image_folder", "done": 4, "pending": 0, "stale": 0, "damaged": 0,
+         "not encoded": 0},
+        {"head": "zero_shot", "dataset": "image_folder", "done": 4, "pending": 0, "stale": 0, "damaged": 0,
+         "not encoded": 0}]
+    before = stamps(tmp_path / "results")
+    (tmp_path / "results" / "gda" / "image_folder" / TINY_PAIR["vit"] / "k1-s1" / "evaluation.json").unlink()
+    rows = {r["head"]: r for r in sweep_status(path, ["heads.zero_shot.template_set=tip7",
+                                                      "encode.protocol.seeds=[1, 2, 3]"], ["zero_shot", "gda", "coop"])}
+    assert (rows["zero_shot"]["stale"], rows["zero_shot"]["not encoded"]) == (4, 2)  # seed 3 was never encoded
+    assert (rows["gda"]["done"], rows["gda"]["damaged"], rows["gda"]["not encoded"]) == (3, 1, 2)
+    assert rows["coop"]["pending"] == 4 and rows["coop"]["not encoded"] == 2
+    assert stamps(tmp_path / "results") == before  # nothing was fitted or written
+    capsys.readouterr()
+    assert main(["status", "--params", str(path), "--head", "gda"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["head", "data", "set", "done", "pending", "stale", "damaged", "not", "encoded"]
+    assert out[1].split() == ["gda", "image_folder", "3", "0", "0", "1", "0"]
+
+
 def test_a_damaged_run_file_is_named_by_verify(two_seed_cache, tmp_path: Path, capsys) -> None:
     """run.json records the checksum of every file of its run, head.json that of the weights."""
     from pipeline.cli import main
