@@ -141,7 +141,7 @@ def status(params_path: str, heads: tuple[str, ...], overrides: tuple[str, ...],
            model: str | None) -> None:
     """Where every run of the grid stands, per head and data set (done, pending, stale, damaged, not encoded),
     without fitting anything."""
-    from pipeline.sweep.status import status_table, sweep_status
+    from pipeline.sweep.entry import status_table, sweep_status
 
     click.echo(status_table(sweep_status(params_path, list(overrides), list(heads) or None, list(datasets) or None,
                                          model)))

@@ -9,6 +9,7 @@ unless a head is listed there). The engine's runtime keys are checked by pipelin
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import re
@@ -150,7 +151,7 @@ class RuntimeParams:
 
     device: str = "auto"  # 'auto' (cuda > mps > cpu), or a torch device name
     batch_size: int = 64  # images (counting views) per forward pass
-    workers: int = 1  # DataLoader processes decoding images
+    workers: int | str = "auto"  # DataLoader processes decoding images; 'auto': the usable cores less one
     shard_images: int = 256  # images per resumable shard; keep it fixed between a kill and its resume
     skip_bad_images: bool = False  # skip undecodable images (listed in the file) instead of stopping
     repair: bool = False  # read every complete file in full and rebuild those whose data fails its checksums
@@ -217,6 +218,12 @@ def runtime_params(section: dict[str, Any] | None) -> RuntimeParams:
     """The checked `runtime` section, less the engine's keys."""
     own = {k: v for k, v in (section or {}).items() if k not in ENGINE_KEYS}
     params = build(RuntimeParams, own, "runtime")
+    if params.workers == "auto":
+        from pipeline.cores import auto_workers
+
+        params = dataclasses.replace(params, workers=auto_workers())
+    if not isinstance(params.workers, int) or isinstance(params.workers, bool):
+        raise ClipCacheError(f"runtime.workers must be a whole number or 'auto', got {params.workers!r}")
     if params.batch_size < 1 or params.workers < 0 or params.shard_images < 1:
         raise ClipCacheError("runtime.batch_size and runtime.shard_images must be >= 1, runtime.workers >= 0")
     return params

@@ -196,7 +196,7 @@ def encode_shards(writer: SplitWriter, params: EncodeParams, runtime: RuntimePar
     pre = encoder.provenance["preprocess"]
     reader = ImageReader(job.items, job.item_index, encoder.preprocess, spec, encoder.image_size, pre["mean"],
                          pre["std"])
-    loader = DataLoader(reader, batch_sampler=batches, num_workers=runtime.workers, collate_fn=collate,
+    loader = DataLoader(reader, batch_sampler=batches, num_workers=int(runtime.workers), collate_fn=collate,
                         pin_memory=encoder.device.type == "cuda",
                         worker_init_fn=one_thread_worker if runtime.workers else None)
     shapes = functools.cache(lambda: probe_shapes(encoder, params.features, views))  # for all-skipped shards only

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from pipeline.backbone.model import check_names
 from pipeline.engine import CLUSTER_KEYS, cluster_params
 from pipeline.errors import ClipCacheError
 from pipeline.grid import grid_pairs
+from pipeline.head_names import check_head_names
 from pipeline.heads.registry import head_section
 from pipeline.layout import METRICS, head_metrics_file
 from pipeline.params import (
@@ -24,9 +26,10 @@ from pipeline.params import (
     transductive_params,
 )
 from pipeline.store.atomic import write_json_atomic
+from pipeline.store.provenance import fingerprint
 from pipeline.sweep.execute import RunSpec
 from pipeline.sweep.plan import SweepReport, format_seconds, plan_runs, run_sweep
-from pipeline.sweep.record import verified_record
+from pipeline.sweep.record import run_state, verified_record
 
 log = logging.getLogger(__name__)
 
@@ -96,3 +99,41 @@ def write_head_metrics(specs: list[RunSpec], path: Path) -> None:
         tree.setdefault(spec.encode.dataset.name, {}).setdefault(spec.pair, {})[spec.folder.name] = {
             k: scalars[k] for k in ("top1", "mean_per_class_accuracy", "ece") if k in scalars}
     write_json_atomic(path, tree)
+
+
+# `clipcache status`: where every run of the grid stands (done, pending, stale, damaged, not encoded), per head and
+# data set, from fingerprints and run records, without fitting anything
+STATES = ("done", "pending", "stale", "damaged", "not encoded")
+NAMES = {"absent": "pending"}  # run_state's name -> the column's
+
+
+def sweep_status(params_path: str | Path, overrides: list[str], heads: list[str] | None = None,
+                 dataset: str | list[str] | None = None, model: str | None = None) -> list[dict[str, Any]]:
+    """One row per (head, data set): {'head', 'dataset', and a count per state of STATES}."""
+    params = apply_overrides(load_params(params_path), overrides)
+    train = train_params(params.get("train"))
+    names = list(heads or train.heads)
+    check_head_names(names)
+    specs = plan_runs(grid_pairs(params, dataset, model), names, {n: head_section(params, n) for n in names},
+                      results_dir(params), "cpu", train.protocol, transductive_params(params.get("transductive")))
+    counts: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    for spec in specs:
+        try:
+            digest = fingerprint(spec.inputs())
+        except ClipCacheError:
+            state = "not encoded"
+        else:
+            state, _ = run_state(spec.folder, digest)
+        head = spec.head + (f"+{spec.method}" if spec.method else "")
+        counts[(head, spec.encode.dataset.name)][NAMES.get(state, state)] += 1
+    return [{"head": head, "dataset": name, **{s: counts[(head, name)][s] for s in STATES}}
+            for head, name in sorted(counts)]
+
+
+def status_table(rows: list[dict[str, Any]]) -> str:
+    """The rows as an aligned text table."""
+    header = ["head", "data set", *STATES]
+    lines = [[str(r["head"]), str(r["dataset"]), *(str(r[s]) for s in STATES)] for r in rows]
+    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+                     for row in [header, *lines])

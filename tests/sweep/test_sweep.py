@@ -223,7 +223,7 @@ def test_validation_free_runs_never_open_a_val_file(two_seed_cache, tmp_path: Pa
 
 def test_status_counts_done_pending_stale_damaged_and_fits_nothing(two_seed_cache, tmp_path: Path, capsys) -> None:
     from pipeline.cli import main
-    from pipeline.sweep.status import sweep_status
+    from pipeline.sweep.entry import sweep_status
 
     params = grid_params(two_seed_cache, tmp_path, heads=["zero_shot", "gda"])
     sweep(params, tmp_path)
