@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 from PIL import Image
 
 from pipeline.errors import ClipCacheError
@@ -54,8 +55,11 @@ def class_name(classnames: list[str], index: int, source: Path) -> str:
     return classnames[index]
 
 
-def draw_row(row: list[Axes], example: dict[str, Any], classnames: list[str], source: Path) -> None:
-    """One test image: the photo (or a note that it is missing), then the true and predicted class attention."""
+def draw_row(row: list[Axes], example: dict[str, Any], classnames: list[str], source: Path,
+             vmax: float | None = None) -> AxesImage | None:
+    """One test image: the photo (or a note that it is missing), then the true and predicted class attention, on a
+    colour scale from 0 to `vmax` (the figure's largest weight; each map's own when None); returns the last map."""
+    drawn: AxesImage | None = None
     image = open_image(example["image"])
     missing = " (image not found)" if image is None else ""
     if image is None:
@@ -67,15 +71,17 @@ def draw_row(row: list[Axes], example: dict[str, Any], classnames: list[str], so
     for ax, key, which in ((row[1], "attention_true", "true"), (row[2], "attention_predicted", "predicted")):
         grid = attention_grid(example, key, source)  # [h, w]
         name = class_name(classnames, example[which], source)
+        top = vmax if vmax is not None else float(grid.max())
         if image is None:
-            ax.imshow(grid, cmap="jet", interpolation="bilinear")
+            drawn = ax.imshow(grid, cmap="jet", interpolation="bilinear", vmin=0.0, vmax=top)
         else:
             ax.imshow(image)
-            ax.imshow(grid, cmap="jet", alpha=0.45, extent=(0, image.shape[1], image.shape[0], 0),
-                      interpolation="bilinear")
+            drawn = ax.imshow(grid, cmap="jet", alpha=0.45, extent=(0, image.shape[1], image.shape[0], 0),
+                              interpolation="bilinear", vmin=0.0, vmax=top)
         ax.set_title(f"{which}: {name}{missing}", fontsize=8)
     for ax in row:
         ax.axis("off")
+    return drawn
 
 
 def attention_figure(examples: list[dict[str, Any]], classnames: list[str], title: str, source: Path,
@@ -83,8 +89,12 @@ def attention_figure(examples: list[dict[str, Any]], classnames: list[str], titl
     """One row per recorded test image; `source` is the evaluation.json named in errors."""
     fig = Figure(figsize=(7.5, 2.6 * len(examples)), layout="constrained")
     axes = fig.subplots(len(examples), 3, squeeze=False)
-    for row, example in zip(axes, examples, strict=True):
-        draw_row(list(row), example, classnames, source)
+    vmax = max(float(attention_grid(e, key, source).max()) for e in examples
+               for key in ("attention_true", "attention_predicted"))
+    drawn = [draw_row(list(row), example, classnames, source, vmax)
+             for row, example in zip(axes, examples, strict=True)]
+    if drawn and drawn[-1] is not None:  # one scale for every map of the figure
+        fig.colorbar(drawn[-1], ax=axes, shrink=0.6, label="attention weight (a map sums to 1 over the grid)")
     fig.suptitle(textwrap.fill(title, 100), fontsize=8)
     fig.savefig(path, dpi=DPI)
     return path

@@ -91,6 +91,20 @@ def test_attention_without_the_image_draws_the_grids_alone(tmp_path: Path) -> No
     assert [len(ax.images) for ax in row] == [1, 2, 2]
 
 
+def test_the_attention_figure_has_one_colour_scale_for_every_map(tmp_path: Path) -> None:
+    from pipeline.report.attention import attention_figure
+
+    other = {**example(str(tmp_path / "gone.jpg")), "attention_true": [[0.0, 2.0], [0.5, 0.5]]}
+    path = attention_figure([example(str(tmp_path / "gone.jpg")), other], ["cat", "dog"], "t", tmp_path / "e.json",
+                            tmp_path / "a.png")
+    assert path.is_file()
+    fig = Figure()
+    axes = fig.subplots(1, 3)
+    drawn = draw_row(list(axes), other, ["cat", "dog"], tmp_path / "e.json", vmax=2.0)
+    assert drawn is not None and drawn.get_clim() == (0.0, 2.0)
+    assert axes[1].images[0].get_clim() == (0.0, 2.0)  # the true class's map on the shared scale
+
+
 def test_attention_with_a_bad_class_names_the_file(tmp_path: Path) -> None:
     bad = {**example(str(tmp_path / "none.jpg")), "predicted": 7}
     with pytest.raises(ClipCacheError, match=r"evaluation\.json: attention class 7"):
