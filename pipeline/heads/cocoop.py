@@ -73,17 +73,12 @@ class CoCoOp(CoOp):
     def shifted_features(self, tower: TextTower, images: torch.Tensor) -> torch.Tensor:
         """Normalised class features [B, C, D] of each image's own prompts (context + meta_net(f_i))."""
         context = self.context
-        classes, n_ctx = context.slots.shape
-        with torch.no_grad():
-            base = tower.embed(context.ids)  # [C, L, W] the frozen words
+        classes = context.slots.shape[0]
+        words = context.words(tower)  # [C, L, W]
         shift = self.meta_net(images)  # [B, W]
         ctx = context.ctx.unsqueeze(0) + shift.unsqueeze(1)  # [1, n_ctx, W] + [B, 1, W] -> [B, n_ctx, W]
         b = images.shape[0]
-        prompts = base.unsqueeze(0).expand(b, -1, -1, -1)  # [B, C, L, W]
-        rows = torch.arange(classes, device=base.device).repeat_interleave(n_ctx)  # [C*n_ctx]
-        values = ctx.unsqueeze(1).expand(-1, classes, -1, -1).reshape(b, -1, ctx.shape[-1])  # [B, C*n_ctx, W]
-        filled = torch.stack([p.index_put((rows, context.slots.flatten()), v.to(base.dtype))
-                              for p, v in zip(prompts, values, strict=True)])  # [B, C, L, W], context in its slots
+        filled = torch.stack([context.prompts(words, shifted) for shifted in ctx])  # [B, C, L, W]
         ids = context.ids.repeat(b, 1)  # [B*C, L]
         text = tower.encode(filled.reshape(b * classes, *filled.shape[2:]), ids)  # [B*C, L, W] -> [B*C, D]
         return normalize(text).reshape(b, classes, -1)  # [B*C, D] -> [B, C, D]

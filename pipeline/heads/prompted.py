@@ -112,14 +112,22 @@ class TextContext(nn.Module):
         return self._features(tower)
 
     def _features(self, tower: TextTower) -> torch.Tensor:
-        classes, n_ctx = self.slots.shape
+        return normalize(tower.encode(self.prompts(self.words(tower)), self.ids))  # [C, D]
+
+    def words(self, tower: TextTower) -> torch.Tensor:
+        """The frozen word embeddings [C, L, W] of the prompts (the slots hold the filler's)."""
         with torch.no_grad():
-            base = tower.embed(self.ids)  # [C, L, W] the frozen words
-        ctx = self.ctx if self.ctx.dim() == 3 else self.ctx.unsqueeze(0).expand(classes, -1, -1)  # [C, n_ctx, W]
-        rows = torch.arange(classes, device=base.device).repeat_interleave(n_ctx)  # [C*n_ctx]
-        values = ctx.reshape(-1, ctx.shape[-1]).to(base.dtype)  # [C, n_ctx, W] -> [C*n_ctx, W]
-        prompts = base.index_put((rows, self.slots.flatten()), values)  # [C, L, W], context in its slots
-        return normalize(tower.encode(prompts, self.ids))  # [C, D]
+            return tower.embed(self.ids)
+
+    def prompts(self, words: torch.Tensor, ctx: torch.Tensor | None = None) -> torch.Tensor:
+        """The prompt embeddings [C, L, W]: `words` with a context in its slots, the learned one by default (`ctx`:
+        [n_ctx, W] shared, or [C, n_ctx, W] one per class)."""
+        ctx = self.ctx if ctx is None else ctx
+        classes, n_ctx = self.slots.shape
+        ctx = ctx if ctx.dim() == 3 else ctx.unsqueeze(0).expand(classes, -1, -1)  # [C, n_ctx, W]
+        rows = torch.arange(classes, device=words.device).repeat_interleave(n_ctx)  # [C*n_ctx]
+        values = ctx.reshape(-1, ctx.shape[-1]).to(words.dtype)  # [C, n_ctx, W] -> [C*n_ctx, W]
+        return words.index_put((rows, self.slots.flatten()), values)  # [C, L, W], context in its slots
 
 
 def relayout(context: TextContext, tokenizer: Any, classnames: list[str], position: str) -> None:

@@ -133,11 +133,7 @@ class VLPrompts(TowerTextHead):
         context = self.context
         tower = TextTower(self.encoder(self.device()))
         classes, n_ctx = context.slots.shape
-        with torch.no_grad():
-            base = tower.embed(context.ids)  # [C, L, W] the frozen words
-        rows = torch.arange(classes, device=base.device).repeat_interleave(n_ctx)  # [C*n_ctx]
-        values = context.ctx.unsqueeze(0).expand(classes, -1, -1).reshape(-1, base.shape[-1])  # [C*n_ctx, W]
-        prompts = base.index_put((rows, context.slots.flatten()), values)  # [C, L, W]
+        prompts = context.prompts(context.words(tower))  # [C, L, W]
         start = int(context.slots[0, 0])
 
         def before(i: int, x: torch.Tensor) -> torch.Tensor:
