@@ -91,10 +91,9 @@ class ProGrad(CoOp):
         layout = phrase_layout(tokenizer, list(data.text.classnames), p.n_ctx, self.phrase)
         self.setup(classes=data.n_classes, n_ctx=p.n_ctx, width=tower.width, length=int(layout.ids.shape[1]))
         self.to(data.device)
-        self.context.ids.copy_(layout.ids)
-        self.context.slots.copy_(layout.slots)
+        self.context.lay_out(layout)
         with torch.no_grad():
-            ctx = tower.embed(layout.ids[:1].to(data.device))[0, layout.slots[0]]  # [1, L, W] -> [n_ctx, W]
+            ctx = self.context.slot_words(tower).clone()  # [n_ctx, W]
             ctx[: p.n_ctx - len(self.phrase.split(" "))] = 0.0
             self.context.ctx.copy_(ctx if self.context.ctx.dim() == 2 else ctx.expand_as(self.context.ctx))
         self.logit_scale.fill_(data.text.logit_scale)
@@ -126,15 +125,11 @@ class ProGrad(CoOp):
 
     def retarget(self, text: TextReader) -> None:
         """The learned context in other class names' prompts, laid out as it was fitted."""
-        if not self.phrase:
-            super().retarget(text)
+        if not self.phrase or self.context.ctx.dim() == 3:
+            super().retarget(text)  # CoOp's layout; refuses class-specific contexts
             return
-        if self.context.ctx.dim() == 3:
-            super().retarget(text)  # refuses class-specific contexts
-        layout = phrase_layout(self.tokenizer(self.device()), list(text.classnames), self.params.n_ctx, self.phrase)
-        self.context.ids = layout.ids.to(self.context.ids.device)  # [C', L]
-        self.context.slots = layout.slots.to(self.context.slots.device)  # [C', n_ctx]
-        self.context.__dict__.pop("_kept", None)
+        self.context.lay_out(phrase_layout(self.tokenizer(self.device()), list(text.classnames), self.params.n_ctx,
+                                           self.phrase))
         self.shapes["classes"] = len(text.classnames)
 
     def extra_state(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from pipeline.heads.base import Head, Shapes
 from pipeline.heads.inputs import SplitReader
 from pipeline.heads.loop import epochs_by_shots  # noqa: F401  (the prompt learners' schedule, re-exported)
 from pipeline.heads.maths import normalize
-from pipeline.prompts.text import TextTower, phrase_embedding, prompt_layout
+from pipeline.prompts.text import PromptLayout, TextTower, phrase_embedding, prompt_layout
 
 
 class EncoderHead(Head):
@@ -114,6 +114,16 @@ class TextContext(nn.Module):
     def _features(self, tower: TextTower) -> torch.Tensor:
         return normalize(tower.encode(self.prompts(self.words(tower)), self.ids))  # [C, D]
 
+    def lay_out(self, layout: PromptLayout) -> None:
+        """Use these prompts (their ids and context slots: other class names, say); the learned vectors stay."""
+        self.ids = layout.ids.to(self.ids.device)  # [C', L]
+        self.slots = layout.slots.to(self.slots.device)  # [C', n_ctx]
+        self.__dict__.pop("_kept", None)
+
+    def slot_words(self, tower: TextTower) -> torch.Tensor:
+        """The word embeddings [n_ctx, W] the first prompt holds in its slots (a phrase's own, to start from)."""
+        return self.words(tower)[0, self.slots[0]]
+
     def words(self, tower: TextTower) -> torch.Tensor:
         """The frozen word embeddings [C, L, W] of the prompts (the slots hold the filler's)."""
         with torch.no_grad():
@@ -134,10 +144,7 @@ def relayout(context: TextContext, tokenizer: Any, classnames: list[str], positi
     """Point a shared context at other class names (base-to-novel): new prompt ids and slots, the same vectors."""
     if context.ctx.dim() == 3:
         raise NotApplicable("class-specific contexts (csc) cannot score classes they were not fitted on")
-    layout = prompt_layout(tokenizer, classnames, context.slots.shape[1], position)
-    context.ids = layout.ids.to(context.ids.device)  # [C', L]
-    context.slots = layout.slots.to(context.slots.device)  # [C', n_ctx]
-    context.__dict__.pop("_kept", None)
+    context.lay_out(prompt_layout(tokenizer, classnames, context.slots.shape[1], position))
 
 
 def context_shapes(tower: TextTower, tokenizer: Any, n_ctx: int, ctx_init: str) -> Shapes:
@@ -151,9 +158,7 @@ def init_context(context: TextContext, tower: TextTower, tokenizer: Any, classna
                  ctx_init: str, std: float) -> None:
     """Fill the prompt layout and the initial context: N(0, std) (CoOp's random init) or the phrase's embeddings."""
     n_ctx = context.slots.shape[1]
-    layout = prompt_layout(tokenizer, classnames, n_ctx, position)
-    context.ids.copy_(layout.ids)
-    context.slots.copy_(layout.slots)
+    context.lay_out(prompt_layout(tokenizer, classnames, n_ctx, position))
     with torch.no_grad():
         if ctx_init:
             phrase = phrase_embedding(tower, tokenizer, ctx_init)  # [n_ctx, W]

@@ -32,7 +32,7 @@ from pipeline.heads.inputs import FitData, TextReader
 from pipeline.heads.loop import Schedule, train
 from pipeline.heads.maths import normalize
 from pipeline.heads.prompted import TextContext, TowerTextHead, stored_late_tokens
-from pipeline.prompts.text import TextTower, leading_layout, prompt_layout
+from pipeline.prompts.text import PromptLayout, TextTower, leading_layout, prompt_layout
 
 
 @dataclass(frozen=True)
@@ -85,12 +85,11 @@ class VLPrompts(TowerTextHead):
         p = self.params
         return p.ctx_init.replace("_", " ") if p.ctx_init and p.n_ctx <= 4 else ""
 
-    def layout(self, classnames: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def layout(self, classnames: list[str]) -> PromptLayout:
         tokenizer = self.tokenizer(self.device())
         phrase = self.phrase()
-        made = (leading_layout(tokenizer, classnames, self.params.n_ctx, phrase) if phrase
+        return (leading_layout(tokenizer, classnames, self.params.n_ctx, phrase) if phrase
                 else prompt_layout(tokenizer, classnames, self.params.n_ctx, "end"))
-        return made.ids, made.slots
 
     def fit(self, data: FitData) -> VLPrompts:
         p = self.params
@@ -111,12 +110,10 @@ class VLPrompts(TowerTextHead):
                    width=int(visual.transformer.width), text_width=tower.width, length=int(tokenizer(["x"]).shape[1]),
                    blocks=blocks, text_blocks=n_blocks(tower.src.transformer), stored=stored)
         self.to(data.device)
-        ids, slots = self.layout(list(data.text.classnames))
-        self.context.ids.copy_(ids)
-        self.context.slots.copy_(slots)
+        self.context.lay_out(self.layout(list(data.text.classnames)))
         with torch.no_grad():
             if self.phrase():
-                self.context.ctx.copy_(tower.embed(ids[:1].to(data.device))[0, slots[0]])  # [n_ctx, W]
+                self.context.ctx.copy_(self.context.slot_words(tower))  # [n_ctx, W]
             else:
                 nn.init.normal_(self.context.ctx, std=0.02)
         self.logit_scale.fill_(data.text.logit_scale)
@@ -171,9 +168,7 @@ class VLPrompts(TowerTextHead):
 
     def retarget(self, text: TextReader) -> None:
         """Other class names in the same prompt layout, the same learned tokens."""
-        ids, slots = self.layout(list(text.classnames))
-        self.context.ids = ids.to(self.context.ids.device)  # [C', L]
-        self.context.slots = slots.to(self.context.slots.device)  # [C', n_ctx]
+        self.context.lay_out(self.layout(list(text.classnames)))
         self.shapes["classes"] = len(text.classnames)
 
 
