@@ -26,10 +26,9 @@ from pipeline.params import (
     transductive_params,
 )
 from pipeline.store.atomic import write_json_atomic
-from pipeline.store.provenance import fingerprint
 from pipeline.sweep.execute import RunSpec
-from pipeline.sweep.plan import SweepReport, format_seconds, plan_runs, run_sweep
-from pipeline.sweep.record import run_state, verified_record
+from pipeline.sweep.plan import SweepReport, format_seconds, plan_runs, run_sweep, spec_state
+from pipeline.sweep.record import verified_record
 
 log = logging.getLogger(__name__)
 
@@ -118,12 +117,7 @@ def sweep_status(params_path: str | Path, overrides: list[str], heads: list[str]
                       results_dir(params), "cpu", train.protocol, transductive_params(params.get("transductive")))
     counts: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     for spec in specs:
-        try:
-            digest = fingerprint(spec.inputs())
-        except ClipCacheError:
-            state = "not encoded"
-        else:
-            state, _ = run_state(spec.folder, digest)
+        state = spec_state(spec)[0]
         head = spec.head + (f"+{spec.method}" if spec.method else "")
         counts[(head, spec.encode.dataset.name)][NAMES.get(state, state)] += 1
     return [{"head": head, "dataset": name, **{s: counts[(head, name)][s] for s in STATES}}

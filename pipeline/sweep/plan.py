@@ -75,17 +75,26 @@ def plan_runs(pairs: Sequence[EncodeParams], heads: Sequence[str], head_params: 
     return specs
 
 
+def spec_state(spec: RunSpec) -> tuple[str, str, str]:
+    """(state, why, fingerprint) of a planned run: run_state's 'done', 'absent', 'stale' or 'damaged', or
+    'not encoded' (with no fingerprint) when a cache file it reads is missing."""
+    try:
+        digest = fingerprint(spec.inputs())
+    except ClipCacheError:
+        return "not encoded", "", ""
+    state, why = run_state(spec.folder, digest)
+    return state, why, digest
+
+
 def split_done(specs: Sequence[RunSpec]) -> tuple[list[RunResult], list[RunSpec], dict[str, str]]:
     """(results of the runs already on disk, intact and with the same fingerprint; the specs still to run; key -> why
     of the pending runs whose folder holds this fingerprint but is damaged)."""
     done, pending, damaged = [], [], {}
     for spec in specs:
-        try:
-            digest = fingerprint(spec.inputs())
-        except ClipCacheError:
+        state, why, digest = spec_state(spec)
+        if state == "not encoded":
             pending.append(spec)  # the run itself reports what is missing
             continue
-        state, why = run_state(spec.folder, digest)
         if state == "done":
             done.append(RunResult(spec.key, "skipped", digest))
             continue
