@@ -131,14 +131,15 @@ class GDA(Head):
         if p.covariance not in COVARIANCES:
             raise ClipCacheError(f"heads.gda.covariance must be one of {', '.join(COVARIANCES)}, got {p.covariance!r}")
         classes = data.n_classes
-        means, scatter, n = class_statistics(data, classes)
+        if p.covariance == "class_mean":  # every view in memory once: the means and the per-class covariances
+            vecs, labels = all_views(data.train, data.device)
+            means = torch.stack([vecs[labels == c].mean(dim=0) for c in range(classes)])  # [C, D]
+            precision = class_mean_precision(vecs, labels, classes)
+        else:  # streamed view by view
+            means, scatter, n = class_statistics(data, classes)
+            precision = shrinkage_precision(scatter, n)  # [D, D]
         self.prepare(data, p.template_set, dim=means.shape[1], classes=classes)
         self.__dict__["_train"] = data.train  # re-read by retarget (base-to-novel), never saved
-        if p.covariance == "class_mean":
-            vecs, labels = all_views(data.train, data.device)
-            precision = class_mean_precision(vecs, labels, classes)
-        else:
-            precision = shrinkage_precision(scatter, n)  # [D, D]
         weight = means @ precision  # [C, D] @ [D, D]
         bias = torch.log(torch.tensor(1.0 / classes, dtype=torch.float64)) - 0.5 * (weight * means).sum(-1)  # [C]
         self.weight.copy_(weight.float())
