@@ -7,10 +7,11 @@ from collections.abc import Iterable
 
 from pipeline.errors import ClipCacheError
 
-HEAD_MODULES: dict[str, str] = {name: f"pipeline.heads.{name}" for name in (
-    "ape", "ape_t", "cavpt", "clap", "clip_adapter", "clip_lora", "cocoop", "coop", "gda", "ivlp", "kgcoop",
-    "linear_probe", "lp_pp", "maple", "mm_adapter", "prograd", "prolip", "proker", "promptsrc", "taskres",
-    "tip_adapter", "tip_adapter_f", "vpt_late", "vt_clip", "zero_shot", "zs_lp")}
+# every head, in the order they joined the project (a new head is appended: the report's fixed styles follow it)
+HEADS = ("zero_shot", "linear_probe", "lp_pp", "clip_adapter", "tip_adapter", "tip_adapter_f", "gda", "proker",
+         "vt_clip", "mm_adapter", "coop", "vpt_late", "cavpt", "taskres", "clap", "zs_lp", "ape", "ape_t", "prolip",
+         "kgcoop", "prograd", "cocoop", "clip_lora", "ivlp", "maple", "promptsrc")
+HEAD_MODULES: dict[str, str] = {name: f"pipeline.heads.{name}" for name in HEADS}
 
 
 def check_head_names(names: Iterable[str]) -> None:

@@ -1,11 +1,11 @@
 """One fixed line style per head: colour, marker and dash, so the same head looks the same in every figure and in
 every report, whatever other heads it holds.
 
-The project's heads are numbered by `HEAD_ORDER` (the order they joined; a new head is appended, so no head's style
-ever changes); heads this list does not know follow it, in sorted order. Head i gets colour i mod 20 of tab20 (the
-ten dark shades first, then the ten light ones), marker i mod 7 and dash i mod 4: since 20 and 7 are coprime, the
-first 140 heads get distinct (colour, marker) pairs. A scoring variant (`gda+transclip`, `gda+vfree`) keeps its
-head's colour and marker and takes another dash.
+The project's heads are numbered by `pipeline.head_names.HEADS` (the order they joined; a new head is appended, so
+no head's style ever changes); heads it does not know follow it, in sorted order. Head i gets colour i mod 20 of
+tab20 (the ten dark shades first, then the ten light ones), marker i mod 7 and dash i mod 4: since 20 and 7 are
+coprime, the first 140 heads get distinct (colour, marker) pairs. A scoring variant (`gda+transclip`, `gda+vfree`)
+keeps its head's colour and marker and takes another dash.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Literal
 
 from matplotlib import colormaps
 from matplotlib.colors import to_hex
+
+from pipeline.head_names import HEADS
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 Dash = Literal["-", "--", "-.", ":"]  # matplotlib line styles
@@ -31,10 +33,7 @@ class LineStyle:
     dash: Dash
 
 
-# every head of pipeline.heads, in the order they joined (tests/report/test_figures.py checks it against the registry)
-HEAD_ORDER = ("zero_shot", "linear_probe", "lp_pp", "clip_adapter", "tip_adapter", "tip_adapter_f", "gda", "proker",
-              "vt_clip", "mm_adapter", "coop", "vpt_late", "cavpt", "taskres", "clap", "zs_lp", "ape", "ape_t",
-              "prolip", "kgcoop", "prograd", "cocoop", "clip_lora", "ivlp", "maple", "promptsrc")
+HEAD_ORDER = HEADS  # every head of pipeline.heads, in the order they joined
 VARIANTS = ("transclip", "vfree")  # '<head>+<variant>' labels of the report
 
 
