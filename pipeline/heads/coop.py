@@ -15,7 +15,7 @@ model's logit scale; the last epoch is kept (Dassl's default, which CoOp's scrip
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Unpack
+from typing import Any, Unpack
 
 import torch
 
@@ -71,10 +71,16 @@ class CoOp(EncoderHead):
     def start(self, data: FitData, dim: int | None = None) -> TextTower:
         """Bind the cache's encoder, seed, lay out the prompts and initialise the context (no training yet); `dim`,
         the image feature size, for a subclass whose setup needs it."""
-        p = self.params
         self.bind(data.train.provenance["encoder"], data.train.build.get("sources"))
         tower, tokenizer = TextTower(self.encoder(data.device)), self.tokenizer(data.device)
         torch.manual_seed(data.seed)
+        self.initial_context(data, tower, tokenizer, dim)
+        self.logit_scale.fill_(data.text.logit_scale)
+        return tower
+
+    def initial_context(self, data: FitData, tower: TextTower, tokenizer: Any, dim: int | None) -> None:
+        """Set the head up on the data's device with CoOp's prompt layout and initial context (ProGrad: its own)."""
+        p = self.params
         sizes = context_shapes(tower, tokenizer, p.n_ctx, p.ctx_init)
         sizes["classes"] = data.n_classes
         if dim is not None:
@@ -83,8 +89,6 @@ class CoOp(EncoderHead):
         self.to(data.device)
         init_context(self.context, tower, tokenizer, list(data.text.classnames), p.class_token_position, p.ctx_init,
                      p.init_std)
-        self.logit_scale.fill_(data.text.logit_scale)
-        return tower
 
     def schedule(self, data: FitData) -> Schedule:
         """Dassl's SGD: one constant warm-up epoch, cosine stepped per epoch, epochs by shots unless set."""

@@ -74,20 +74,18 @@ class ProGrad(CoOp):
         p = self.params
         template = template_of(data.dataset_layout)
         self.phrase = template.replace(" {}.", "") if p.ctx_init == TEMPLATE_INIT else p.ctx_init
-        if not self.phrase:
-            self.start(data)
-        else:
-            self.start_from_phrase(data)
+        self.start(data)
         teacher = self.zero_shot_text(data, template)  # [C, D]
         train(self, data, self.schedule(data), backward=lambda batch: self.projected_backward(batch, teacher))
         return self
 
-    def start_from_phrase(self, data: FitData) -> TextTower:
-        """Their prompt layout and initial context: zeros at the X's, the phrase's token embeddings after them."""
+    def initial_context(self, data: FitData, tower: TextTower, tokenizer: Any, dim: int | None) -> None:
+        """Their prompt layout and initial context: zeros at the X's, the phrase's token embeddings after them (CoOp's
+        without a phrase)."""
+        if not self.phrase:
+            super().initial_context(data, tower, tokenizer, dim)
+            return
         p = self.params
-        self.bind(data.train.provenance["encoder"], data.train.build.get("sources"))
-        tower, tokenizer = TextTower(self.encoder(data.device)), self.tokenizer(data.device)
-        torch.manual_seed(data.seed)
         layout = phrase_layout(tokenizer, list(data.text.classnames), p.n_ctx, self.phrase)
         self.setup(classes=data.n_classes, n_ctx=p.n_ctx, width=tower.width, length=int(layout.ids.shape[1]))
         self.to(data.device)
@@ -96,8 +94,6 @@ class ProGrad(CoOp):
             ctx = self.context.slot_words(tower).clone()  # [n_ctx, W]
             ctx[: p.n_ctx - len(self.phrase.split(" "))] = 0.0
             self.context.ctx.copy_(ctx if self.context.ctx.dim() == 2 else ctx.expand_as(self.context.ctx))
-        self.logit_scale.fill_(data.text.logit_scale)
-        return tower
 
     def zero_shot_text(self, data: FitData, template: str) -> torch.Tensor:
         """[C, D] zero-shot CLIP's normalised class features of their hand-crafted prompt, by the frozen tower."""
