@@ -44,8 +44,7 @@ class FewShotSplit:
 def check_counts(labels: np.ndarray, k: int, what: str, classnames: tuple[str, ...], keep_short: bool = False) -> None:
     """Every class has at least k images (at least one with `keep_short`); the error names the first that has
     fewer and the setting that keeps them."""
-    counts = np.bincount(labels, minlength=len(classnames)) if len(labels) else np.zeros(len(classnames), int)
-    for label, count in enumerate(counts[: len(classnames)]):
+    for label, count in enumerate(class_counts(labels, len(classnames))):
         if count < (1 if keep_short else k):
             hint = "" if keep_short else (" (encode.protocol.short_classes: keep_all keeps all the images of such a "
                                           "class, as CoOp does)" if count else "")
@@ -55,8 +54,13 @@ def check_counts(labels: np.ndarray, k: int, what: str, classnames: tuple[str, .
 
 def short_classes(labels: np.ndarray, k: int, classnames: tuple[str, ...]) -> list[str]:
     """The classes with fewer than k images (they keep all of them under keep_all)."""
-    counts = np.bincount(labels, minlength=len(classnames)) if len(labels) else np.zeros(len(classnames), int)
+    counts = class_counts(labels, len(classnames))
     return [classnames[c] for c in range(len(classnames)) if counts[c] < k]
+
+
+def class_counts(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Images per class [C] (an empty split counts none)."""
+    return np.bincount(labels, minlength=n_classes)[:n_classes] if len(labels) else np.zeros(n_classes, np.int64)
 
 
 def draw_per_class(labels: np.ndarray, k: int, rng: np.random.Generator, what: str,
