@@ -199,7 +199,8 @@ def presets() -> None:
         models = ", ".join(f"{m['name']} ({m['pretrained']})" for m in p.models)
         shots, seeds = p.encode["protocol"]["shots"], p.encode["protocol"]["seeds"]
         click.echo(f"{name}: {p.title}\n  {p.citation}; code: {p.code}\n  data sets: {', '.join(p.datasets)}\n"
-                   f"  models: {models}; shots {shots} x seeds {seeds}\n  heads: {', '.join(p.heads)}")
+                   f"  models: {models}; shots {shots} x seeds {seeds}; protocol {p.protocol}\n"
+                   f"  heads: {', '.join(p.heads)}")
         for note in p.notes:
             click.echo(f"  - {note}")
 

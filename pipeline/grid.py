@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipeline.backbone.naming import model_label
+from pipeline.data import is_test_only
 from pipeline.errors import ClipCacheError
 from pipeline.layout import pair_label
-from pipeline.params import EncodeParams, encode_params
+from pipeline.params import EncodeParams, TransferParams, encode_params
 
 
 def _entries(grid: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -82,3 +83,37 @@ def one_pair(params: dict[str, Any], dataset: str | None = None, model: str | No
         raise ClipCacheError(f"the grid has {len(pairs)} (data set, model) pairs: choose one with --dataset and "
                              "--model")
     return pairs[0]
+
+
+def transfer_plan(params: dict[str, Any], chosen: Sequence[EncodeParams],
+                  transfer: TransferParams) -> list[tuple[EncodeParams, tuple[EncodeParams, ...]]]:
+    """(source pair, its target pairs) for each chosen pair of the transfer source (train.protocol cross_dataset or
+    domain_generalisation); the targets are the grid's pairs of the same model, whatever --dataset chose.
+
+    The source is train.transfer.source (the grid's first data set when empty), the targets train.transfer.targets
+    (every other data set of the grid when empty); each is named when the grid lacks it, and the source when it is a
+    test-only layout (it has no training images) or a target too.
+    """
+    everything = [encode_params(section) for section in grid_sections(params)]
+    names = list(dict.fromkeys(p.dataset.name for p in everything))
+    source = transfer.source or names[0]
+    targets = list(transfer.targets) or [n for n in names if n != source]
+    unknown = [n for n in (source, *targets) if n not in names]
+    if unknown:
+        raise ClipCacheError(f"train.transfer names {unknown[0]!r}, which is no data set of the grid; it has: "
+                             f"{', '.join(names)}")
+    layout = next(p.dataset.registered for p in everything if p.dataset.name == source)
+    if is_test_only(layout):
+        raise ClipCacheError(f"train.transfer.source {source!r} is a test-only data set (layout {layout}): nothing can "
+                             "be fitted on it; name a data set with training images (imagenet)")
+    if source in targets or not targets:
+        raise ClipCacheError(f"train.transfer.targets must name data sets other than the source {source!r}, got "
+                             f"{targets or 'none'}")
+    plan = []
+    for pair in (p for p in chosen if p.dataset.name == source):
+        same_model = {p.dataset.name: p for p in everything if p.model == pair.model}
+        plan.append((pair, tuple(same_model[name] for name in targets)))
+    if not plan:
+        raise ClipCacheError(f"train.protocol transfers from {source!r}, which is not among the chosen data sets "
+                             f"({', '.join(sorted({p.dataset.name for p in chosen}))}): choose it with --dataset")
+    return plan

@@ -3,7 +3,8 @@
 ```
 <cache_dir>/<data set>/<model>__<pretrained>/          stage 1: text.h5, test.h5, k<K>-s<seed>/{train,val}.h5
 <cache_dir>/<data set>/image-hashes.json               the images' sha256 by (path, size, mtime) (pipeline/data)
-<results_dir>/<head>/<data set>/<model>__<pretrained>/k<K>-s<seed>[-transclip]/   (-transclip: scored transductively)
+<results_dir>/<head>/<data set>/<model>__<pretrained>/k<K>-s<seed>[-b2n|-vfree|-xd|-dg][-transclip]/   (the protocol;
+                                                         -transclip: scored transductively)
     head.safetensors, head.json, fit.json                the fitted head (stage 2)
     evaluation.json, metrics.json                        its test-split evaluation (stage 3)
     run.json                                             the run's fingerprint: written last, marks the run complete
@@ -50,13 +51,15 @@ def split_file(folder: Path, split: str, shots: int | None = None, seed: int | N
     return few_shot_folder(folder, shots, seed) / SPLIT_FILE.format(split=split)
 
 
-PROTOCOL_SUFFIX = {"all": "", "base_to_novel": "-b2n", "validation_free": "-vfree"}  # a run folder's name by protocol
+PROTOCOL_SUFFIX = {"all": "", "base_to_novel": "-b2n", "validation_free": "-vfree",  # a run folder's name by protocol
+                   "cross_dataset": "-xd", "domain_generalisation": "-dg"}  # (fitted on the source, under its name)
 
 
 def run_folder(results_dir: str | Path, head: str, dataset: str, pair: str, shots: int, seed: int,
                protocol: str = "all", transductive: str = "") -> Path:
-    """<results_dir>/<head>/<data set>/<model>__<pretrained>/k<K>-s<seed>[-b2n|-vfree][-<transductive method>]: one
-    run's files (a transductive run, `transductive: transclip`, is named by its method)."""
+    """<results_dir>/<head>/<data set>/<model>__<pretrained>/k<K>-s<seed>[-b2n|-vfree|-xd|-dg][-<transductive method>]:
+    one run's files (a transductive run, `transductive: transclip`, is named by its method; a transfer run by its
+    source data set)."""
     name = f"k{shots}-s{seed}{PROTOCOL_SUFFIX[protocol]}" + (f"-{transductive}" if transductive else "")
     return Path(results_dir) / head / dataset / pair / name
 

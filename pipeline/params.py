@@ -232,6 +232,14 @@ def runtime_params(section: dict[str, Any] | None) -> RuntimeParams:
 # --- train ---
 
 @dataclass(frozen=True)
+class TransferParams:
+    """The data sets of train.protocol cross_dataset / domain_generalisation: fit on `source`, score on each target."""
+
+    source: str = ""  # the grid data set the heads are fitted on ('': the grid's first, e.g. imagenet)
+    targets: tuple[str, ...] = ()  # grid data sets scored besides the source's test split (none: every other one)
+
+
+@dataclass(frozen=True)
 class TrainParams:
     head: str = "tip_adapter"  # head fitted by `clipcache train` when --head is not given
     shots: int = 16  # which few-shot cache (k<shots>-s<seed>) to fit on
@@ -239,11 +247,14 @@ class TrainParams:
     out_dir: str | None = None  # no longer used: a run's fitted head and evaluation share its folder under
     #                             evaluate.results_dir (pipeline/layout.py); accepted so that older params still load
     heads: tuple[str, ...] = ()  # the heads `clipcache sweep` runs by default (and dvc.yaml's sweep stages)
-    protocol: str = "all"  # sweep runs: 'all' classes, 'base_to_novel' (CoCoOp: fit the first half, score both) or
-    #                        'validation_free' (no validation image read; each head's authors' fixed choices)
+    protocol: str = "all"  # sweep runs: 'all' classes, 'base_to_novel' (CoCoOp: fit the first half, score both),
+    #                        'validation_free' (no validation image read; each head's authors' fixed choices), or
+    #                        'cross_dataset' / 'domain_generalisation' (fit on transfer.source, score its targets too)
+    transfer: TransferParams = field(default_factory=TransferParams)
 
 
-PROTOCOLS = ("all", "base_to_novel", "validation_free")
+TRANSFER_PROTOCOLS = ("cross_dataset", "domain_generalisation")  # fitted on one data set, scored on others
+PROTOCOLS = ("all", "base_to_novel", "validation_free", *TRANSFER_PROTOCOLS)
 
 
 def train_params(section: dict[str, Any] | None) -> TrainParams:
@@ -253,6 +264,8 @@ def train_params(section: dict[str, Any] | None) -> TrainParams:
         raise ClipCacheError(f"train.shots must be >= 1 and train.seed >= 0, got {params.shots} and {params.seed}")
     if params.protocol not in PROTOCOLS:
         raise ClipCacheError(f"train.protocol must be one of {', '.join(PROTOCOLS)}, got {params.protocol!r}")
+    if len(set(params.transfer.targets)) != len(params.transfer.targets):
+        raise ClipCacheError(f"train.transfer.targets lists a data set twice: {list(params.transfer.targets)}")
     return params
 
 

@@ -70,6 +70,7 @@ def write_params(path: Path, encode: dict[str, Any], runtime: dict[str, Any] | N
 def make_imagenet(root: Path, names: list[str], train_per_class: int) -> Path:
     """CoOp's ImageNet layout: classnames.txt, images/train/<wnid>/ and one images/val/<wnid>/ image per class."""
     wnids = [f"n{label:08d}" for label in range(len(names))]
+    root.mkdir(parents=True, exist_ok=True)
     (root / "classnames.txt").write_text("".join(f"{w} {n}\n" for w, n in zip(wnids, names, strict=True)))
     for label, wnid in enumerate(wnids):
         for i in range(train_per_class):
@@ -99,3 +100,27 @@ def assert_same_tensors(got: Path, want: Path) -> None:
     assert sorted(mine) == sorted(theirs) and len(theirs) > 0
     for key in theirs:
         assert np.array_equal(mine[key], theirs[key]), f"{key} differs"
+
+
+SHIFT_FOLDERS = {"imagenet_v2": ("imagenetv2", "imagenetv2-matched-frequency-format-val"),
+                 "imagenet_sketch": ("imagenet-sketch", "images"), "imagenet_a": ("imagenet-adversarial", "imagenet-a"),
+                 "imagenet_r": ("imagenet-rendition", "imagenet-r")}
+
+
+def make_imagenet_shift(data_root: Path, layout: str, names: list[str], classes: list[int], per_class: int,
+                        seed: int = 500) -> Path:
+    """One of ImageNet's shifts in CoOp's layout under $DATA (`data_root`), ImageNet's classnames.txt (wnids as
+    make_imagenet's) copied beside it, images of `classes` (indices into `names`), drawn like that class's images;
+    ImageNet-A and -R carry their README.txt."""
+    folder, images = SHIFT_FOLDERS[layout]
+    root = data_root / folder
+    wnids = [f"n{label:08d}" for label in range(len(names))]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "classnames.txt").write_text("".join(f"{w} {n}\n" for w, n in zip(wnids, names, strict=True)))
+    for label in classes:
+        class_dir = root / images / (str(label) if layout == "imagenet_v2" else wnids[label])
+        for i in range(per_class):
+            make_image(class_dir / f"{i}.jpg", label, seed + 10 * label + i)
+    if layout in ("imagenet_a", "imagenet_r"):
+        (root / images / "README.txt").write_text("wnid folders\n")
+    return root

@@ -54,7 +54,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     section = encode_section(images, "vit", Path("cache"))
     params = {"grid": {"datasets": [section.pop("dataset")], "models": [section.pop("model")]}, "encode": section,
               "runtime": {"workers": 0, "batch_size": 8},
-              "train": {"heads": ["gda", "tip_adapter"]},
+              "train": {"heads": ["gda", "tip_adapter"], "protocol": "all",  # the sweep stages track both
+                        "transfer": {"source": "", "targets": []}},
               "heads": {"gda": {}, "tip_adapter": dict(QUICK["tip_adapter"])}, "transductive": {"heads": []},
               "evaluate": {"results_dir": "results", "report_dir": "report"}}
     (repo / "params.yaml").write_text(yaml.safe_dump(params))

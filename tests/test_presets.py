@@ -15,9 +15,10 @@ from pipeline.presets import list_presets, load_preset
 from pipeline.presets.apply import apply_preset
 
 REPO = Path(__file__).resolve().parents[1]
-PAPERS = ["ape", "cavpt", "clap", "clip_adapter", "clip_lora", "cocoop", "coop", "coop_openclip", "gda", "gda_b2n",
-          "kgcoop", "lp_pp", "maple", "mm_adapter", "prograd", "proker", "prolip", "promptsrc", "taskres",
-          "tip_adapter", "transclip", "vt_clip"]
+PAPERS = ["ape", "cavpt", "clap", "clip_adapter", "clip_lora", "cocoop", "cocoop_dg", "cocoop_xd", "coop",
+          "coop_openclip", "gda", "gda_b2n", "kgcoop", "lp_pp", "maple", "maple_dg", "maple_xd", "mm_adapter",
+          "prograd", "proker", "prolip", "promptsrc", "promptsrc_dg", "promptsrc_xd", "taskres", "tip_adapter",
+          "transclip", "vt_clip"]
 
 
 def test_every_paper_has_a_preset_and_each_names_known_heads_and_data_sets() -> None:
@@ -49,6 +50,30 @@ def test_a_preset_applied_is_the_papers_grid_and_keeps_runtime(name: str, tmp_pa
     assert written["train"]["protocol"] == ("base_to_novel" if name == "mm_adapter" else "all")
     assert written["runtime"] == yaml.safe_load((REPO / "params.yaml").read_text())["runtime"]
     assert params.read_text().startswith(f"# the {name} preset")
+
+
+@pytest.mark.parametrize("name", ["cocoop_dg", "maple_xd"])
+def test_a_transfer_preset_fits_on_imagenet_and_scores_the_others_and_a_later_preset_drops_it(name: str,
+                                                                                              tmp_path: Path) -> None:
+    from pipeline.grid import transfer_plan
+    from pipeline.params import train_params
+
+    params = tmp_path / "params.yaml"
+    params.write_text((REPO / "params.yaml").read_text())
+    assert main(["preset", name, "--data-root", "/data", "--params", str(params), "--unchecked"]) == 0
+    written = yaml.safe_load(params.read_text())
+    train = train_params(written["train"])
+    assert train.protocol == ("domain_generalisation" if name.endswith("_dg") else "cross_dataset")
+    plan = transfer_plan(written, grid_pairs(written), train.transfer)
+    assert [(source.dataset.name, [t.dataset.name for t in targets]) for source, targets in plan] == [
+        ("imagenet", list(load_preset(name).datasets[1:]))]
+    if name == "cocoop_dg":
+        assert {p.dataset.root for p in grid_pairs(written)} == {
+            "/data/imagenet", "/data/imagenetv2", "/data/imagenet-sketch", "/data/imagenet-adversarial",
+            "/data/imagenet-rendition"}
+    assert main(["preset", "coop", "--data-root", "/data", "--params", str(params), "--unchecked"]) == 0
+    written = yaml.safe_load(params.read_text())
+    assert written["train"]["transfer"] == {"source": "", "targets": []} and written["train"]["protocol"] == "all"
 
 
 def test_a_slice_of_the_data_sets_and_unknown_names_are_refused(tmp_path: Path, capsys) -> None:

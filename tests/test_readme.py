@@ -28,14 +28,15 @@ def test_dvc_stages_track_their_sections_and_never_runtime() -> None:
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     encode, sweep = stages["encode"], stages["sweep"]
     assert encode["foreach"] == "${grid.datasets}" and sorted(encode["do"]["params"]) == ["encode", "grid"]
-    assert sweep["foreach"] == "${train.heads}" and sorted(sweep["do"]["params"]) == ["encode", "grid", "heads.${item}",
-                                                                           "transductive"]
+    assert sweep["foreach"] == "${train.heads}" and sorted(sweep["do"]["params"]) == [
+        "encode", "grid", "heads.${item}", "train.protocol", "train.transfer", "transductive"]  # what a run depends on
     for stage in (encode["do"], sweep["do"]):
         assert next(iter(stage["outs"][0].values()))["persist"] is True
     assert not [s for s in (encode["do"], sweep["do"], stages["report"]) if any("runtime" in p for p in s["params"])]
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     assert {"grid", "encode", "runtime", "heads", "train"} <= set(params)
     assert set(params["train"]["heads"]) == set(params["heads"])  # every head of the demo has its parameters
+    assert {"protocol", "transfer"} <= set(params["train"])  # tracked by the sweep stages, so they must exist
 
 
 def test_dvc_plots_draw_every_registered_head() -> None:

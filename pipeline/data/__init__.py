@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.data import coop, folder, manifest, textile  # noqa: F401  (registers the layouts)
+from pipeline.data import coop, folder, imagenet_shifts, manifest, textile  # noqa: F401  (registers the layouts)
 from pipeline.data.fewshot import FewShotSplit, sample_few_shot
-from pipeline.data.registry import DataSet, ImageItem, create_dataset, list_datasets, register_dataset
+from pipeline.data.registry import (
+    DataSet,
+    ImageItem,
+    create_dataset,
+    is_test_only,
+    list_datasets,
+    register_dataset,
+)
 
 __all__ = [
-    "DataSet", "FewShotSplit", "ImageItem", "ViewSpec", "create_dataset", "list_datasets", "register_dataset",
+    "DataSet", "FewShotSplit", "ImageItem", "ViewSpec", "create_dataset", "is_test_only", "list_datasets",
+    "register_dataset",
     "sample_few_shot",
 ]
 

@@ -32,6 +32,8 @@ COOP_FOLDERS = {
     "imagenet": "imagenet", "caltech101": "caltech-101", "oxford_pets": "oxford_pets",
     "stanford_cars": "stanford_cars", "oxford_flowers": "oxford_flowers", "food101": "food-101",
     "fgvc_aircraft": "fgvc_aircraft", "sun397": "sun397", "dtd": "dtd", "eurosat": "eurosat", "ucf101": "ucf101",
+    "imagenet_v2": "imagenetv2", "imagenet_sketch": "imagenet-sketch", "imagenet_a": "imagenet-adversarial",
+    "imagenet_r": "imagenet-rendition",
 }
 
 
@@ -95,8 +97,7 @@ def imagenet(root: Path | None, options: dict[str, Any]) -> DataSet:
     system's order)."""
     take_options("imagenet", options, {})
     folder = dataset_dir("imagenet", root, "classnames.txt")
-    lines = [line.split(" ", 1) for line in (folder / "classnames.txt").read_text().splitlines() if line.strip()]
-    names = {w: n.strip() for w, n in lines}
+    names = wnid_names(folder / "classnames.txt")
     train_dir, val_dir = folder / "images" / "train", folder / "images" / "val"
     for sub in (train_dir, val_dir):
         if not sub.is_dir():
@@ -119,7 +120,27 @@ def imagenet(root: Path | None, options: dict[str, Any]) -> DataSet:
     for split, sub in (("train", train_dir), ("test", val_dir)):
         splits[split] = [ImageItem(p, label) for label, w in enumerate(wnids) for p in list_images(sub / w)]
     classnames = tuple(names[w] for w in wnids)
-    return DataSet("imagenet", folder, classnames, splits, load_resource("datasets/imagenet.json")["coop_template"])
+    return DataSet("imagenet", folder, classnames, splits, load_resource("datasets/imagenet.json")["coop_template"],
+                   class_ids=tuple(wnids))
+
+
+def wnid_names(path: Path) -> dict[str, str]:
+    """classnames.txt of CoOp's ImageNet folders: '<wnid> <class name>' per line, in the file's order (Dassl's
+    `ImageNet.read_classnames`); a line without a name or a wnid twice is named."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ClipCacheError(f"{str(path)!r} cannot be read as '<wnid> <class name>' lines: {exc}") from exc
+    names: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        wnid, _, name = line.strip().partition(" ")
+        if not name.strip() or wnid in names:
+            problem = "has no class name" if not name.strip() else f"repeats wnid {wnid!r}"
+            raise ClipCacheError(f"{str(path)!r} line {number} {problem} ('<wnid> <class name>' per line expected)")
+        names[wnid] = name  # as Dassl: the rest of the stripped line after the first space
+    return names
 
 
 @register_dataset("fgvc_aircraft")

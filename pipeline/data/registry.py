@@ -36,6 +36,9 @@ class DataSet:
     # its own prompt templates (a templates_file), the 'coop' set instead of coop_template
     templates: tuple[str, ...] = ()
     layout: str = ""  # the registered layout that read it; "" until create_dataset names it
+    # each class's identifier in the data set's own scheme (ImageNet's wnids), index-aligned with classnames; () for
+    # layouts that have none. Transfer between data sets maps classes by it (names can repeat: ImageNet's 'missile')
+    class_ids: tuple[str, ...] = ()
 
     def describe(self) -> str:
         return describe(self.name, self.layout)
@@ -58,18 +61,27 @@ def describe(name: str | None, layout: str) -> str:
 
 Builder = Callable[[Path | None, dict[str, Any]], DataSet]
 _REGISTRY: dict[str, Builder] = {}
+_TEST_ONLY: set[str] = set()  # layouts with a test split only (ImageNet-V2, -Sketch, -A, -R): scored, never fitted
 
 
-def register_dataset(name: str) -> Callable[[Builder], Builder]:
-    """Decorator: join a builder `(root, options) -> DataSet` to the registry under `name`."""
+def register_dataset(name: str, test_only: bool = False) -> Callable[[Builder], Builder]:
+    """Decorator: join a builder `(root, options) -> DataSet` to the registry under `name`; `test_only`: the layout
+    has no training images (encode writes its test and text files only; sweeps score it as a transfer target)."""
 
     def wrap(builder: Builder) -> Builder:
         if name in _REGISTRY:
             raise ValueError(f"data set {name!r} is registered twice")
         _REGISTRY[name] = builder
+        if test_only:
+            _TEST_ONLY.add(name)
         return builder
 
     return wrap
+
+
+def is_test_only(layout: str) -> bool:
+    """Whether a registered layout holds a test split only (read from the registry, no image is listed)."""
+    return layout in _TEST_ONLY
 
 
 def list_datasets() -> list[str]:
@@ -88,7 +100,7 @@ def create_dataset(layout: str, root: str | Path | None, options: dict[str, Any]
     if root_path is not None and not root_path.is_dir():
         raise ClipCacheError(f"data set root {str(root_path)!r} for {label!r} is not a directory")
     dataset = replace(_REGISTRY[layout](root_path, dict(options or {})), name=name or layout, layout=layout)
-    for split in ("train", "test"):
+    for split in ("test",) if layout in _TEST_ONLY else ("train", "test"):
         if not dataset.splits.get(split):
             raise ClipCacheError(f"data set {label!r} at {str(dataset.root)!r} has no images in its {split!r} split")
     return dataset

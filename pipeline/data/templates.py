@@ -1,8 +1,9 @@
 """Prompt templates as data: CLIP's 80, the 7-template ensemble, and CoOp's per-data-set template.
 
 'reference' is not a set of its own but the rule the references follow (Tip-Adapter, GDA, ProKeR, LP++): CoOp's
-single per-data-set template everywhere except ImageNet, where the 7-template ensemble ('tip7') is used. Heads
-resolve it against the data set a cache was built from (`resolve_template_set`); nothing extra is encoded.
+single per-data-set template everywhere except ImageNet and its shifts, where the 7-template ensemble ('tip7') is
+used. Heads resolve it against the data set a cache was built from (`resolve_template_set`); nothing extra is
+encoded.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from pipeline.errors import ClipCacheError
 from pipeline.params import TEMPLATE_SETS
 
 REFERENCE = "reference"
-ENSEMBLE_DATASETS = ("imagenet",)  # where the references use the 7-template ensemble instead of CoOp's template
+# where the references use the 7-template ensemble instead of CoOp's template: ImageNet, and its test-only shifts (a
+# head fitted on ImageNet scores them with ImageNet's rule)
+IMAGENET_FAMILY = ("imagenet", "imagenet_v2", "imagenet_sketch", "imagenet_a", "imagenet_r")
+ENSEMBLE_DATASETS = IMAGENET_FAMILY
 
 
 def resolve_template_set(set_name: str, dataset_name: str) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 from pipeline import layout
 from pipeline.data import DataSet, ImageItem, sample_few_shot
 from pipeline.data.content import ContentIndex, items_sha256
+from pipeline.data.registry import is_test_only
 from pipeline.layout import IMAGE_HASHES, split_file
 from pipeline.params import EncodeParams, as_dict
 from pipeline.store.provenance import SCHEMA_VERSION
@@ -42,10 +43,11 @@ def cache_folder(params: EncodeParams) -> Path:
 
 
 def plan_jobs(params: EncodeParams, dataset: DataSet, folder: Path) -> list[SplitJob]:
-    """The test split, then train and val of every (shots, seed); few-shot draws are checked here, before any model."""
+    """The test split, then train and val of every (shots, seed) (none for a test-only layout: ImageNet-V2, -Sketch,
+    -A, -R); few-shot draws are checked here, before any model."""
     test = dataset.splits["test"]
     jobs = [SplitJob(split_file(folder, "test"), "test", "test", test, np.arange(len(test)), None, None, False)]
-    for shots in params.protocol.shots:
+    for shots in () if is_test_only(dataset.layout) else params.protocol.shots:
         for seed in params.protocol.seeds:
             draw = sample_few_shot(dataset, shots, seed, params.protocol.sampler, params.protocol.val,
                                    params.protocol.short_classes)
@@ -78,8 +80,9 @@ def dataset_provenance(dataset: DataSet) -> dict[str, Any]:
     `layout` is recorded only where it differs from the name (a grid's `{name: parts, layout: image_folder}`), so
     that the fingerprints of caches whose name is their layout (textile, dtd, ...) are those they always had."""
     layout = {"layout": dataset.layout} if dataset.layout not in ("", dataset.name) else {}
+    ids = {"class_ids": list(dataset.class_ids)} if dataset.class_ids else {}  # only layouts with ids (wnids)
     return {"name": dataset.name, **layout, "options": dataset.options, "classnames": list(dataset.classnames),
-            "n_classes": len(dataset.classnames), "file_list_sha256": dataset.file_list_hash(),
+            **ids, "n_classes": len(dataset.classnames), "file_list_sha256": dataset.file_list_hash(),
             "split_sizes": {k: len(v) for k, v in dataset.splits.items()}}
 
 

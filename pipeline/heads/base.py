@@ -79,6 +79,9 @@ class Head(nn.Module):
     runs: ClassVar[tuple[str, ...]] = ()  # frozen encoder parts run in stage 2 (prompt learners), e.g. ('text tower',)
     batch_rows: ClassVar[int] = ROW_BATCH  # rows per batch when scoring a split (token heads use fewer)
     novel_classes: ClassVar[bool] = False  # can score classes it was not fitted on (base-to-novel): see `retarget`
+    # its classes are parameters of its own even so (GDA's class means): transferred to a subset of its classes it
+    # keeps their columns, and only synthesises classes outside them (pipeline/scoring/transfer.py)
+    synthesises_classes: ClassVar[bool] = False
     # the (parameter, value) pairs its authors fix for a run that reads no validation image (train.protocol:
     # validation_free), over the run's own; None: it selects on validation, with no such form ("not applicable" there)
     validation_free: ClassVar[tuple[tuple[str, Any], ...] | None] = None

@@ -114,6 +114,7 @@ class GDA(Head):
     Params = GDAParams
     requires = frozenset({"global", "views"})
     novel_classes = True  # base-to-novel: the novel classes' classifier is synthesised as the authors' (docstring)
+    synthesises_classes = True  # its class means are its own: a transfer to some of its classes keeps their columns
     weight: torch.Tensor  # [C, D] = mu P
     bias: torch.Tensor  # [C]
     alpha: torch.Tensor  # [] weight of the GDA logits in the ensemble

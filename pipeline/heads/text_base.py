@@ -14,10 +14,10 @@ import numpy as np
 import torch
 
 from pipeline.data.registry import layout_of
-from pipeline.data.templates import REFERENCE, resolve_template_set
+from pipeline.data.templates import IMAGENET_FAMILY, REFERENCE, resolve_template_set
 from pipeline.heads.inputs import TextReader
 
-AUTHORS_SETS = {"imagenet": ("tip7", "coop")}  # IMAGENET_TEMPLATES_SELECT, then CoOp's template
+AUTHORS_SETS = dict.fromkeys(IMAGENET_FAMILY, ("tip7", "coop"))  # IMAGENET_TEMPLATES_SELECT, then CoOp's template
 
 
 def base_sets(template_set: str, layout: str) -> tuple[str, ...]:

@@ -29,9 +29,10 @@ class Preset:
     models: tuple[dict[str, str], ...]  # {name, pretrained}
     encode: dict[str, Any]  # the encode sections it sets (protocol, views, features, templates)
     heads: dict[str, dict[str, Any]]  # head -> the parameters the paper's protocol fixes
-    protocol: str = "all"  # train.protocol: 'all' classes or 'base_to_novel'
+    protocol: str = "all"  # train.protocol: 'all' classes, 'base_to_novel', 'cross_dataset' or 'domain_generalisation'
     transductive: dict[str, Any] | None = None  # params.yaml's `transductive` section, for a transductive method's
     #                                             paper (its heads' rows are named <head>+transclip)
+    transfer: dict[str, Any] | None = None  # train.transfer (source, targets) of a transfer protocol
 
 
 def _folder() -> Any:
@@ -55,7 +56,8 @@ def load_preset(name: str) -> Preset:
     return Preset(name, str(data["title"]), str(data["citation"]), str(data["code"]), tuple(data["notes"]),
                   tuple(data["datasets"]), tuple(dict(m) for m in data["models"]), dict(data["encode"]),
                   {head: dict(values or {}) for head, values in data["heads"].items()},
-                  str(data.get("protocol", "all")), dict(data["transductive"]) if "transductive" in data else None)
+                  str(data.get("protocol", "all")), dict(data["transductive"]) if "transductive" in data else None,
+                  dict(data["transfer"]) if "transfer" in data else None)
 
 
 def protocol_differences(preset: Preset, head: str, head_params: dict[str, Any]) -> list[str]:

@@ -42,6 +42,8 @@ def apply_preset(params: dict[str, Any], preset: Preset, data_root: str,
     train = dict(out.get("train") or {})
     train["heads"] = list(preset.heads)
     train["protocol"] = preset.protocol
+    # a transfer preset's source and targets, or none (the key stays: the DVC sweep stages track it)
+    train["transfer"] = {"source": "", "targets": [], **(preset.transfer or {})}
     train["head"] = train.get("head") if train.get("head") in preset.heads else list(preset.heads)[-1]
     out["train"] = train
     out["heads"] = copy.deepcopy(preset.heads)

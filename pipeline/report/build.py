@@ -1,7 +1,8 @@
 """`build_report`: every table, CSV and figure of the report, rebuilt from the evaluation JSONs alone.
 
 Outputs under the report folder: table.md, index.html, runs.csv, summary.csv, accuracy_by_shots.csv, curves/*.csv
-(see csvs.py), published_vs_ours.csv (the papers' numbers beside ours, published.py) and figures/*.png:
+(see csvs.py), published_vs_ours.csv (the papers' numbers beside ours, published.py), transfer.csv (transfer.py) and
+figures/*.png:
 - accuracy_vs_shots__<model>__<pretrained>.png: one small plot per data set;
 - accuracy_vs_shots_average__<model>__<pretrained>.png: the Average over data sets;
 - confusion__<dataset>__<model>__<pretrained>__<head>__k<shots>.png: per head at its largest shot count, summed
@@ -33,7 +34,7 @@ from pipeline.report.aggregate import (
 )
 from pipeline.report.attention import attention_figure
 from pipeline.report.confusion import LABELLED_CLASSES, confused_pairs, confusion_figure
-from pipeline.report.csvs import write_csvs
+from pipeline.report.csvs import write_csvs, write_rows
 from pipeline.report.document import Document, Plot, Section, markdown_document
 from pipeline.report.figures import accuracy_grid, average_curves
 from pipeline.report.html import html_document
@@ -41,9 +42,11 @@ from pipeline.report.load import Run, load_runs, read_confusion
 from pipeline.report.names import slug
 from pipeline.report.novel import novel_tables, split_protocols
 from pipeline.report.published import comparison_table
+from pipeline.report.published_transfer import transfer_comparison
 from pipeline.report.ranks import rank_section
 from pipeline.report.styles import LineStyle, head_styles
 from pipeline.report.tables import Table, metric_tables, shots_label
+from pipeline.report.transfer import TRANSFER_FIELDS, split_transfer, transfer_rows, transfer_tables
 
 log = logging.getLogger(__name__)
 SECTION_TITLES = {"top1": "Top-1 accuracy (%)", "mean_per_class_accuracy": "Mean per-class accuracy (%)",
@@ -157,16 +160,17 @@ def build_report(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
         The files written: table.md first, then index.html, the CSVs and the figures.
     """
     results, out = Path(results_dir), Path(out_dir)
-    runs, novel = split_protocols(load_runs(results))
+    others, transfer = split_transfer(load_runs(results))
+    runs, novel = split_protocols(others)
     try:
-        return write_report(runs, novel, results, out)
+        return write_report(runs, novel, transfer, results, out)
     except OSError as exc:
         where = exc.filename or out
         raise ClipCacheError(f"cannot write the report into {str(out)!r} ({where}): "
                              f"{exc.strerror or type(exc).__name__}; the results are untouched") from None
 
 
-def write_report(runs: list[Run], novel: list[Run], results: Path, out: Path) -> list[Path]:
+def write_report(runs: list[Run], novel: list[Run], transfer: list[Run], results: Path, out: Path) -> list[Path]:
     """The report's files (see build_report)."""
     groups, models = by_group(runs), by_model(runs)
     folder = clean(out)
@@ -179,11 +183,14 @@ def write_report(runs: list[Run], novel: list[Run], results: Path, out: Path) ->
     confusion = confusion_section(groups, folder)
     sections += [Section("Most confused class pairs", confusion.tables),
                  Section(confusion.title, [], confusion.figures),
-                 attention_section(groups, folder), Section("Base-to-novel", novel_tables(novel))]
-    document = Document("Results", introduction(runs + novel, results), sections)
+                 attention_section(groups, folder), Section("Base-to-novel", novel_tables(novel)),
+                 Section("Transfer to other data sets",
+                         [*transfer_tables(transfer), transfer_comparison(transfer)] if transfer else [])]
+    document = Document("Results", introduction(runs + novel + transfer, results), sections)
     (out / "table.md").write_text(markdown_document(document), encoding="utf-8")
     (out / "index.html").write_text(html_document(document), encoding="utf-8")
     figures = [p.path for s in sections for p in s.figures]
     log.info("report of %d runs written to %s (%d figures)", len(runs), out, len(figures))
     return [out / "table.md", out / "index.html", *write_csvs(runs, groups, models, results, out),
-            write_table_csv(published, out / "published_vs_ours.csv"), *figures]
+            write_table_csv(published, out / "published_vs_ours.csv"),
+            write_rows(out / "transfer.csv", TRANSFER_FIELDS, transfer_rows(transfer, results)), *figures]

@@ -20,6 +20,7 @@ from pipeline.errors import ClipCacheError
 RUN_RECORD = "run.json"  # as pipeline.layout names it (not imported: the report imports no model or store code)
 NUMBER = (int, float)
 TRANSDUCTIVE = ("transclip",)  # the transductive methods a record may name (pipeline.params.TRANSDUCTIVE_METHODS)
+TRANSFER = ("cross_dataset", "domain_generalisation")  # fitted on one data set, scored on others too
 REQUIRED: dict[str, type | tuple[type, ...]] = {
     "head": str, "shots": int, "seed": int, "dataset": str, "model": str, "pretrained": str, "random_weights": bool,
     "head_params": dict, "selected": dict, "classnames": list, "metrics": dict}
@@ -53,6 +54,9 @@ class Run:
     layout: str = ""  # the registered layout the data set was read with (its name when the record has none)
     transductive: str = ""  # 'transclip' for a run refined with the test features (its head reads <head>+transclip)
     draw: str = ""  # how its few-shot files were drawn: 'sampler, validation rule' ('' in records before it was kept)
+    # cross_dataset / domain_generalisation: target -> its top-1 (a fraction), or None where the head does not apply
+    transfer: dict[str, float | None] | None = None
+    transfer_layouts: dict[str, str] | None = None  # target -> the layout it was read with (its name when unrecorded)
 
 
 def find_results(results_dir: str | Path) -> list[Path]:
@@ -120,7 +124,8 @@ def parse_run(record: dict[str, Any], path: Path) -> Run:
                metrics={k: float(metrics[k]) for k in ("top1", "mean_per_class_accuracy", "ece")},
                n_test=metrics["n_test"], attention=attention or None, protocol=protocol,
                base_to_novel=base_to_novel(record, path), layout=str(record.get("layout") or record["dataset"]),
-               transductive=method, draw=draw_label(record.get("draw")))
+               transductive=method, draw=draw_label(record.get("draw")), transfer=transfer_scores(record, path),
+               transfer_layouts=transfer_layouts(record))
 
 
 def draw_label(draw: Any) -> str:
@@ -149,6 +154,32 @@ def base_to_novel(record: dict[str, Any], path: Path) -> dict[str, Any] | None:
     found = found if isinstance(found, dict) else {}
     check_fields(found, {"base": NUMBER, "novel": NUMBER, "hm": NUMBER}, path, "base_to_novel.")
     return dict(found)
+
+
+def transfer_scores(record: dict[str, Any], path: Path) -> dict[str, float | None] | None:
+    """Target -> top-1 of a transfer record, in its order (None: not applicable there), checked; None for other
+    protocols."""
+    if record.get("protocol") not in TRANSFER:
+        return None
+    found = record.get("transfer")
+    targets = found.get("targets") if isinstance(found, dict) else None
+    if not isinstance(targets, list) or not targets:
+        raise ClipCacheError(f"{path}: field transfer.targets must list each target data set with its scores")
+    out: dict[str, float | None] = {}
+    for i, scores in enumerate(targets):
+        scores = scores if isinstance(scores, dict) else {}
+        check_fields(scores, {"dataset": str}, path, f"transfer.targets[{i}].")
+        if "not_applicable" not in scores:
+            check_fields(scores, {"top1": NUMBER}, path, f"transfer.targets[{i}].")
+        out[scores["dataset"]] = None if "not_applicable" in scores else float(scores["top1"])
+    return out
+
+
+def transfer_layouts(record: dict[str, Any]) -> dict[str, str] | None:
+    """Target -> its layout, of a transfer record already checked by `transfer_scores`."""
+    if record.get("protocol") not in TRANSFER:
+        return None
+    return {t["dataset"]: str(t.get("layout") or t["dataset"]) for t in record["transfer"]["targets"]}
 
 
 def load_runs(results_dir: str | Path) -> list[Run]:

@@ -21,7 +21,7 @@ from typing import Any
 from pipeline.errors import ClipCacheError
 from pipeline.presets import load_preset, protocol_differences
 from pipeline.report.aggregate import GroupKey
-from pipeline.report.load import Run
+from pipeline.report.load import TRANSFER, Run
 from pipeline.report.stats import summarise
 from pipeline.report.tables import Table
 
@@ -72,8 +72,8 @@ def applies(row: Published, key: GroupKey, head: str, shots: int, head_params: d
     dataset, model, pretrained = key
     same = (row.head == head and row.dataset == dataset and row.backbone == model and row.weights == pretrained)
     shots_match = row.shots == shots or (head == "zero_shot" and row.shots == 0)
-    return same and shots_match and all(
-        head_params.get(k) == v for k, v in row.head_params.items())
+    few_shot = load_preset(row.protocol).protocol not in TRANSFER  # transfer rows: published_transfer.py
+    return same and shots_match and few_shot and all(head_params.get(k) == v for k, v in row.head_params.items())
 
 
 def comparison_rows(groups: dict[GroupKey, list[Run]]) -> list[list[str]]:
@@ -100,9 +100,9 @@ def comparison_rows(groups: dict[GroupKey, list[Run]]) -> list[list[str]]:
 
 
 def disagreement(row: Published, matched: list[Published]) -> str:
-    """' — disagrees with <paper> (<value>)' for every other source of the same cell more than a point away: the
-    report shows both rather than picking one."""
-    others = [o for o in matched if o.paper != row.paper and abs(o.value - row.value) > DISAGREEMENT]
+    """' — disagrees with <paper> (<value>)' for every other source (citation) of the same cell more than a point away:
+    the report shows both rather than picking one."""
+    others = [o for o in matched if o.citation != row.citation and abs(o.value - row.value) > DISAGREEMENT]
     return "".join(f" — disagrees with {o.paper}: {o.method} ({o.value:.2f})" for o in others)
 
 

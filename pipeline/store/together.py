@@ -57,13 +57,21 @@ def identity(provenance: dict[str, Any]) -> dict[str, str]:
     return {name: fingerprint({name: provenance.get(name)}) for name in SHARED}
 
 
-def check_identity(recorded: dict[str, str] | None, source: Path, file: Recorded) -> None:
-    """Refuse `file` unless its shared fields have the fingerprints a head recorded in `source` (head.json)."""
+def check_identity(recorded: dict[str, str] | None, source: Path, file: Recorded,
+                   fields: tuple[str, ...] = SHARED) -> None:
+    """Refuse `file` unless its shared fields (or those named) have the fingerprints a head recorded in `source`
+    (head.json)."""
     if not isinstance(recorded, dict):
         raise ClipCacheError(f"{str(source)!r} records no cache identity (fitted by an older clipcache): fit it again")
     mine = identity(file.provenance)
-    for name in SHARED:
+    for name in fields:
         if recorded.get(name) != mine[name]:
             raise ClipCacheError(f"{str(file.path)!r} does not belong with the head in {str(source)!r}: its {name} "
                                  f"differs from the one the head was fitted on (fingerprint {mine[name][:12]} != "
                                  f"{str(recorded.get(name))[:12]}); encode and fit again")
+
+
+def check_encoder(recorded: dict[str, str] | None, source: Path, file: Recorded) -> None:
+    """Refuse a file of another data set (a transfer target) unless the encoder and schema are those a head recorded
+    in `source` (head.json): the same weights, preprocessing and code must have made both."""
+    check_identity(recorded, source, file, ("schema_version", "encoder"))

@@ -12,11 +12,14 @@ from typing import Any
 from pipeline.backbone.model import check_names
 from pipeline.engine import CLUSTER_KEYS, cluster_params
 from pipeline.errors import ClipCacheError
-from pipeline.grid import grid_pairs
+from pipeline.grid import grid_pairs, transfer_plan
 from pipeline.head_names import check_head_names
 from pipeline.heads.registry import head_section
 from pipeline.layout import METRICS, head_metrics_file
 from pipeline.params import (
+    TRANSFER_PROTOCOLS,
+    EncodeParams,
+    TrainParams,
     apply_overrides,
     load_params,
     results_dir,
@@ -27,7 +30,7 @@ from pipeline.params import (
 )
 from pipeline.store.atomic import write_json_atomic
 from pipeline.sweep.execute import RunSpec
-from pipeline.sweep.plan import SweepReport, format_seconds, plan_runs, run_sweep, spec_state
+from pipeline.sweep.plan import SweepReport, Transfer, format_seconds, plan_runs, run_sweep, spec_state
 from pipeline.sweep.record import verified_record
 
 log = logging.getLogger(__name__)
@@ -50,7 +53,8 @@ def sweep_from_params(params_path: str | Path, overrides: list[str], heads: list
     for pair in pairs:  # names before any cache file is looked for
         check_names(pair.dataset.registered, pair.model.name, pair.model.pretrained)
     transductive = transductive_params(params.get("transductive"))
-    specs = plan_runs(pairs, names, sections, root, device, train.protocol, transductive)
+    specs = plan_runs(pairs, names, sections, root, device, train.protocol, transductive,
+                      transfer_of(params, pairs, train))
     report = run_sweep(specs, cluster_params({k: settings[k] for k in CLUSTER_KEYS if k in settings}))
     if prune:
         prune_runs(specs, names, root, whole=dataset is None and model is None)
@@ -68,6 +72,11 @@ def sweep_from_params(params_path: str | Path, overrides: list[str], heads: list
     if failed:
         raise ClipCacheError(f"{len(failed)} of {report.total} runs failed; first: {failed[0].key}: {failed[0].error}")
     return report
+
+
+def transfer_of(params: dict[str, Any], pairs: list[EncodeParams], train: TrainParams) -> Transfer | None:
+    """The (source, targets) pairs of a transfer protocol (cross_dataset, domain_generalisation); None otherwise."""
+    return transfer_plan(params, pairs, train.transfer) if train.protocol in TRANSFER_PROTOCOLS else None
 
 
 def run_folders(results_dir: str, head: str) -> list[Path]:
@@ -113,8 +122,10 @@ def sweep_status(params_path: str | Path, overrides: list[str], heads: list[str]
     train = train_params(params.get("train"))
     names = list(heads or train.heads)
     check_head_names(names)
-    specs = plan_runs(grid_pairs(params, dataset, model), names, {n: head_section(params, n) for n in names},
-                      results_dir(params), "cpu", train.protocol, transductive_params(params.get("transductive")))
+    pairs = grid_pairs(params, dataset, model)
+    specs = plan_runs(pairs, names, {n: head_section(params, n) for n in names}, results_dir(params), "cpu",
+                      train.protocol, transductive_params(params.get("transductive")),
+                      transfer_of(params, pairs, train))
     counts: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     for spec in specs:
         state = spec_state(spec)[0]

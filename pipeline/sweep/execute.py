@@ -29,6 +29,7 @@ from pipeline.layout import HEAD_META, RUN_RECORD, TEXT_FILE, cache_folder, pair
 from pipeline.params import EncodeParams, TransClipParams, as_dict
 from pipeline.scoring.evaluation import score_base_to_novel, score_head, test_split, write_evaluation
 from pipeline.scoring.transductive import labelled, score_transclip
+from pipeline.scoring.transfer import open_targets, score_targets, transfer_average
 from pipeline.store import TextFeatures
 from pipeline.store.atomic import OLD_PREFIX, TMP_PREFIX, replace_folder, temp_folder, write_json_atomic
 from pipeline.store.failpoints import failpoint
@@ -53,6 +54,7 @@ class RunSpec:
     device: str = "auto"  # runtime.device, resolved on the worker
     protocol: str = "all"  # 'all' classes, 'base_to_novel' (fit the base half, score base and novel), 'validation_free'
     transductive: TransClipParams | None = None  # scored by TransCLIP with the test features (asked for), or not
+    targets: tuple[EncodeParams, ...] = ()  # cross_dataset / domain_generalisation: the pairs scored besides the source
 
     @property
     def method(self) -> str:
@@ -74,12 +76,16 @@ class RunSpec:
         return f"{self.encode.dataset.name}/{self.pair}/{self.head}/{self.folder.name}"
 
     def cache_files(self) -> dict[str, Path]:
-        """The four cache files a run reads: few-shot train and val, text, test."""
-        root = cache_folder(self.encode.cache_dir, self.encode.dataset.name, self.encode.model.name,
-                            self.encode.model.pretrained)
-        return {"train": split_file(root, "train", self.shots, self.seed),
-                "val": split_file(root, "val", self.shots, self.seed), "text": root / TEXT_FILE,
-                "test": split_file(root, "test")}
+        """The cache files a run reads: few-shot train and val, text, test; and a transfer target's test and text
+        (test@<target>, text@<target>)."""
+        root = pair_root(self.encode)
+        files = {"train": split_file(root, "train", self.shots, self.seed),
+                 "val": split_file(root, "val", self.shots, self.seed), "text": root / TEXT_FILE,
+                 "test": split_file(root, "test")}
+        for target in self.targets:
+            files |= {f"test@{target.dataset.name}": split_file(pair_root(target), "test"),
+                      f"text@{target.dataset.name}": pair_root(target) / TEXT_FILE}
+        return files
 
     def inputs(self) -> dict[str, Any]:
         """The run's canonical inputs (the cache files' fingerprints read from the files)."""
@@ -88,6 +94,11 @@ class RunSpec:
         transductive = None if self.transductive is None else {"method": self.method,
                                                                "params": as_dict(self.transductive)}
         return run_inputs(self.head, self.head_params, self.shots, self.seed, files, self.protocol, transductive)
+
+
+def pair_root(encode: EncodeParams) -> Path:
+    """The cache folder of a (data set, model) pair."""
+    return cache_folder(encode.cache_dir, encode.dataset.name, encode.model.name, encode.model.pretrained)
 
 
 @dataclass
@@ -149,6 +160,16 @@ def build_run(spec: RunSpec, inputs: dict[str, Any], digest: str) -> tuple[dict[
             if spec.transductive.support:
                 support = labelled(*fit_inputs(spec.encode, spec.shots, spec.seed)[:2])
             record = score_transclip(fitted.head, meta, test, spec.transductive, support)
+        elif spec.targets:
+            record = score_head(fitted.head, meta, test)
+            files = spec.cache_files()
+            targets = {t.dataset.name: (files[f"test@{t.dataset.name}"], files[f"text@{t.dataset.name}"])
+                       for t in spec.targets}
+            scored = score_targets(fitted.head, meta, open_targets(targets, meta["provenance"].get("identity"),
+                                                                   spec.folder / HEAD_META))
+            record["protocol"] = spec.protocol
+            record["transfer"] = {"source": spec.encode.dataset.name, "targets": scored,
+                                  "average": transfer_average(scored)}
         elif classes is None:
             record = score_head(fitted.head, meta, test)
         else:

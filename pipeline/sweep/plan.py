@@ -14,10 +14,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.data import is_test_only
 from pipeline.engine import ClusterParams, open_engine
 from pipeline.errors import ClipCacheError
 from pipeline.heads import head_class
-from pipeline.params import PROTOCOLS, EncodeParams, TransClipParams, TransductiveParams
+from pipeline.params import PROTOCOLS, TRANSFER_PROTOCOLS, EncodeParams, TransClipParams, TransductiveParams
 from pipeline.store.provenance import fingerprint
 from pipeline.sweep.execute import RunResult, RunSpec, execute_run, remove_leftovers
 from pipeline.sweep.record import run_state
@@ -50,11 +51,16 @@ class SweepReport:
         return (self.seconds - self.run_seconds) / executed if executed else 0.0
 
 
+Transfer = Sequence[tuple[EncodeParams, tuple[EncodeParams, ...]]]  # (source, its targets): grid.transfer_plan
+
+
 def plan_runs(pairs: Sequence[EncodeParams], heads: Sequence[str], head_params: dict[str, dict[str, Any]],
               results_dir: str, device: str = "auto", protocol: str = "all",
-              transductive: TransductiveParams | None = None) -> list[RunSpec]:
+              transductive: TransductiveParams | None = None, transfer: Transfer | None = None) -> list[RunSpec]:
     """Every (pair, head, shots, seed) of the grid, in a stable order; then, for the heads `transductive.heads`
-    lists, the same runs scored by TransCLIP (never unless listed)."""
+    lists, the same runs scored by TransCLIP (never unless listed). Under cross_dataset / domain_generalisation the
+    pairs are the sources of `transfer`, each run scoring its targets too; otherwise test-only data sets (ImageNet's
+    shifts) have no runs of their own."""
     listed = transductive.heads if transductive is not None else ()
     for name in (*heads, *listed):
         head_class(name)  # an unknown head is named before anything runs
@@ -63,11 +69,16 @@ def plan_runs(pairs: Sequence[EncodeParams], heads: Sequence[str], head_params: 
     if listed and protocol != "all":
         raise ClipCacheError(f"transductive.heads ({', '.join(listed)}) cannot be scored under train.protocol "
                              f"{protocol!r}: TransCLIP refines predictions over all classes; empty it or use 'all'")
+    if (protocol in TRANSFER_PROTOCOLS) != (transfer is not None):
+        raise ValueError(f"protocol {protocol!r} and the transfer plan {transfer!r} do not go together")
+    planned = list(transfer) if transfer is not None else [(p, ()) for p in pairs
+                                                           if not is_test_only(p.dataset.registered)]
 
     def grid(names: Sequence[str], mode: TransClipParams | None) -> list[RunSpec]:
         return [RunSpec(pair, name, dict(head_params.get(name) or {}), shots, seed, results_dir, device, protocol,
-                        mode)
-                for pair in pairs for name in names for shots in pair.protocol.shots for seed in pair.protocol.seeds]
+                        mode, targets)
+                for pair, targets in planned for name in names for shots in pair.protocol.shots
+                for seed in pair.protocol.seeds]
 
     specs = grid(heads, None)
     if transductive is not None:

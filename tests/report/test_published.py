@@ -37,9 +37,10 @@ def test_the_shipped_numbers_are_well_formed_and_name_heads_we_have() -> None:
     assert len(rows) > 400 and all(0 < r.value <= 100 for r in rows)
     assert {r.head for r in rows} - {""} <= set(MODULES)
     assert {r.protocol for r in rows} <= set(list_presets())
-    imagenet16 = [r for r in rows
-                  if (r.paper, r.head, r.dataset, r.shots) == ("tip_adapter", "tip_adapter", "imagenet", 16)]
-    assert [r.value for r in imagenet16] == [62.01]  # Tip-Adapter's exp.log, RN50, 16 shots
+    imagenet16 = [r.value for r in rows if (r.paper, r.head, r.dataset, r.shots, r.protocol) ==
+                  ("tip_adapter", "tip_adapter", "imagenet", 16, "tip_adapter")]
+    assert imagenet16 == [62.01]  # Tip-Adapter's exp.log, RN50, 16 shots (TDA's DG table prints 62.03)
+    assert "imagenetv2" not in {r.dataset for r in rows}  # ImageNet-V2 is imagenet_v2, as its layout
 
 
 def test_a_run_under_the_papers_protocol_is_compared(tmp_path: Path) -> None:
@@ -119,12 +120,15 @@ def test_a_data_set_of_its_own_name_is_compared_by_its_layout(tmp_path: Path) ->
 
 
 def test_a_zero_shot_number_applies_to_zero_shot_only() -> None:
-    row = Published("p", "t", "CLIP", "zero_shot", {}, "RN50", "openai", "imagenet", 0, 58.2, "zero_shot", "", "c")
+    row = Published("p", "t", "CLIP", "zero_shot", {}, "RN50", "openai", "imagenet", 0, 58.2, "coop", "", "c")
     key = ("imagenet", "RN50", "openai")
     assert applies(row, key, "zero_shot", 16, {}) and applies(row, key, "zero_shot", 1, {})
     assert not applies(row, key, "tip_adapter", 16, {}) and not applies(row, key, "tip_adapter", 0, {})
     assert not applies(row, ("imagenet", "RN50", "laion"), "zero_shot", 16, {})
-    other = Published("p", "t", "Tip", "tip_adapter", {}, "RN50", "openai", "imagenet", 0, 60.0, "tip", "", "c")
+    other = Published("p", "t", "Tip", "tip_adapter", {}, "RN50", "openai", "imagenet", 0, 60.0, "tip_adapter", "",
+                      "c")
     assert applies(other, key, "tip_adapter", 0, {}) and not applies(other, key, "tip_adapter", 16, {})
-    four = Published("p", "t", "CLIP", "zero_shot", {}, "RN50", "openai", "imagenet", 4, 58.2, "zero_shot", "", "c")
+    four = Published("p", "t", "CLIP", "zero_shot", {}, "RN50", "openai", "imagenet", 4, 58.2, "coop", "", "c")
     assert applies(four, key, "zero_shot", 4, {}) and not applies(four, key, "zero_shot", 16, {})
+    transfer = Published("p", "t", "CLIP", "zero_shot", {}, "RN50", "openai", "imagenet", 0, 58.2, "cocoop_dg", "", "c")
+    assert not applies(transfer, key, "zero_shot", 16, {})  # a transfer table's source column: not a few-shot cell

@@ -58,6 +58,7 @@ def test_written_files_and_stale_ones_removed(built: tuple[Path, Path, list[Path
     assert written[0] == out / "table.md"
     assert names == sorted([
         "table.md", "index.html", "runs.csv", "summary.csv", "accuracy_by_shots.csv", "published_vs_ours.csv",
+        "transfer.csv",
         "curves/h1.csv", "curves/h2.csv", "figures/accuracy_vs_shots__ViT-B-32__openai.png",
         "figures/accuracy_vs_shots_average__ViT-B-32__openai.png",
         "figures/confusion__A__ViT-B-32__openai__h1__k2.png", "figures/confusion__A__ViT-B-32__openai__h2__k2.png",

@@ -123,7 +123,8 @@ def test_prune_removes_runs_the_grid_no_longer_holds(two_seed_cache, tmp_path: P
 def test_an_unknown_protocol_is_named_with_the_known_ones(two_seed_cache, tmp_path: Path) -> None:
     with pytest.raises(ClipCacheError) as refused:
         plan_runs([encode_params(two_seed_cache)], ["zero_shot"], {}, str(tmp_path), protocol="novel")
-    assert str(refused.value) == "train.protocol must be one of all, base_to_novel, validation_free, got 'novel'"
+    assert str(refused.value) == ("train.protocol must be one of all, base_to_novel, validation_free, cross_dataset, "
+                                  "domain_generalisation, got 'novel'")
 
 
 def test_unknown_head_is_named_before_anything_runs(two_seed_cache, tmp_path: Path) -> None:
