@@ -2,10 +2,12 @@
 
 ```yaml
 grid:
-  datasets: [{name: textile, root: data/textile, options: {max_per_class: 200}}, {name: dtd, root: /data/dtd}]
+  datasets: [{name: textile, root: data/textile, options: {max_per_class: 200}}, {name: dtd, root: /data/dtd},
+             {name: parts, layout: image_folder, root: /data/parts, protocol: {shots: [1, 2, 4]}}]
   models: [{name: ViT-B-32, pretrained: openai}, {name: RN50, pretrained: openai}]
 encode: {protocol: ..., views: ..., features: ...}
 ```
+A data set's entry may carry its own `protocol` (any encode.protocol key: shots, seeds, ...), over the shared one.
 Without a `grid` section, `encode.dataset` and `encode.model` are the one pair (the simple case).
 """
 
@@ -46,7 +48,21 @@ def grid_sections(params: dict[str, Any]) -> list[dict[str, Any]]:
     if duplicate is not None:
         raise ClipCacheError(f"params.yaml: grid.datasets names {duplicate!r} twice (cache and results are keyed by "
                              "name)")
-    return [{**encode, "dataset": d, "model": m} for d in datasets for m in models]
+    return [{**encode, "dataset": entry, "model": m, **own_protocol(encode, d, i)}
+            for i, d in enumerate(datasets) for entry in [{k: v for k, v in d.items() if k != "protocol"}]
+            for m in models]
+
+
+def own_protocol(encode: dict[str, Any], entry: dict[str, Any], index: int) -> dict[str, Any]:
+    """{'protocol': encode.protocol with the grid entry's own keys over it} where the entry has `protocol` (a small
+    data set of one's own with fewer shots, other seeds), else {}."""
+    if "protocol" not in entry:
+        return {}
+    own = entry["protocol"]
+    if not isinstance(own, dict):
+        raise ClipCacheError(f"params.yaml: grid.datasets[{index}] ({entry.get('name')}): protocol must be a mapping "
+                             f"of encode.protocol keys (shots, seeds, ...), got {own!r}")
+    return {"protocol": {**(encode.get("protocol") or {}), **own}}
 
 
 def grid_pairs(params: dict[str, Any], dataset: str | Sequence[str] | None = None,

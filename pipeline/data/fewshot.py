@@ -44,12 +44,15 @@ class FewShotSplit:
 def check_counts(labels: np.ndarray, k: int, what: str, classnames: tuple[str, ...], keep_short: bool = False) -> None:
     """Every class has at least k images (at least one with `keep_short`); the error names the first that has
     fewer and the setting that keeps them."""
-    for label, count in enumerate(class_counts(labels, len(classnames))):
+    counts = class_counts(labels, len(classnames))
+    for label, count in enumerate(counts):
         if count < (1 if keep_short else k):
-            hint = "" if keep_short else (" (encode.protocol.short_classes: keep_all keeps all the images of such a "
-                                          "class, as CoOp does)" if count else "")
+            fits = int(counts.min())
+            hint = "" if keep_short else (" or encode.protocol.short_classes: keep_all keeps all the images of such a "
+                                          "class, as CoOp does" if count else "")
             raise ClipCacheError(f"{what}: class {classnames[label]!r} has {count} image(s), fewer than the {k} asked "
-                                 f"for{hint}")
+                                 f"for; its smallest class has {fits}: give this data set shots of its own in its grid "
+                                 f"entry (protocol: {{shots: [...]}}, at most {fits} here){hint}")
 
 
 def short_classes(labels: np.ndarray, k: int, classnames: tuple[str, ...]) -> list[str]:

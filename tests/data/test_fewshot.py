@@ -141,8 +141,10 @@ def test_coops_keep_all_rule_for_a_class_with_fewer_than_k_images(tmp_path: Path
     items = dataset.splits["train"]
     keep = [i for i, item in enumerate(items) if item.label != 1 or item.path.stem.endswith(("_0", "_1"))]
     dataset.splits["train"] = [items[i] for i in keep]  # 'dotted' keeps 2 training images
-    with pytest.raises(ClipCacheError, match=r"class 'dotted' has 2 image\(s\), fewer than the 4 asked for "
-                                             r"\(encode\.protocol\.short_classes: keep_all keeps all"):
+    with pytest.raises(ClipCacheError, match=r"dtd train: class 'dotted' has 2 image\(s\), fewer than the 4 asked for; "
+                                             r"its smallest class has 2: give this data set shots of its own in its "
+                                             r"grid entry \(protocol: \{shots: \[\.\.\.\]\}, at most 2 here\) or "
+                                             r"encode\.protocol\.short_classes: keep_all keeps all"):
         sample_few_shot(dataset, 4, 1, sampler)
     draw = sample_few_shot(dataset, 4, 1, sampler, "coop", "keep_all")
     labels = np.array([dataset.splits["train"][i].label for i in draw.train])

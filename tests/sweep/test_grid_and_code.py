@@ -46,6 +46,26 @@ def test_without_a_grid_the_encode_section_is_the_one_pair() -> None:
     assert (pair.dataset.name, pair.model.name) == ("dtd", "RN50")
 
 
+def test_a_data_set_may_carry_its_own_protocol_over_the_shared_one() -> None:
+    """A small data set of one's own runs 1-4 shots while the others keep the grid's 1-16; its sweep plans only those."""
+    from pipeline.sweep.plan import plan_runs
+
+    own = {**DATASETS[1], "protocol": {"shots": [1, 4]}}
+    params = {"grid": {"datasets": [DATASETS[0], own], "models": MODELS[:1]},
+              "encode": {"protocol": {"shots": [1, 16], "seeds": [1, 2], "val": "full"}}}
+    textile, dtd = grid_pairs(params)
+    assert (textile.protocol.shots, dtd.protocol.shots) == ((1, 16), (1, 4))
+    assert dtd.protocol.seeds == (1, 2) and dtd.protocol.val == "full"  # the rest of the shared protocol
+    assert dtd.dataset.name == "dtd" and dtd.dataset.root == "/data/dtd"
+    specs = plan_runs([textile, dtd], ["zero_shot"], {}, "results")
+    assert sorted({(s.encode.dataset.name, s.shots) for s in specs}) == [("dtd", 1), ("dtd", 4), ("textile", 1),
+                                                                         ("textile", 16)]
+    with pytest.raises(ClipCacheError, match=r"grid\.datasets\[1\] \(dtd\): protocol must be a mapping"):
+        grid_pairs({**params, "grid": {"datasets": [DATASETS[0], {**own, "protocol": [1, 4]}], "models": MODELS}})
+    with pytest.raises(ClipCacheError, match=r"unknown key encode\.protocol\.shot\b"):
+        grid_pairs({**params, "grid": {"datasets": [{**own, "protocol": {"shot": [1]}}], "models": MODELS}})
+
+
 @pytest.mark.parametrize(("grid", "culprit"), [
     ({"datasets": DATASETS, "models": []}, "grid.models must be a non-empty list"),
     ({"datasets": [DATASETS[0], DATASETS[0]], "models": MODELS}, "names 'textile' twice"),
