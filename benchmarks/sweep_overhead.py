@@ -65,7 +65,8 @@ def main() -> None:
             by_head[head] = round(by_head.get(head, 0.0) + result.seconds.get("total", 0.0), 2)
         rows[engine] = {"runs": report.total, "done": report.count("done"), "wall_s": round(report.seconds, 1),
                         "runs_own_s": round(report.run_seconds, 1),
-                        "overhead_per_run_s": round(report.overhead_per_run, 4), "own_seconds_by_head": by_head}
+                        "overhead_per_run_s": report.overhead_per_run and round(report.overhead_per_run, 4),
+                        "cost": report.cost(), "own_seconds_by_head": by_head}
         print(json.dumps({engine: rows[engine]}), flush=True)
     print(json.dumps(rows, indent=1))
 

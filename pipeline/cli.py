@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 
 import click
 
-from pipeline.errors import ClipCacheError, NoSpace, file_error, hard_exit
+from pipeline.errors import (
+    INTERRUPTED_EXIT,
+    ClipCacheError,
+    Interrupted,
+    NoSpace,
+    file_error,
+    hard_exit,
+    terminate_as_interrupt,
+)
+from pipeline.runlog import console_logging
 
 
 @click.group()
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging, and each run's epochs on the console too.")
 def cli(verbose: bool) -> None:
     """Encode once with frozen open_clip models; adapt few-shot heads on the cached features."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pipeline").setLevel(logging.DEBUG if verbose else logging.INFO)
+    console_logging(verbose)  # a run's epochs go to its run.log (and here only with --verbose)
 
 
 @cli.command()
@@ -128,7 +135,7 @@ def sweep(params_path: str, heads: tuple[str, ...], overrides: tuple[str, ...], 
                            "failed": report.count("failed"), "repaired": report.repaired,
                            "seconds": round(report.seconds, 2),
                            "engine": report.engine,
-                           "overhead_per_run_s": round(report.overhead_per_run, 4)}))
+                           "overhead_per_run_s": report.overhead_per_run and round(report.overhead_per_run, 4)}))
 
 
 @cli.command()
@@ -265,7 +272,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the group; a ClipCacheError becomes one line on stderr and exit code 1 (the program, run
     with no `argv`, ends at once on a disk-full error: see NoSpace)."""
     try:
-        cli.main(args=argv, prog_name="clipcache", standalone_mode=False)
+        with terminate_as_interrupt():
+            cli.main(args=argv, prog_name="clipcache", standalone_mode=False)
+    except Interrupted as exc:
+        click.echo(f"clipcache: {exc}", err=True)
+        return INTERRUPTED_EXIT
     except ClipCacheError as exc:
         click.echo(f"clipcache: error: {exc}", err=True)
         if isinstance(exc, NoSpace) and argv is None:
@@ -281,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except click.exceptions.Abort:
         click.echo("clipcache: aborted", err=True)
-        return 130
+        return INTERRUPTED_EXIT
     return 0
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 
 class ClipCacheError(Exception):
@@ -17,6 +20,32 @@ class ClipCacheError(Exception):
 
 class NotApplicable(ClipCacheError):
     """A run that cannot exist by design (late visual prompts on a ResNet): a sweep reports it, not as a failure."""
+
+
+class Interrupted(ClipCacheError):
+    """The user stopped a command (Ctrl-C, SIGTERM); the message says what was saved, what was lost, and that the
+    same command resumes. Printed as one line, exit status 130."""
+
+
+INTERRUPTED_EXIT = 130  # the shell's code for a program ended by SIGINT
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM (a scheduler's or `kill`'s stop) raises KeyboardInterrupt as Ctrl-C does, so that both
+    end in the same one-line account; the previous handler comes back on exit (main thread only, else a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class NoSpace(ClipCacheError):
@@ -42,11 +71,17 @@ def file_error(exc: OSError) -> str | None:
 
 
 def exit_code(action: Callable[[], object]) -> int:
-    """Run an entry point's action: 0, or 1 with the ClipCacheError printed on one line of stderr."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pipeline").setLevel(logging.INFO)
+    """Run an entry point's action: 0, or 1 with the ClipCacheError printed on one line of stderr (130 with the
+    account of an interrupted one)."""
+    from pipeline.runlog import console_logging
+
+    console_logging()
     try:
-        action()
+        with terminate_as_interrupt():
+            action()
+    except Interrupted as exc:
+        print(f"clipcache: {exc}", file=sys.stderr)
+        return INTERRUPTED_EXIT
     except ClipCacheError as exc:
         print(f"clipcache: error: {exc}", file=sys.stderr)
         if isinstance(exc, NoSpace):

@@ -7,6 +7,7 @@
                                                          -transclip: scored transductively)
     head.safetensors, head.json, fit.json                the fitted head (stage 2)
     evaluation.json, metrics.json                        its test-split evaluation (stage 3)
+    run.log                                              a sweep run's detail: its epochs, selections, scores
     run.json                                             the run's fingerprint: written last, marks the run complete
 <results_dir>/metrics/<head>.json                      every run's scalars of one head, for `dvc metrics`
 ```
@@ -25,6 +26,7 @@ HEAD_WEIGHTS, HEAD_META = "head.safetensors", "head.json"  # a fitted head: its 
 FIT_RECORD = "fit.json"  # validation accuracy, selection, per-epoch history and fit time of a fitted head
 EVALUATION, METRICS = "evaluation.json", "metrics.json"  # the test-split record; its scalars
 RUN_RECORD = "run.json"  # the run's fingerprint, written last
+RUN_LOG = "run.log"  # a sweep run's detail lines: each epoch's loss and validation accuracy, what it selected
 
 
 def pair_label(model: str, pretrained: str) -> str:

@@ -17,7 +17,7 @@ PIPELINE = REPO / "pipeline"
 STAGES = ("encode", "train", "evaluate", "sweep", "report")  # the packages behind the stages and CLI commands
 # what the stages share
 LIBRARY = ("backbone", "data", "engine", "heads", "presets", "prompts", "scoring", "store",
-           "cores", "digest", "errors", "grid", "head_names", "layout", "params", "strict_yaml", "typed")
+           "cores", "digest", "errors", "grid", "head_names", "layout", "params", "runlog", "strict_yaml", "typed")
 
 
 def module_name(path: Path) -> str:

@@ -30,6 +30,11 @@ class Engine(Protocol):
         """
         ...
 
+    def abandon(self) -> None:
+        """The caller was interrupted (Ctrl-C): stop following its items without cancelling them one by one (closing
+        the engine stops the workers it started; a run a worker finishes meanwhile is kept)."""
+        ...
+
 
 def check_flags(items: Sequence[object], gpu: Sequence[bool]) -> None:
     """Refuse a `gpu` sequence that does not pair up with `items` (a programming error, not a user's)."""
@@ -47,3 +52,6 @@ class InProcessEngine:
         """Yield (index, fn(item)) in the items' order; an exception from `fn` propagates as is."""
         check_flags(items, gpu)
         return ((index, fn(item)) for index, item in enumerate(items))
+
+    def abandon(self) -> None:
+        """Nothing runs elsewhere: the interrupted item stopped with this process's call stack."""

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from pipeline.engine.config import ClusterParams
@@ -26,20 +28,71 @@ LOCAL_HTTP = {"dashboard": False, "dashboard_address": "127.0.0.1:0"}
 
 
 @contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """While worker processes start: they inherit SIGINT ignored, so that a Ctrl-C in the terminal (sent to the whole
+    process group) stops the driver only, which then closes them, instead of each printing its traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+QUIET_ON_CLOSE = ("distributed.nanny", "distributed.worker", "distributed.core", "distributed.batched",
+                  "distributed.scheduler", "distributed.process")
+
+
+def dask_at_warning() -> None:
+    """distributed's own INFO lines (scheduler start, worker registrations) stay out of the console unless the
+    user asked for debug logging (--verbose); its warnings and errors still show."""
+    if not logging.getLogger("pipeline").isEnabledFor(logging.DEBUG):
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+
+
+def quiet_cancellations() -> None:
+    """Run on each worker: a run cancelled by the driver's close (after Ctrl-C) is not worth a warning there."""
+    logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
+
+
+class QuietClose:
+    """distributed's own close-time chatter ('Worker process still alive after 4.0 seconds, killing', connection
+    resets) kept below ERROR while a cluster shuts down: `mute` just before, `restore` after."""
+
+    def __init__(self) -> None:
+        self.levels: dict[str, int] = {}
+
+    def mute(self) -> None:
+        for name in QUIET_ON_CLOSE:
+            self.levels[name] = logging.getLogger(name).level
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+    def restore(self) -> None:
+        for name, level in self.levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+@contextmanager
 def local_engine(params: ClusterParams) -> Iterator[DaskEngine]:
-    """`local:N`: N worker processes (with nannies) on 127.0.0.1, no dashboard, free ports only."""
+    """`local:N`: N worker processes (with nannies) on 127.0.0.1, no dashboard, free ports only; quiet on close."""
     import dask
     from distributed import Client, LocalCluster
 
     target = params.target
-    with (
-        dask.config.set(NON_DAEMON),  # read by each nanny whenever it (re)starts its worker
-        LocalCluster(
-            n_workers=target.workers, threads_per_worker=params.threads_per_worker, processes=True,
-            host="127.0.0.1", dashboard_address=None, scheduler_kwargs=LOCAL_HTTP,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    dask_at_warning()  # after distributed's import has set its own levels, before the cluster speaks
+    quiet = QuietClose()
+    with ExitStack() as stack:
+        stack.callback(quiet.restore)  # last out: distributed logs as before
+        stack.enter_context(dask.config.set(NON_DAEMON))  # read by each nanny whenever it (re)starts its worker
+        with sigint_ignored():
+            cluster = stack.enter_context(LocalCluster(
+                n_workers=target.workers, threads_per_worker=params.threads_per_worker, processes=True,
+                host="127.0.0.1", dashboard_address=None, scheduler_kwargs=LOCAL_HTTP))
+        client = stack.enter_context(Client(cluster))
+        client.run(quiet_cancellations)
+        stack.callback(quiet.mute)  # first out: before the client and the cluster close
         yield DaskEngine(client, target.name, gpu=False)
 
 
@@ -54,14 +107,18 @@ def cuda_engine(params: ClusterParams) -> Iterator[DaskEngine]:
     import dask
     from distributed import Client
 
-    with (
-        dask.config.set(NON_DAEMON),
-        LocalCUDACluster(
-            n_workers=count, threads_per_worker=params.threads_per_worker, resources=dict(GPU),
-            host="127.0.0.1", dashboard_address=None, scheduler_kwargs=LOCAL_HTTP,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    dask_at_warning()
+    quiet = QuietClose()
+    with ExitStack() as stack:
+        stack.callback(quiet.restore)
+        stack.enter_context(dask.config.set(NON_DAEMON))
+        with sigint_ignored():
+            cluster = stack.enter_context(LocalCUDACluster(
+                n_workers=count, threads_per_worker=params.threads_per_worker, resources=dict(GPU),
+                host="127.0.0.1", dashboard_address=None, scheduler_kwargs=LOCAL_HTTP))
+        client = stack.enter_context(Client(cluster))
+        client.run(quiet_cancellations)
+        stack.callback(quiet.mute)
         yield DaskEngine(client, "cuda", gpu=True)
 
 
@@ -97,6 +154,7 @@ def address_engine(params: ClusterParams) -> Iterator[DaskEngine]:
     """
     from distributed import Client
 
+    dask_at_warning()
     address, timeout = params.target.address, params.worker_timeout
     try:
         client = Client(address, timeout=timeout)

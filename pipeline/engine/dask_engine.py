@@ -32,6 +32,11 @@ class DaskEngine:
         self.client = client
         self.name = name
         self._gpu = gpu
+        self._abandoned = False  # interrupted: leave the futures to the engine's close, no cancel per item
+
+    def abandon(self) -> None:
+        """See `Engine.abandon`: a cancel at this point makes each busy worker log a warning and races the close."""
+        self._abandoned = True
 
     @property
     def has_gpu_workers(self) -> bool:
@@ -65,7 +70,7 @@ class DaskEngine:
                 index, _ = pending.pop(future.key)
                 yield index, _result(future, index, items[index])
         finally:
-            if pending:
+            if pending and not self._abandoned:
                 logger.info("engine %s: cancelling %d unfinished items", self.name, len(pending))
                 self.client.cancel([future for _, future in pending.values()])
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from pipeline.engine.clusters import LOCAL_HTTP
+from pipeline.engine.clusters import LOCAL_HTTP, dask_at_warning
 from pipeline.engine.config import ClusterParams, SlurmParams, gres_has_gpu
 from pipeline.engine.dask_engine import DaskEngine
 from pipeline.errors import ClipCacheError
@@ -64,6 +64,8 @@ def slurm_engine(params: ClusterParams) -> Iterator[DaskEngine]:
     from dask_jobqueue import SLURMCluster
     from distributed import Client
 
+    dask_at_warning()
+
     with SLURMCluster(**slurm_kwargs(params.slurm)) as cluster, Client(cluster) as client:
         logger.info("slurm: requesting %d jobs, each running:\n%s", params.slurm.jobs, cluster.job_script())
         cluster.scale(jobs=params.slurm.jobs)
@@ -83,6 +85,8 @@ def jobqueue_local_engine(params: ClusterParams) -> Iterator[DaskEngine]:
     """
     from dask_jobqueue.local import LocalCluster
     from distributed import Client
+
+    dask_at_warning()
 
     for name in ("python", "local_directory"):  # both appear in the worker's start-up log
         if "error" in str(getattr(params.slurm, name) or "").lower():

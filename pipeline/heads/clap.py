@@ -26,7 +26,6 @@ generator, not the global one.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Unpack
 
@@ -41,8 +40,9 @@ from pipeline.heads.loop import Schedule, check_schedule, lr_at, make_optimizer
 from pipeline.heads.maths import clip_logits, normalize
 from pipeline.heads.registry import register_head
 from pipeline.heads.text_base import raw_base
+from pipeline.runlog import detail_log
 
-log = logging.getLogger(__name__)
+detail = detail_log()  # the run's own log file (the console with --verbose)
 
 
 @dataclass(frozen=True)
@@ -142,8 +142,8 @@ class CLAP(Head):
                 optimizer.step()
                 losses.append(loss.item())
             self.history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "steps": steps})
-            log.debug("%s epoch %d/%d: loss %.4f", self.name, epoch + 1, schedule.epochs, losses[-1])
-        log.info("%s: %d epochs of %d batch(es), loss %.4f", self.name, schedule.epochs, steps,
+            detail.info("%s epoch %d/%d: loss %.4f", self.name, epoch + 1, schedule.epochs, losses[-1])
+        detail.info("%s: %d epochs of %d batch(es), loss %.4f", self.name, schedule.epochs, steps,
                  self.history[-1]["train_loss"])
         self.selected.update({"epoch": schedule.epochs, "keep": "last", "steps": schedule.epochs * steps,
                               "validation": "none (validation-free): val_acc is recorded, never used to choose",

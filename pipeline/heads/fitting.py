@@ -6,7 +6,6 @@ decoded and no image encoder runs on pixels.
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +23,13 @@ from pipeline.heads.inputs import NoValidation, SplitReader, TextReader, has_val
 from pipeline.heads.io import save_head
 from pipeline.layout import FIT_RECORD, TEXT_FILE, cache_folder, split_file
 from pipeline.params import EncodeParams
+from pipeline.runlog import detail_log
 from pipeline.store import FeatureSplit, TextFeatures
 from pipeline.store.atomic import write_json_atomic
 from pipeline.store.provenance import fingerprint
 from pipeline.store.together import check_together, identity
 
-log = logging.getLogger(__name__)
+detail = detail_log()  # the run's own log file (the console with --verbose)
 
 
 @dataclass
@@ -175,7 +175,7 @@ def fit_head(encode: EncodeParams, shots: int, seed: int, name: str, head_params
                "selected": head.selected, "fit_seconds": round(seconds, 3), "history": head.history,
                "model": model_label(encode.model.name), "pretrained": encode.model.pretrained,
                "random_weights": provenance["encoder"]["random_weights"], "dataset": encode.dataset.name}
-    log.info("%s %s k%d s%d: val acc %.4f, selected %s, fit %.2f s", name, encode.dataset.name, shots, seed,
+    detail.info("%s %s k%d s%d: val acc %.4f, selected %s, fit %.2f s", name, encode.dataset.name, shots, seed,
              metrics["val_acc"] or 0.0, {k: v for k, v in head.selected.items() if k != "val_acc"}, seconds)
     return Fitted(head, provenance, metrics)
 

@@ -8,7 +8,6 @@ validation split; the epoch kept is the best on validation (never on test), its 
 from __future__ import annotations
 
 import copy
-import logging
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,8 +20,9 @@ from pipeline.errors import ClipCacheError
 from pipeline.heads.base import Head, val_accuracy
 from pipeline.heads.inputs import FitData, SplitReader, has_validation
 from pipeline.heads.maths import normalize
+from pipeline.runlog import detail_log
 
-log = logging.getLogger(__name__)
+detail = detail_log()  # each epoch: the run's own log file (the console with --verbose)
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ def train(head: Head, data: FitData, schedule: Schedule, names: tuple[str, ...] 
                              "run does not read")
     if schedule.keep == "best_val_or_start":
         best_acc, best_state = val_accuracy(head, data.val), copy.deepcopy(head.state_dict())
-        log.info("%s epoch 0 (untrained): val acc %.4f", head.name, best_acc)
+        detail.info("%s epoch 0 (untrained): val acc %.4f", head.name, best_acc)
     head.history = []
     for epoch in range(schedule.epochs):
         head.train()
@@ -183,13 +183,13 @@ def train(head: Head, data: FitData, schedule: Schedule, names: tuple[str, ...] 
         if by_val or (last and validated):
             record["val_acc"] = val_accuracy(head, data.val)
         head.history.append(record)
-        log.info("%s epoch %d/%d: loss %.4f, val acc %s, lr %.2e", head.name, epoch + 1, schedule.epochs,
+        detail.info("%s epoch %d/%d: loss %.4f, val acc %s, lr %.2e", head.name, epoch + 1, schedule.epochs,
                  record["train_loss"], f"{record['val_acc']:.4f}" if "val_acc" in record else "-",
                  optimizer.param_groups[0]["lr"])
         if by_val and record["val_acc"] > best_acc:
             best_acc, best_epoch, best_state = record["val_acc"], epoch + 1, copy.deepcopy(head.state_dict())
         elif by_val and schedule.patience and epoch + 1 - best_epoch >= schedule.patience:
-            log.info("%s: no better validation accuracy for %d epochs, stopping", head.name, schedule.patience)
+            detail.info("%s: no better validation accuracy for %d epochs, stopping", head.name, schedule.patience)
             break
     kept: float | None = best_acc
     if schedule.keep == "last":

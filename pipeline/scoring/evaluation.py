@@ -8,7 +8,6 @@ metrics.json beside it holds the scalars.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,14 @@ from pipeline.heads.classes import SubsetSplit, SubsetText
 from pipeline.heads.inputs import SplitReader
 from pipeline.layout import EVALUATION, METRICS, cache_folder, split_file
 from pipeline.params import EncodeParams
+from pipeline.runlog import detail_log
 from pipeline.scoring.metrics import classification_metrics
 from pipeline.store import FeatureSplit, TextFeatures
 from pipeline.store.atomic import write_json_atomic
 from pipeline.store.provenance import fingerprint
 from pipeline.store.together import check_identity
 
-log = logging.getLogger(__name__)
+detail = detail_log()  # the run's own log file (the console with --verbose)
 ATTENTION_IMAGES = 4  # test images whose attention maps are kept
 
 
@@ -106,10 +106,10 @@ def write_evaluation(record: dict[str, Any], folder: Path) -> None:
     """evaluation.json and metrics.json (the scalars) into a run folder."""
     write_json_atomic(folder / EVALUATION, record)
     write_json_atomic(folder / METRICS, {k: v for k, v in record["metrics"].items() if k != "confusion"})
-    log.info("%s %s k%d s%d: top-1 %.4f, mean per-class %.4f, ECE %.4f", record["head"], record["dataset"],
+    detail.info("%s %s k%d s%d: top-1 %.4f, mean per-class %.4f, ECE %.4f", record["head"], record["dataset"],
              record["shots"], record["seed"], record["metrics"]["top1"], record["metrics"]["mean_per_class_accuracy"],
              record["metrics"]["ece"])
     if "base_to_novel" in record:
         b2n = record["base_to_novel"]
-        log.info("%s %s k%d s%d base-to-novel: base %.4f, novel %.4f, HM %.4f", record["head"], record["dataset"],
+        detail.info("%s %s k%d s%d base-to-novel: base %.4f, novel %.4f, HM %.4f", record["head"], record["dataset"],
                  record["shots"], record["seed"], b2n["base"], b2n["novel"], b2n["hm"])

@@ -17,7 +17,6 @@ A target's files must come from the encoder the head was fitted with (its test a
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,12 +25,13 @@ import numpy as np
 from pipeline.data.registry import layout_of
 from pipeline.errors import ClipCacheError, NotApplicable
 from pipeline.heads import Head
+from pipeline.runlog import detail_log
 from pipeline.scoring.metrics import classification_metrics
 from pipeline.store import FeatureSplit, TextFeatures
 from pipeline.store.provenance import fingerprint
 from pipeline.store.together import check_encoder, check_together
 
-log = logging.getLogger(__name__)
+detail = detail_log()  # the run's own log file (the console with --verbose)
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def score_targets(head: Head, meta: dict[str, Any], targets: list[Target]) -> li
                                                      "fingerprint": fingerprint(target.test.provenance)},
                                          "text.h5": {"path": str(target.text.path),
                                                      "fingerprint": fingerprint(target.text.provenance)}}}
-        log.info("%s transferred to %s (%s, %d classes): top-1 %.4f", head.name, name, applied, scores.shape[1],
+        detail.info("%s transferred to %s (%s, %d classes): top-1 %.4f", head.name, name, applied, scores.shape[1],
                  metrics["top1"])
     return [{"dataset": t.name, "layout": layout_of(t.test.provenance["dataset"]), **results[t.name]} for t in targets]
 

@@ -45,6 +45,9 @@ def sweep_from_params(params_path: str | Path, overrides: list[str], heads: list
     names = list(heads or train.heads)
     if not names:
         raise ClipCacheError("no heads to sweep: give --head NAME or list them in train.heads of params.yaml")
+    if len(names) == 1 and names[0] in train.heads:  # a DVC stage sweep@<head>: where it stands in the pipeline
+        log.info("sweep of %s: head %d of the %d in train.heads", names[0], train.heads.index(names[0]) + 1,
+                 len(train.heads))
     settings = runtime_section(params, runtime)
     device = runtime_params(settings).device
     root = results_dir(params)
@@ -64,10 +67,9 @@ def sweep_from_params(params_path: str | Path, overrides: list[str], heads: list
         log.warning("sweep: %d damaged run(s) found and fitted again: %s", len(report.repaired),
                     "; ".join(f"{key} ({why})" for key, why in sorted(report.repaired.items())))
     log.info("sweep: %d runs, %d done now (%d of them repairs), %d already done, %d not applicable, %d failed in %s "
-             "on %s (overhead %.3f s per run)", report.total, report.count("done"), len(report.repaired),
-             report.count("skipped"),
-             report.count("n/a"), report.count("failed"),
-             format_seconds(report.seconds), report.engine or "nothing to run", report.overhead_per_run)
+             "on %s (%s)", report.total, report.count("done"), len(report.repaired), report.count("skipped"),
+             report.count("n/a"), report.count("failed"), format_seconds(report.seconds),
+             report.engine or "nothing to run", report.cost())
     failed = [r for r in report.results if r.status == "failed"]
     if failed:
         raise ClipCacheError(f"{len(failed)} of {report.total} runs failed; first: {failed[0].key}: {failed[0].error}")

@@ -16,7 +16,7 @@ from typing import Any
 
 from pipeline.data import is_test_only
 from pipeline.engine import ClusterParams, open_engine
-from pipeline.errors import ClipCacheError
+from pipeline.errors import ClipCacheError, Interrupted
 from pipeline.heads import head_class
 from pipeline.params import PROTOCOLS, TRANSFER_PROTOCOLS, EncodeParams, TransClipParams, TransductiveParams
 from pipeline.store.provenance import fingerprint
@@ -45,10 +45,23 @@ class SweepReport:
         return sum(r.seconds.get("total", 0.0) for r in self.results if r.status == "done")
 
     @property
-    def overhead_per_run(self) -> float:
-        """(wall time - the runs' own time) / runs executed: what the engine and the driver cost per run."""
+    def overhead_per_run(self) -> float | None:
+        """(wall time - the runs' own time) / runs executed: what the engine and the driver cost per run, where runs
+        executed one after another; None where they overlapped (parallel workers: the wall time is shorter than the
+        runs' own time, and the difference says nothing about overhead)."""
         executed = self.count("done") + self.count("failed")
-        return (self.seconds - self.run_seconds) / executed if executed else 0.0
+        if not executed or self.run_seconds > self.seconds:
+            return None
+        return (self.seconds - self.run_seconds) / executed
+
+    def cost(self) -> str:
+        """'overhead 0.120 s per run', or, for overlapping runs, 'about 1.8 runs at once' (their own time / wall)."""
+        overhead = self.overhead_per_run
+        if overhead is not None:
+            return f"overhead {overhead:.3f} s per run"
+        if not self.seconds or not self.run_seconds:
+            return "nothing executed"
+        return f"about {self.run_seconds / self.seconds:.1f} runs at once"
 
 
 Transfer = Sequence[tuple[EncodeParams, tuple[EncodeParams, ...]]]  # (source, its targets): grid.transfer_plan
@@ -129,14 +142,32 @@ def run_sweep(specs: Sequence[RunSpec], cluster: ClusterParams) -> SweepReport:
     report = SweepReport(len(specs), list(skipped), repaired=damaged)
     log.info("sweep: %d runs in the grid, %d already done, %d to run (%d of them damaged on disk)", len(specs),
              len(skipped), len(pending), len(damaged))
-    if pending:
-        with open_engine(cluster) as engine:
-            report.engine = engine.name
-            results = engine.map_unordered(execute_run, pending, [needs_gpu(s.head) for s in pending])
-            follow(results, report, len(skipped), started)
+    try:
+        if pending:
+            with open_engine(cluster) as engine:
+                report.engine = engine.name
+                results = engine.map_unordered(execute_run, pending, [needs_gpu(s.head) for s in pending])
+                try:
+                    follow(results, report, len(skipped), started)
+                except KeyboardInterrupt:
+                    engine.abandon()
+                    raise
+                finally:
+                    getattr(results, "close", lambda: None)()  # the engine's generator ends while it is open
+    except KeyboardInterrupt:
+        raise Interrupted(interrupted(report, len(skipped), len(pending))) from None
     remove_leftovers({spec.folder for spec in specs})  # nothing of this sweep is in flight any more
     report.seconds = time.perf_counter() - started
     return report
+
+
+def interrupted(report: SweepReport, skipped: int, pending: int) -> str:
+    """The one-line account of a sweep stopped by Ctrl-C or SIGTERM."""
+    saved = report.count("done")
+    other = pending - saved
+    return (f"interrupted: {saved} run(s) fitted and saved by this sweep, {skipped} done before, {other} not finished "
+            "(a run in flight is discarded; one a worker finishes meanwhile is kept); run the same command to resume "
+            "from here")
 
 
 def follow(results: Iterable[tuple[int, RunResult]], report: SweepReport, skipped: int, started: float) -> None:

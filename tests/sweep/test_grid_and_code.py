@@ -47,7 +47,7 @@ def test_without_a_grid_the_encode_section_is_the_one_pair() -> None:
 
 
 def test_a_data_set_may_carry_its_own_protocol_over_the_shared_one() -> None:
-    """A small data set of one's own runs 1-4 shots while the others keep the grid's 1-16; its sweep plans only those."""
+    """A small data set of its own runs 1-4 shots while the others keep the grid's 1-16; its sweep plans those."""
     from pipeline.sweep.plan import plan_runs
 
     own = {**DATASETS[1], "protocol": {"shots": [1, 4]}}

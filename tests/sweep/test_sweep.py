@@ -37,7 +37,7 @@ def test_runs_are_keyed_and_complete(two_seed_cache, tmp_path: Path) -> None:
     assert (report.total, report.count("done"), report.count("skipped")) == (3 * 2 * 2, 12, 0)
     folder = tmp_path / "results" / "gda" / "image_folder" / TINY_PAIR["vit"] / "k2-s1"
     assert sorted(p.name for p in folder.iterdir()) == ["evaluation.json", "fit.json", "head.json",
-                                                       "head.safetensors", "metrics.json", "run.json"]
+                                                       "head.safetensors", "metrics.json", "run.json", "run.log"]
     record = json.loads((folder / "evaluation.json").read_text())
     assert (record["dataset"], record["model"], record["head"], record["shots"], record["seed"]) == (
         "image_folder", LABEL["vit"], "gda", 2, 1)
@@ -142,6 +142,11 @@ def test_progress_lines_of_the_sweep_and_of_each_epoch(two_seed_cache, tmp_path:
     messages = [r.getMessage() for r in caplog.records]
     assert sum(m.startswith("tip_adapter_f epoch ") for m in messages) == 2 * 2  # 2 epochs x 2 runs
     assert any(m.startswith("tip_adapter_f epoch 2/2: loss ") and ", val acc " in m and ", lr " in m for m in messages)
+    own = (tmp_path / "results" / "tip_adapter_f" / "image_folder" / TINY_PAIR["vit"] / "k1-s2" / "run.log").read_text()
+    assert own.count(" tip_adapter_f epoch ") == 2 and "k1 s2: top-1 " in own and "k1 s1:" not in own  # its own only
+    run = json.loads((tmp_path / "results" / "tip_adapter_f" / "image_folder" / TINY_PAIR["vit"] / "k1-s2"
+                      / "run.json").read_text())
+    assert "run.log" in run["checksums"]  # verified with the run's other files
     progress = [m for m in messages if m.startswith("[")]
     assert [m.split("]")[0] for m in progress] == ["[1/2", "[2/2"] and all("ETA" in m for m in progress)
     here = f"({socket.gethostname()}:{os.getpid()})"  # the worker that ran it: this process, in-process
