@@ -178,22 +178,22 @@ def heads(params_path: str, overrides: tuple[str, ...]) -> None:
     (marked *) over the code defaults."""
     from pathlib import Path
 
-    from pipeline.heads import create_head, describe_params, head_class, list_heads
-    from pipeline.heads.registry import head_section
+    from pipeline.head_names import HEADS
+    from pipeline.head_params import build_params, describe_params, head_requires, head_runs, head_section
     from pipeline.params import apply_overrides, as_dict, load_params
 
     exists = Path(params_path).is_file()
     params = apply_overrides(load_params(params_path) if exists else {}, list(overrides))
     click.echo(f"parameters: the code defaults, with {params_path} applied (* marks its values)" if exists else
                f"parameters: the code defaults ({params_path} does not exist)")
-    for name in list_heads():
-        defaults, effective = describe_params(name), as_dict(create_head(name, head_section(params, name)).params)
+    for name in sorted(HEADS):
+        defaults, effective = describe_params(name), as_dict(build_params(name, head_section(params, name)))
         shown = ", ".join(f"{k}={v}{'*' if json.dumps(v) != json.dumps(defaults[k]) else ''}"
                           for k, v in effective.items())
-        runs = head_class(name).runs
+        runs = head_runs(name)
         runs_line = (f"\n  runs in stage 2: {', '.join(runs)} (frozen, rebuilt from the cache's provenance)" if runs
                      else "")
-        click.echo(f"{name}\n  needs: {', '.join(sorted(head_class(name).requires))}{runs_line}\n  params: {shown}")
+        click.echo(f"{name}\n  needs: {', '.join(sorted(head_requires(name)))}{runs_line}\n  params: {shown}")
 
 
 @cli.command()

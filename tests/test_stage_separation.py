@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 PIPELINE = REPO / "pipeline"
 STAGES = ("encode", "train", "evaluate", "sweep", "report")  # the packages behind the stages and CLI commands
 # what the stages share
-LIBRARY = ("backbone", "data", "engine", "heads", "presets", "prompts", "scoring", "store",
+LIBRARY = ("backbone", "data", "engine", "head_params", "heads", "presets", "prompts", "scoring", "store",
            "cores", "digest", "errors", "grid", "head_names", "layout", "params", "runlog", "strict_yaml", "typed")
 
 

@@ -27,7 +27,6 @@ counts).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Unpack
 
 import numpy as np
@@ -36,23 +35,13 @@ import torch
 from pipeline.data.registry import layout_of
 from pipeline.data.templates import resolve_template_set
 from pipeline.errors import ClipCacheError
+from pipeline.head_params.ape import REQUIRES, APEParams
 from pipeline.heads.base import Head, Shapes
 from pipeline.heads.inputs import FitData, TextReader, view_mean_keys
 from pipeline.heads.maths import kernel_class_sums, kernel_of, normalize, sort_by_label
 from pipeline.heads.registry import register_head
 
 MAX_SEARCH = 10_000_000  # (beta, alpha, gamma) points of one search
-
-
-@dataclass(frozen=True)
-class APEParams:
-    template_set: str = "reference"  # templates beside the descriptions: CoOp's; ImageNet: the 7-template ensemble
-    descriptions: bool = True  # add the cached class descriptions to the classifier (the authors' CuPL prompts)
-    feat_num: int = 400  # channels kept (training_free_feat_num; capped at D)
-    weights: tuple[float, float] = (0.5, 0.5)  # w_training_free: (inter-class similarity, variance)
-    search_scale: tuple[float, float, float] = (7.0, 7.0, 1.0)  # beta, alpha, gamma
-    search_step: tuple[int, int, int] = (200, 20, 20)
-    per_dataset: bool = True  # the authors' configs on the 11 data sets (resources/per_dataset.json)
 
 
 def ape_classifier(text: TextReader, template_set: str, descriptions: bool, device: torch.device) -> torch.Tensor:
@@ -138,7 +127,7 @@ def search_values(scale: tuple[float, float, float], steps: tuple[int, int, int]
 @register_head("ape")
 class APE(Head):
     Params = APEParams
-    requires = frozenset({"global", "views"})
+    requires = REQUIRES
 
     channels: torch.Tensor  # [F] the kept channels
     cache_keys: torch.Tensor  # [M, F] keys over the kept channels, renormalised, sorted by label

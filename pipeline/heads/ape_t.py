@@ -24,11 +24,11 @@ has APE-T commented out, and Food101's config comment asks eps 0.01 at 1-2 shots
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Unpack
 
 import torch
 
+from pipeline.head_params.ape_t import REQUIRES, APETParams
 from pipeline.heads.ape import (
     ape_classifier,
     channel_criterion,
@@ -46,30 +46,10 @@ from pipeline.heads.registry import register_head
 MAX_SEARCH = 1_000_000  # (beta, alpha) points of one search
 
 
-@dataclass(frozen=True)
-class APETParams:
-    template_set: str = "reference"  # templates beside the descriptions: CoOp's; ImageNet: the 7-template ensemble
-    descriptions: bool = True  # add the cached class descriptions to the classifier (the authors' CuPL prompts)
-    feat_num: int = 700  # training_feat_num: the residual's width and the channels it refines (capped at D)
-    weights: tuple[float, float] = (0.2, 0.8)  # w_training: (inter-class similarity, variance)
-    init_beta: float = 1.0  # beta while training
-    init_alpha: float = 3.0  # alpha while training
-    search_scale: tuple[float, float] = (7.0, 7.0)  # beta, alpha
-    search_step: tuple[int, int] = (200, 20)
-    lr: float = 1e-3
-    eps: float = 1e-3
-    weight_decay: float = 0.1
-    epochs: int = 20  # train_epoch
-    batch_size: int = 256
-    keep: str = "best_val"  # the authors keep the epoch best on their val features; or "last"
-    min_steps: int = 0  # at least this many optimiser steps (0: the authors' epochs x minibatches)
-    per_dataset: bool = True  # the authors' configs on the 11 data sets (resources/per_dataset.json)
-
-
 @register_head("ape_t")
 class APET(Head):
     Params = APETParams
-    requires = frozenset({"global", "views"})
+    requires = REQUIRES
 
     channels: torch.Tensor  # [F] the refined channels
     cache_keys: torch.Tensor  # [M, D] keys (view means, normalised), sorted by label

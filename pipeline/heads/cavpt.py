@@ -33,19 +33,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.errors import ClipCacheError
+from pipeline.head_params.cavpt import CAVPTParams
 from pipeline.heads.base import Shapes
 from pipeline.heads.inputs import FitData
 from pipeline.heads.registry import register_head
-from pipeline.heads.vpt_late import VPTLate, VPTLateParams
+from pipeline.heads.vpt_late import VPTLate
 from pipeline.prompts.vision import PromptFn
-
-
-@dataclass(frozen=True)
-class CAVPTParams(VPTLateParams):
-    top_k: int = 5  # K_N classes whose text features become class-aware prompts (capped; 0: every class, "FULL")
-    cavpt_layers: int = 1  # how many of the last k blocks get class-aware prompts
-    keys: str = "class_token"  # 'class_token' (+ the layer's prompts) or 'all_tokens'
-    aux_weight: float = 1.0  # weight of the auxiliary K-way loss (eq. 10)
 
 
 class ClassAwarePrompts(nn.Module):

@@ -26,7 +26,6 @@ generator, not the global one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Unpack
 
 import numpy as np
@@ -34,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.head_params.clap import REQUIRES, CLAPParams
 from pipeline.heads.base import Head, Shapes, recorded_val_accuracy
 from pipeline.heads.inputs import FitData, each_view
 from pipeline.heads.loop import Schedule, check_schedule, lr_at, make_optimizer
@@ -43,19 +43,6 @@ from pipeline.heads.text_base import raw_base
 from pipeline.runlog import detail_log
 
 detail = detail_log()  # the run's own log file (the console with --verbose)
-
-
-@dataclass(frozen=True)
-class CLAPParams:
-    template_set: str = "reference"  # the zero-shot base: the authors' templates (as TaskRes)
-    constraint: str = "l2"  # 'l2': CLAP's class-adaptive penalty; 'none': ZS-LP (checked: registry.CHOICES)
-    init: str = "zs"  # 'zs': W starts at the text base; 'random': Kaiming-normal (the authors' RANDOM baseline)
-    lr: float = 0.1
-    weight_decay: float = 0.0
-    batch_size: int = 256
-    epochs: int = 300
-    warmup_epochs: int = 1
-    warmup_lr: float = 1e-5
 
 
 def class_multipliers(pool: torch.Tensor, labels: torch.Tensor, base: torch.Tensor, scale: torch.Tensor,
@@ -79,7 +66,7 @@ def batches_per_epoch(images: int, batch_size: int) -> int:
 class CLAP(Head):
     Params = CLAPParams
     validation_free = ()  # validation-free as it is (reads no val)
-    requires = frozenset({"global", "views"})
+    requires = REQUIRES
 
     prototypes: nn.Parameter  # [C, D] the probe's class weights
     base: torch.Tensor  # [C, D] the raw text base they start from (and CLAP pulls them to)

@@ -10,31 +10,17 @@ keeps the epoch best on validation instead).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Unpack
 
 import torch
 from torch import nn
 
+from pipeline.head_params.clip_adapter import REQUIRES, CLIPAdapterParams
 from pipeline.heads.base import Head, Shapes
 from pipeline.heads.inputs import FitData
 from pipeline.heads.loop import Schedule, train
 from pipeline.heads.maths import clip_logits, normalize
 from pipeline.heads.registry import register_head
-
-
-@dataclass(frozen=True)
-class CLIPAdapterParams:
-    template_set: str = "coop"  # text classifier: CoOp's per-data-set template, as the authors' code
-    reduction: int = 4  # bottleneck: hidden = D / reduction
-    ratio: float = 0.2  # residual ratio of the adapted feature
-    text_adapter: bool = False  # adapt the text features too
-    lr: float = 2e-3
-    epochs: int = 200
-    batch_size: int = 32
-    weight_decay: float = 5e-4
-    keep: str = "last"  # epoch shipped: the last (the authors' rule) or "best_val" (best on validation)
-    min_steps: int = 0  # at least this many optimiser steps (0: the authors' epochs x minibatches)
 
 
 def bottleneck(dim: int, reduction: int) -> nn.Sequential:
@@ -47,7 +33,7 @@ def bottleneck(dim: int, reduction: int) -> nn.Sequential:
 class CLIPAdapter(Head):
     Params = CLIPAdapterParams
     validation_free = (("keep", "last"),)  # its authors' choice without val
-    requires = frozenset({"global", "views"})
+    requires = REQUIRES
     novel_classes = True  # its classes enter only through the text features (base-to-novel)
 
     image_adapter: nn.Sequential

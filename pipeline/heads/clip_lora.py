@@ -21,7 +21,6 @@ from theirs for one seed, not in distribution.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Unpack
 
 import numpy as np
@@ -33,6 +32,7 @@ from pipeline.backbone.blocks import n_blocks
 from pipeline.backbone.image import tower_kind
 from pipeline.data.templates import resolve_template_set
 from pipeline.errors import ClipCacheError, NotApplicable
+from pipeline.head_params.clip_lora import REQUIRES, RUNS, CLIPLoRAParams
 from pipeline.heads.base import Shapes, recorded_val_accuracy
 from pipeline.heads.inputs import FitData, TextReader
 from pipeline.heads.loop import view_batches
@@ -45,28 +45,12 @@ from pipeline.prompts.text import TextTower
 ENCODERS = ("both", "vision", "text")
 
 
-@dataclass(frozen=True)
-class CLIPLoRAParams:
-    r: int = 2  # rank
-    alpha: float = 1.0  # the adapters' scale is alpha / sqrt(r)
-    dropout: float = 0.25  # on each adapter's input, in training
-    matrices: str = "qkv"  # the adapted projections, among q, k, v and o
-    encoder: str = "both"  # towers carrying adapters: 'both', 'vision' or 'text'
-    lr: float = 2e-4
-    weight_decay: float = 1e-2
-    batch_size: int = 32
-    n_iters: int = 500  # iterations in all = n_iters x shots
-    eta_min: float = 1e-6  # the cosine's floor
-    logit_scale: float = 100.0  # their fixed scale; 0: the model's
-    template_set: str = "coop"  # the first template of this cached set writes each class prompt
-
-
 @register_head("clip_lora")
 class CLIPLoRA(TowerTextHead):
     Params = CLIPLoRAParams
     validation_free = ()  # validation-free as it is (reads no val)
-    requires = frozenset({"global", "views", "late_tokens", "late_token_views"})
-    runs = ("text tower", "every ViT block")
+    requires = REQUIRES
+    runs = RUNS
     batch_rows = 256  # token sequences are large
     novel_classes = True  # the adapters are class-agnostic: other class names get their own prompts
 

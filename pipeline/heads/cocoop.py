@@ -17,29 +17,20 @@ precision is fp16); scoring runs the text tower for `score_images` images at onc
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Unpack
 
 import torch
 from torch import nn
 
 from pipeline.errors import ClipCacheError
+from pipeline.head_params.cocoop import CoCoOpParams
 from pipeline.heads.base import Shapes
-from pipeline.heads.coop import CoOp, CoOpParams
+from pipeline.heads.coop import CoOp
 from pipeline.heads.inputs import FitData
 from pipeline.heads.loop import train
 from pipeline.heads.maths import normalize
 from pipeline.heads.registry import register_head
 from pipeline.prompts.text import TextTower
-
-
-@dataclass(frozen=True)
-class CoCoOpParams(CoOpParams):
-    n_ctx: int = 4  # ignored when ctx_init gives the words
-    ctx_init: str = "a photo of a"
-    batch_size: int = 1  # their recipe: every image has its own prompts
-    epochs: int = 10  # their config's MAX_EPOCH (0: CoOp's epochs by shots)
-    score_images: int = 16  # images whose C prompts are encoded together when scoring (memory, not results)
 
 
 @register_head("cocoop")

@@ -14,11 +14,11 @@ model's logit scale; the last epoch is kept (Dassl's default, which CoOp's scrip
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Unpack
 
 import torch
 
+from pipeline.head_params.coop import REQUIRES, RUNS, CoOpParams
 from pipeline.heads.base import Shapes
 from pipeline.heads.inputs import FitData, TextReader
 from pipeline.heads.loop import Schedule, train
@@ -27,29 +27,12 @@ from pipeline.heads.registry import register_head
 from pipeline.prompts.text import TextTower
 
 
-@dataclass(frozen=True)
-class CoOpParams:
-    n_ctx: int = 16  # context vectors (ignored when ctx_init gives the words)
-    class_token_position: str = "end"  # 'end' or 'middle'
-    csc: bool = False  # class-specific contexts
-    ctx_init: str = ""  # initialise from these words (e.g. "a photo of a"); '' draws N(0, init_std)
-    init_std: float = 0.02
-    lr: float = 0.002
-    weight_decay: float = 5e-4
-    batch_size: int = 32
-    epochs: int = 0  # 0: by shots (50 / 100 / 200)
-    warmup_epochs: int = 1
-    warmup_lr: float = 1e-5
-    keep: str = "last"  # epoch shipped: the last (the authors' rule) or "best_val" (best on validation)
-    min_steps: int = 0  # at least this many optimiser steps (0: the authors' epochs x minibatches)
-
-
 @register_head("coop")
 class CoOp(EncoderHead):
     Params = CoOpParams
     validation_free = (("keep", "last"),)  # its authors' choice without val
-    requires = frozenset({"global", "views"})
-    runs = ("text tower",)
+    requires = REQUIRES
+    runs = RUNS
     novel_classes = True  # a shared context fits any class name (csc cannot)
 
     context: TextContext

@@ -20,13 +20,13 @@ retargeted in the process that fitted it (a head loaded from disk has no trainin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Unpack
 
 import numpy as np
 import torch
 
 from pipeline.errors import ClipCacheError, NotApplicable
+from pipeline.head_params.gda import REQUIRES, GDAParams
 from pipeline.heads.base import Head, Shapes
 from pipeline.heads.grid import best_of, logspace_grid
 from pipeline.heads.inputs import FitData, SplitReader, TextReader, each_view, global_feats
@@ -34,15 +34,6 @@ from pipeline.heads.maths import accuracy
 from pipeline.heads.registry import register_head
 
 COVARIANCES = ("shrinkage", "class_mean")
-
-
-@dataclass(frozen=True)
-class GDAParams:
-    template_set: str = "reference"  # the authors' rule: CoOp's template, the 7-template ensemble on ImageNet
-    alpha_grid: tuple[float, float, int] = (-4.0, 2.0, 7)  # log10 (start, stop, steps) of the ensemble weight
-    covariance: str = "shrinkage"  # main_few_shots' estimator; 'class_mean': main_base2new's (see the docstring)
-    novel_neighbours: int = 64  # base-to-novel: training views nearest each novel class's text (their k)
-    novel_text_copies: int = 16  # base-to-novel: copies of the text embedding in the novel class mean (their 16)
 
 
 def class_statistics(data: FitData, n_classes: int) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -112,7 +103,7 @@ def shrinkage_precision(scatter: torch.Tensor, n: int) -> torch.Tensor:
 @register_head("gda")
 class GDA(Head):
     Params = GDAParams
-    requires = frozenset({"global", "views"})
+    requires = REQUIRES
     novel_classes = True  # base-to-novel: the novel classes' classifier is synthesised as the authors' (docstring)
     synthesises_classes = True  # its class means are its own: a transfer to some of its classes keeps their columns
     weight: torch.Tensor  # [C, D] = mu P

@@ -12,24 +12,15 @@ pipeline/heads/vl_prompts.py, with the departures). Their vision depth 0 (no ima
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Unpack
 
 import torch
 from torch import nn
 
+from pipeline.head_params.ivlp import IVLPParams
 from pipeline.heads.base import Shapes
 from pipeline.heads.registry import register_head
-from pipeline.heads.vl_prompts import VLPrompts, VLSchedule, check_depth
-
-
-@dataclass(frozen=True)
-class IVLPParams(VLSchedule):
-    n_ctx: int = 2  # learned text tokens (their N_CTX_TEXT)
-    n_ctx_vision: int = 2  # learned image tokens (their N_CTX_VISION)
-    ctx_init: str = "a photo of a"  # its first n_ctx tokens initialise the text context (n_ctx <= 4)
-    depth_text: int = 12  # text blocks with prompts, from the first (their PROMPT_DEPTH_TEXT)
-    depth_vision: int = 12  # image blocks with prompts, from the first (their PROMPT_DEPTH_VISION)
+from pipeline.heads.vl_prompts import VLPrompts, check_depth
 
 
 @register_head("ivlp")

@@ -19,25 +19,14 @@ default precision is fp16); t0 is the cached text feature (the same frozen tower
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
-from pipeline.heads.coop import CoOp, CoOpParams
+from pipeline.head_params.kgcoop import KgCoOpParams
+from pipeline.heads.coop import CoOp
 from pipeline.heads.inputs import FitData
 from pipeline.heads.loop import train
 from pipeline.heads.registry import register_head
-
-
-@dataclass(frozen=True)
-class KgCoOpParams(CoOpParams):
-    n_ctx: int = 4  # ignored: ctx_init gives the words
-    ctx_init: str = "a photo of a"  # their CTX_INIT: True always means this phrase
-    batch_size: int = 128
-    epochs: int = 100  # their config's MAX_EPOCH (0: CoOp's epochs by shots)
-    w: float = 8.0  # weight of the distance to the hand-crafted prompt's features (their TRAINER.COOP.W)
-    template_set: str = "coop"  # the cached set whose features anchor the learned ones (their CUSTOM_TEMPLATES)
 
 
 @register_head("kgcoop")

@@ -10,25 +10,17 @@ CLIP (`use_views` adds every view).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Unpack
 
 import torch
 import torch.nn.functional as F
 
+from pipeline.head_params.linear_probe import REQUIRES, LinearProbeParams
 from pipeline.heads.base import Head, Shapes
 from pipeline.heads.grid import logspace_grid
 from pipeline.heads.inputs import FitData, each_view, global_feats
 from pipeline.heads.maths import accuracy
 from pipeline.heads.registry import register_head
-
-
-@dataclass(frozen=True)
-class LinearProbeParams:
-    lambda_grid: tuple[float, float, int] = (-6.0, 6.0, 13)  # log10 (start, stop, steps) of the coarse sweep
-    refine_steps: int = 8  # values tried between the best coarse value's neighbours
-    max_iter: int = 300  # L-BFGS iterations per fit
-    use_views: bool = False  # train on every augmented view too
 
 
 def fit_logistic(x: torch.Tensor, y: torch.Tensor, classes: int, lam: float, max_iter: int,
@@ -58,7 +50,7 @@ def weakest_best(scores: dict[tuple[float], float]) -> float:
 @register_head("linear_probe")
 class LinearProbe(Head):
     Params = LinearProbeParams
-    requires = frozenset({"global"})
+    requires = REQUIRES
     weight: torch.Tensor  # [C, D]
     bias: torch.Tensor  # [C]
 

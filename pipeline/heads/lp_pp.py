@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.errors import ClipCacheError
+from pipeline.head_params.lp_pp import REQUIRES, LPPlusPlusParams
 from pipeline.heads.base import Head, Shapes
 from pipeline.heads.inputs import FitData, each_view, global_feats
 from pipeline.heads.loop import Schedule, train
@@ -32,16 +33,6 @@ from pipeline.heads.maths import normalize
 from pipeline.heads.registry import register_head
 
 SOLVERS = ("authors", "adam")
-
-
-@dataclass(frozen=True)
-class LPPlusPlusParams:
-    template_set: str = "reference"  # CoOp's per-data-set template; the 7-template set on ImageNet
-    solver: str = "authors"  # 'authors' (data-driven step sizes, alternating alpha steps) or 'adam'
-    epochs: int = 300  # full-batch iterations
-    alpha_every: int = 10  # alpha steps every this many iterations (authors)
-    lr: float = 1e-3  # adam only
-    weight_decay: float = 0.0  # adam only
 
 
 @dataclass
@@ -110,7 +101,7 @@ def one_view_per_image(data: FitData, seed: int) -> torch.Tensor:
 @register_head("lp_pp")
 class LPPlusPlus(Head):
     Params = LPPlusPlusParams
-    requires = frozenset({"global", "views"})
+    requires = REQUIRES
     weight: torch.Tensor  # [C, D]
     bias: torch.Tensor  # [C]
     alpha: torch.Tensor  # [C] class-wise weight of the text classifier

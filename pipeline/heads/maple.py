@@ -14,22 +14,15 @@ pipeline/heads/vl_prompts.py, with the departures).
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from typing import Unpack
 
 import torch
 from torch import nn
 
+from pipeline.head_params.maple import MaPLeParams
 from pipeline.heads.base import Shapes
 from pipeline.heads.registry import register_head
-from pipeline.heads.vl_prompts import VLPrompts, VLSchedule, check_depth
-
-
-@dataclass(frozen=True)
-class MaPLeParams(VLSchedule):
-    n_ctx: int = 2  # learned text tokens, and image tokens (the coupling maps each text token to one image token)
-    ctx_init: str = "a photo of a"  # its first n_ctx tokens initialise the context (n_ctx <= 4)
-    depth: int = 9  # blocks with prompts in each tower, from the first (their PROMPT_DEPTH)
+from pipeline.heads.vl_prompts import VLPrompts, check_depth
 
 
 @register_head("maple")

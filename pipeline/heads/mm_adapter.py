@@ -20,13 +20,13 @@ cache's validation split. Their K-shot draw is a stratified sample of 16 C image
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Unpack
 
 import torch
 from torch import nn
 
 from pipeline.errors import ClipCacheError
+from pipeline.head_params.mm_adapter import REQUIRES, MMAdapterParams
 from pipeline.heads.base import Head, Shapes
 from pipeline.heads.inputs import FitData
 from pipeline.heads.loop import Schedule, train
@@ -34,24 +34,6 @@ from pipeline.heads.maths import normalize
 from pipeline.heads.registry import register_head
 
 MASKS = ("authors", "block", "none")
-
-
-@dataclass(frozen=True)
-class MMAdapterParams:
-    template_set: str = "coop"  # the authors' single per-data-set template
-    bottleneck: int = 32  # the rank of the down- and up-projections
-    width: int = 128  # attention width (the authors' `downsamling_dim`; their stored runs used 256)
-    n_heads: int = 4
-    mask: str = "authors"  # 'authors' (+1 on cross-modal scores), 'block' (cross-modal pairs only), 'none'
-    ratio: float = 0.2  # share of the adapted direction in the blend, image and text alike
-    lr: float = 5e-3
-    weight_decay: float = 1e-4  # Adam's L2 term
-    epochs: int = 200
-    batch_size: int = 256
-    patience: int = 20  # early stopping on validation
-    keep: str = "best_val"  # the authors reload their best-validation checkpoint
-    min_steps: int = 0
-    augment: bool = False  # the authors train on un-augmented features
 
 
 def cross_modal_mask(classes: int, kind: str, device: torch.device) -> torch.Tensor | None:
@@ -84,7 +66,7 @@ class MaskedAdapter(nn.Module):
 @register_head("mm_adapter")
 class MMAdapter(Head):
     Params = MMAdapterParams
-    requires = frozenset({"global", "views"})
+    requires = REQUIRES
     novel_classes = True  # its classes enter only through the text features (base-to-novel)
 
     def __init__(self, params: MMAdapterParams) -> None:

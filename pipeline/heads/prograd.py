@@ -23,14 +23,14 @@ generic template "a photo of a {}.".
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from pipeline.errors import ClipCacheError
-from pipeline.heads.coop import CoOp, CoOpParams
+from pipeline.head_params.prograd import TEMPLATE_INIT, ProGradParams
+from pipeline.heads.coop import CoOp
 from pipeline.heads.inputs import FitData, TextReader
 from pipeline.heads.loop import train
 from pipeline.heads.maths import normalize
@@ -45,14 +45,6 @@ TEMPLATES = {"oxford_pets": "a type of pet, a photo of a {}.", "oxford_flowers":
              "caltech101": "a photo of a {}.", "ucf101": "a photo of a person doing {}.",
              "imagenet": "a photo of a {}."}
 GENERIC = "a photo of a {}."
-TEMPLATE_INIT = "template"  # ctx_init value: the data set's template phrase, as their CTX_INIT: True
-
-
-@dataclass(frozen=True)
-class ProGradParams(CoOpParams):
-    ctx_init: str = TEMPLATE_INIT  # 'template' (theirs), other words placed the same way, or '' (N(0, init_std))
-    projection: float = 1.0  # their LOSS.LAMBDA: the share of the conflicting component removed
-    temperature: float = 1.0  # their LOSS.T
 
 
 def template_of(layout: str) -> str:

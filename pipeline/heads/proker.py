@@ -21,28 +21,17 @@ float64 by default (`solve_dtype`; the authors use float32). Cost: O(S^3) per gr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Unpack
 
 import torch
 
 from pipeline.errors import ClipCacheError
+from pipeline.head_params.proker import REQUIRES, ProKeRParams
 from pipeline.heads.base import Head, Shapes
 from pipeline.heads.grid import best_of, linspace_grid
 from pipeline.heads.inputs import FitData, each_view, global_feats, view_mean_keys
 from pipeline.heads.maths import accuracy, cache_kernel, kernel_of, one_hot
 from pipeline.heads.registry import register_head
-
-
-@dataclass(frozen=True)
-class ProKeRParams:
-    template_set: str = "reference"  # the authors' rule: CoOp's template, the 7-template ensemble on ImageNet
-    per_dataset: bool = True  # the authors' per-data-set grids (resources/per_dataset.json) on the 11 benchmarks
-    beta_grid: tuple[float, float, int] = (0.5, 3.0, 20)  # linspace (start, stop, steps) of the kernel sharpness
-    lambda_grid: tuple[float, float, int] = (0.001, 1.0, 10)  # linspace (start, stop, steps) of the proximal weight
-    solve_dtype: str = "float64"  # dtype of the S x S algebra; float32 halves memory for large support sets
-    support: str = "views"  # support points: every view ('views'), the first view ('one_view'), or the view mean
-
 
 SUPPORTS = ("views", "one_view", "mean")
 EIGH_AFTER = 27  # lambda values per beta beyond which one eigendecomposition beats a Cholesky per value
@@ -75,7 +64,7 @@ def solve_proker(kernel: torch.Tensor, residual: torch.Tensor, lam: float) -> to
 @register_head("proker")
 class ProKeR(Head):
     Params = ProKeRParams
-    requires = frozenset({"global", "views"})
+    requires = REQUIRES
     units = "probabilities"  # a regression onto one-hot targets: for calibration, scores are read in one-hot units
     keys: torch.Tensor  # [S, D] the normalised support points
     dual: torch.Tensor  # [S, C] (K / lambda + I)^-1 (Y - f_zs(X))

@@ -23,13 +23,13 @@ Needs `encode.features.pooled: true`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Unpack
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.head_params.prolip import REQUIRES, ProLIPParams
 from pipeline.heads.base import Shapes, recorded_val_accuracy
 from pipeline.heads.inputs import FitData
 from pipeline.heads.maths import clip_logits, normalize
@@ -38,16 +38,6 @@ from pipeline.heads.registry import register_head
 
 LR_LIST = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)  # search_lr's lists (methods/ProLIP.py forward)
 LAMBDA_LIST = (10.0, 1.0, 0.1, 0.01, 0.001, 0.0001, 0.0)
-
-
-@dataclass(frozen=True)
-class ProLIPParams:
-    template_set: str = "reference"  # the authors' classifier: CoOp's template; ImageNet: the 7-template ensemble
-    lr: float = 1e-5  # lr_v of configs/base.yaml
-    lambda_rule: str = "1/N"  # lambda_funct_1_N (the validation-free rule), '1/N2' or 'fixed' (registry.CHOICES)
-    lambda_v: float = 0.1  # lambda when lambda_rule is 'fixed'
-    epochs: int = 300  # train_epoch: one full-batch step each
-    search: bool = False  # search_lr: (lr, lambda) chosen on the validation split
 
 
 def view_cycle(epochs: int, views: int) -> list[int]:
@@ -63,7 +53,7 @@ def view_cycle(epochs: int, views: int) -> list[int]:
 class ProLIP(EncoderHead):
     Params = ProLIPParams
     validation_free = (("search", False), ("lambda_rule", "1/N"))  # its authors' choice without val
-    requires = frozenset({"pooled", "pooled_views"})
+    requires = REQUIRES
     runs = ("image projection (at fit)",)
 
     weight: nn.Parameter  # [width, D] the fine-tuned projection

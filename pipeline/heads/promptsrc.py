@@ -21,35 +21,20 @@ tower), t0 comes from the cache's raw per-template features. The rest is IVLP's 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from pipeline.errors import ClipCacheError
+from pipeline.head_params.promptsrc import PromptSRCParams
 from pipeline.heads.base import recorded_val_accuracy
 from pipeline.heads.inputs import FitData
-from pipeline.heads.ivlp import IVLP, IVLPParams
+from pipeline.heads.ivlp import IVLP
 from pipeline.heads.loop import Schedule, train
 from pipeline.heads.maths import normalize
 from pipeline.heads.registry import register_head
 
 TEACHER_SET, TEACHER_TEMPLATES = "imagenet80", 60  # their IMAGENET_TEMPLATES: the first 60 of CLIP's 80
-
-
-@dataclass(frozen=True)
-class PromptSRCParams(IVLPParams):
-    n_ctx: int = 4
-    n_ctx_vision: int = 4
-    depth_text: int = 9
-    depth_vision: int = 9
-    lr: float = 0.0025
-    epochs: int = 20
-    text_loss_weight: float = 25.0
-    image_loss_weight: float = 10.0
-    gpa_mean: float = 15.0  # the Gaussian's mean over epochs 1..E
-    gpa_std: float = 1.0
 
 
 def gaussian_weights(epochs: int, mean: float, std: float) -> np.ndarray:

@@ -21,32 +21,18 @@ as checkpoints) is not offered.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Unpack
 
 import torch
 from torch import nn
 
+from pipeline.head_params.taskres import REQUIRES, TaskResParams
 from pipeline.heads.base import Head, Shapes
 from pipeline.heads.inputs import FitData
 from pipeline.heads.loop import Schedule, train
 from pipeline.heads.maths import clip_logits, normalize
 from pipeline.heads.registry import register_head
 from pipeline.heads.text_base import raw_base
-
-
-@dataclass(frozen=True)
-class TaskResParams:
-    template_set: str = "reference"  # the base: the authors' templates (CoOp's; ImageNet: 7-template + CoOp's)
-    residual_scale: float = 0.5  # alpha in t' = t + alpha x (the authors' RESIDUAL_SCALE)
-    lr: float = 2e-3
-    weight_decay: float = 5e-4
-    batch_size: int = 256
-    epochs: int = 0  # 0: the authors' 100 at 1-4 shots, 200 at 8-16 shots
-    warmup_epochs: int = 1
-    warmup_lr: float = 1e-5
-    keep: str = "last"  # epoch shipped: the last (the authors' rule) or "best_val" (best on validation)
-    per_dataset: bool = True  # the authors' ImageNet lr and Flowers alpha (resources/per_dataset.json)
 
 
 def taskres_epochs(shots: int | None) -> int:
@@ -58,7 +44,7 @@ def taskres_epochs(shots: int | None) -> int:
 class TaskRes(Head):
     Params = TaskResParams
     validation_free = (("keep", "last"),)  # its authors' choice without val
-    requires = frozenset({"global", "views"})
+    requires = REQUIRES
 
     base: torch.Tensor  # [C, D] raw template-mean text embeddings (frozen)
     residual: nn.Parameter  # [C, D] the task residual x

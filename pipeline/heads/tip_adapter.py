@@ -16,11 +16,11 @@ times exp(step * (cos - 1)), one multiply instead of an exp per entry.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Unpack
 
 import torch
 
+from pipeline.head_params.tip_adapter import REQUIRES, TipAdapterParams
 from pipeline.heads.base import Head, Shapes
 from pipeline.heads.grid import best_of, tip_grid
 from pipeline.heads.inputs import FitData, global_feats, view_mean_keys
@@ -28,18 +28,10 @@ from pipeline.heads.maths import accuracy, cache_kernel, kernel_class_sums, sort
 from pipeline.heads.registry import register_head
 
 
-@dataclass(frozen=True)
-class TipAdapterParams:
-    template_set: str = "reference"  # the authors' rule: CoOp's template, the 7-template ensemble on ImageNet
-    beta_grid: tuple[float, float, int] = (0.1, 7.0, 200)  # (start, scale, steps): start + i (scale - start) / steps
-    alpha_grid: tuple[float, float, int] = (0.1, 3.0, 20)  # the same for the cache weight (the scale is excluded)
-    per_dataset: bool = True  # the authors' search_scale per data set (resources/per_dataset.json) on the 11
-
-
 @register_head("tip_adapter")
 class TipAdapter(Head):
     Params = TipAdapterParams
-    requires = frozenset({"global", "views"})
+    requires = REQUIRES
     cache_keys: torch.Tensor  # [M, D] normalised view-mean features of the training images, sorted by label
     cache_labels: torch.Tensor  # [M] their labels
     alpha: torch.Tensor  # [] weight of the cache term

@@ -12,30 +12,17 @@ over features (no re-normalisation of keys); we do the same.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Unpack
 
 import torch
 
+from pipeline.head_params.tip_adapter_f import TipAdapterFParams
 from pipeline.heads.base import Shapes
 from pipeline.heads.inputs import FitData, view_mean_keys
 from pipeline.heads.loop import Schedule, train
 from pipeline.heads.maths import sort_by_label
 from pipeline.heads.registry import register_head
-from pipeline.heads.tip_adapter import TipAdapter, TipAdapterParams
-
-
-@dataclass(frozen=True)
-class TipAdapterFParams(TipAdapterParams):
-    init_alpha: float = 1.17  # alpha while training the keys (the authors' ImageNet config)
-    init_beta: float = 1.0  # beta while training the keys
-    lr: float = 1e-3
-    eps: float = 1e-4
-    weight_decay: float = 0.01  # AdamW's default
-    epochs: int = 20
-    batch_size: int = 256
-    keep: str = "best_val"  # the authors keep the epoch best on test; we keep the best on validation (or "last")
-    min_steps: int = 0  # at least this many optimiser steps (0: the authors' epochs x minibatches)
+from pipeline.heads.tip_adapter import TipAdapter
 
 
 @register_head("tip_adapter_f")

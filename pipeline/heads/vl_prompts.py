@@ -18,7 +18,6 @@ the parameters' random draws follow our seeded creation order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Unpack
 
 import torch
@@ -33,19 +32,6 @@ from pipeline.heads.loop import Schedule, train
 from pipeline.heads.maths import normalize
 from pipeline.heads.prompted import TextContext, TowerTextHead, stored_late_tokens
 from pipeline.prompts.text import PromptLayout, TextTower, leading_layout, prompt_layout
-
-
-@dataclass(frozen=True)
-class VLSchedule:
-    """Their Dassl schedule (MaPLe's and IVLP's configs); each head's params add its prompts."""
-
-    lr: float = 0.0035
-    weight_decay: float = 5e-4
-    batch_size: int = 4
-    epochs: int = 5
-    warmup_epochs: int = 1
-    warmup_lr: float = 1e-5
-    keep: str = "last"
 
 
 class VLPrompts(TowerTextHead):

@@ -19,7 +19,6 @@ paper writes it (without position embeddings the two orders give the same class 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Unpack
 
 import torch
@@ -28,6 +27,7 @@ from torch import nn
 
 from pipeline.backbone.blocks import n_blocks
 from pipeline.errors import ClipCacheError
+from pipeline.head_params.vpt_late import REQUIRES, RUNS, VPTLateParams
 from pipeline.heads.base import Shapes, recorded_val_accuracy
 from pipeline.heads.inputs import FitData, TextReader
 from pipeline.heads.loop import Schedule, train
@@ -48,28 +48,6 @@ from pipeline.prompts.vision import LateViT, PromptFn
 DEPTHS = ("deep", "shallow")
 
 
-@dataclass(frozen=True)
-class VPTLateParams:
-    k: int = 0  # prompted last blocks; 0: every block (the paper's VPT-deep); the cache must hold late tokens as deep
-    depth: str = "deep"  # 'deep': fresh prompts in each prompted block; 'shallow': prompts enter the first one only
-    n_prompts: int = 10  # P prompt tokens per prompted block
-    init_std: float = 0.02
-    template_set: str = "coop"  # the frozen classifier's prompt (when text_prompts is false)
-    text_prompts: bool = False  # also learn CoOp's text context (dual modality, VLP-CLIP)
-    n_ctx: int = 16  # CoOp context length (text_prompts only)
-    ctx_init: str = ""
-    class_token_position: str = "end"
-    text_lr_scale: float = 0.2  # text context lr = lr x this (CoOp's 0.002 against the visual 0.01)
-    lr: float = 0.01
-    weight_decay: float = 5e-4
-    batch_size: int = 32
-    epochs: int = 0  # 0: by shots (50 / 100 / 200)
-    warmup_epochs: int = 10
-    warmup_lr: float = 1e-5
-    keep: str = "last"  # epoch shipped: the last (the authors' rule) or "best_val" (best on validation)
-    min_steps: int = 0  # at least this many optimiser steps (0: the authors' epochs x minibatches)
-
-
 def prompted_blocks(visual: nn.Module, k: int) -> int:
     """The number of prompted blocks a head's k names: k itself, or every block of the tower for k = 0."""
     if k < 0:
@@ -82,8 +60,8 @@ def prompted_blocks(visual: nn.Module, k: int) -> int:
 class VPTLate(EncoderHead):
     Params = VPTLateParams
     validation_free = (("keep", "last"),)  # its authors' choice without val
-    requires = frozenset({"global", "views", "late_tokens", "late_token_views"})
-    runs = ("last k ViT blocks",)
+    requires = REQUIRES
+    runs = RUNS
     batch_rows = 256  # token sequences are large: score 256 images at a time
     novel_classes = True  # prompts are class-agnostic; classes enter through the text features
     prompts: torch.Tensor  # [k or 1, P, W] the visual prompts of each prompted block (one row: shallow)

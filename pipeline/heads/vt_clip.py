@@ -31,7 +31,6 @@ exactly at zero-shot CLIP; `attention()` returns the last layer's cross-attentio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Unpack
 
 import numpy as np
@@ -39,6 +38,7 @@ import torch
 from torch import nn
 
 from pipeline.errors import ClipCacheError
+from pipeline.head_params.vt_clip import REQUIRES, VTCLIPParams
 from pipeline.heads.base import Head, Shapes
 from pipeline.heads.inputs import ROW_BATCH, FitData, SplitReader
 from pipeline.heads.loop import Schedule, epochs_by_shots, train
@@ -46,24 +46,6 @@ from pipeline.heads.maths import normalize
 from pipeline.heads.registry import register_head
 
 KEYS = ("spatial", "spatial_raw")
-
-
-@dataclass(frozen=True)
-class VTCLIPParams:
-    template_set: str = "coop"  # the data set's hand-crafted prompt
-    n_heads: int = 8  # attention heads (the paper's Table 1 varies 4-32)
-    n_layers: int = 1  # stacked decoder blocks (Table 2 varies 1-4)
-    ffn_mult: int = 4  # feed-forward hidden size = ffn_mult * D
-    dropout: float = 0.0
-    keys: str = "spatial"  # the map attended over: 'spatial' (joint space, [HW, D]) or 'spatial_raw' ([HW, C_s])
-    schedule: str = "adamw"  # 'adamw' (AdamW, cosine, epochs by shots) or 'coop' (SGD, 1 warm-up epoch, Dassl's)
-    lr: float = 2e-3
-    epochs: int = 0  # 0: by shots as CoOp (50 / 100 / 200)
-    batch_size: int = 32
-    weight_decay: float = 5e-4
-    keep: str = "best_val_or_start"  # the epoch best on validation, the untrained start (zero-shot) competing;
-    # "last" (CoOp's rule) or "best_val" (trained epochs only)
-    min_steps: int = 0  # at least this many optimiser steps in all
 
 
 class VisualGuidedBlock(nn.Module):
@@ -97,7 +79,7 @@ class VisualGuidedBlock(nn.Module):
 class VTCLIP(Head):
     Params = VTCLIPParams
     validation_free = (("keep", "last"),)  # its authors' choice without val
-    requires = frozenset({"global", "spatial", "views", "spatial_views"})
+    requires = REQUIRES
     novel_classes = True  # its classes enter only through the text features (base-to-novel)
 
     def __init__(self, params: VTCLIPParams) -> None:

@@ -8,19 +8,15 @@ VT-CLIP and CAVPT; Tip-Adapter, GDA and ProKeR report theirs with `reference` (t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Unpack
 
 import torch
 
+from pipeline.head_params.zero_shot import REQUIRES, ZeroShotParams
 from pipeline.heads.base import Head, Shapes
 from pipeline.heads.inputs import FitData
 from pipeline.heads.registry import register_head
 
-
-@dataclass(frozen=True)
-class ZeroShotParams:
-    template_set: str = "coop"  # CoOp's single template (the papers' zero-shot baseline); also 'reference',
     # 'tip7' or CLIP's 80-template 'imagenet80'
 
 
@@ -28,7 +24,7 @@ class ZeroShotParams:
 class ZeroShot(Head):
     Params = ZeroShotParams
     validation_free = ()  # validation-free as it is (reads no val)
-    requires = frozenset({"global"})
+    requires = REQUIRES
     novel_classes = True  # its classes enter only through the text features (base-to-novel)
 
     def setup(self, **shapes: Unpack[Shapes]) -> None:

@@ -6,15 +6,9 @@ pipeline/heads/clap.py's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from pipeline.heads.clap import CLAP, CLAPParams
+from pipeline.head_params.zs_lp import ZSLPParams
+from pipeline.heads.clap import CLAP
 from pipeline.heads.registry import register_head
-
-
-@dataclass(frozen=True)
-class ZSLPParams(CLAPParams):
-    constraint: str = "none"  # ZS-LP: the zero-shot-initialised probe without CLAP's penalty
 
 
 @register_head("zs_lp")

@@ -9,12 +9,12 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from pipeline.backbone.model import check_names
+from pipeline.data import list_datasets
 from pipeline.engine import CLUSTER_KEYS, cluster_params
 from pipeline.errors import ClipCacheError
 from pipeline.grid import grid_pairs, transfer_plan
 from pipeline.head_names import check_head_names
-from pipeline.heads.registry import head_section
+from pipeline.head_params import head_section
 from pipeline.layout import METRICS, head_metrics_file
 from pipeline.params import (
     TRANSFER_PROTOCOLS,
@@ -29,9 +29,9 @@ from pipeline.params import (
     transductive_params,
 )
 from pipeline.store.atomic import write_json_atomic
-from pipeline.sweep.execute import RunSpec
 from pipeline.sweep.plan import SweepReport, Transfer, format_seconds, plan_runs, run_sweep, spec_state
 from pipeline.sweep.record import verified_record
+from pipeline.sweep.spec import RunSpec
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +53,14 @@ def sweep_from_params(params_path: str | Path, overrides: list[str], heads: list
     root = results_dir(params)
     pairs = grid_pairs(params, dataset, model)
     sections = {n: head_section(params, n) for n in names}
-    for pair in pairs:  # names before any cache file is looked for
-        check_names(pair.dataset.registered, pair.model.name, pair.model.pretrained)
+    unknown = sorted({p.dataset.registered for p in pairs} - set(list_datasets()))
+    if unknown:  # names before any cache file is looked for
+        raise ClipCacheError(f"unknown data set {unknown[0]!r}; known: {', '.join(list_datasets())}")
     transductive = transductive_params(params.get("transductive"))
     specs = plan_runs(pairs, names, sections, root, device, train.protocol, transductive,
                       transfer_of(params, pairs, train))
-    report = run_sweep(specs, cluster_params({k: settings[k] for k in CLUSTER_KEYS if k in settings}))
+    report = run_sweep(specs, cluster_params({k: settings[k] for k in CLUSTER_KEYS if k in settings}),
+                       before=check_models)
     if prune:
         prune_runs(specs, names, root, whole=dataset is None and model is None)
     for name in names:
@@ -74,6 +76,15 @@ def sweep_from_params(params_path: str | Path, overrides: list[str], heads: list
     if failed:
         raise ClipCacheError(f"{len(failed)} of {report.total} runs failed; first: {failed[0].key}: {failed[0].error}")
     return report
+
+
+def check_models(pending: list[RunSpec]) -> None:
+    """The model names and tags of the runs to do, named when open_clip does not know them (this loads open_clip and
+    torch: a sweep with nothing to do never gets here)."""
+    from pipeline.backbone.model import check_names
+
+    for model in {(s.encode.model.name, s.encode.model.pretrained) for s in pending}:
+        check_names(next(s.encode.dataset.registered for s in pending), *model)
 
 
 def transfer_of(params: dict[str, Any], pairs: list[EncodeParams], train: TrainParams) -> Transfer | None:

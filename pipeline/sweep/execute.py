@@ -14,7 +14,6 @@ import shutil
 import socket
 import time
 import traceback
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,94 +27,20 @@ from pipeline.heads import Head
 from pipeline.heads.classes import base_and_novel
 from pipeline.heads.fitting import fit_head, fit_inputs, save_fitted
 from pipeline.heads.registry import head_class
-from pipeline.layout import HEAD_META, RUN_LOG, RUN_RECORD, TEXT_FILE, cache_folder, pair_label, run_folder, split_file
-from pipeline.params import EncodeParams, TransClipParams, as_dict
+from pipeline.layout import HEAD_META, RUN_LOG, RUN_RECORD
 from pipeline.runlog import run_log
 from pipeline.scoring.evaluation import score_base_to_novel, score_head, test_split, write_evaluation
 from pipeline.scoring.transductive import labelled, score_transclip
 from pipeline.scoring.transfer import open_targets, score_targets, transfer_average
 from pipeline.store import FeatureSplit, TextFeatures
-from pipeline.store.atomic import OLD_PREFIX, TMP_PREFIX, replace_folder, temp_folder, write_json_atomic
+from pipeline.store.atomic import replace_folder, temp_folder, write_json_atomic
 from pipeline.store.failpoints import failpoint
 from pipeline.store.provenance import code_version, fingerprint
 from pipeline.store.together import check_identity
-from pipeline.sweep.fingerprint import file_fingerprint, run_inputs
 from pipeline.sweep.record import run_state
+from pipeline.sweep.spec import RunResult, RunSpec
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """Everything a run needs; picklable, so an engine can ship it to a worker."""
-
-    encode: EncodeParams  # the (data set, model) pair and the cache location
-    head: str
-    head_params: dict[str, Any]  # heads.<head> of params.yaml (defaults filled in by the head's Params)
-    shots: int
-    seed: int
-    results_dir: str  # root of the run folders
-    device: str = "auto"  # runtime.device, resolved on the worker
-    protocol: str = "all"  # 'all' classes, 'base_to_novel' (fit the base half, score base and novel), 'validation_free'
-    transductive: TransClipParams | None = None  # scored by TransCLIP with the test features (asked for), or not
-    targets: tuple[EncodeParams, ...] = ()  # cross_dataset / domain_generalisation: the pairs scored besides the source
-
-    @property
-    def method(self) -> str:
-        """'' for the head's own predictions, 'transclip' for a transductive run (its folder's suffix)."""
-        return "" if self.transductive is None else "transclip"
-
-    @property
-    def pair(self) -> str:
-        return pair_label(self.encode.model.name, self.encode.model.pretrained)
-
-    @property
-    def folder(self) -> Path:
-        return run_folder(self.results_dir, self.head, self.encode.dataset.name, self.pair, self.shots, self.seed,
-                          self.protocol, self.method)
-
-    @property
-    def key(self) -> str:
-        """<data set>/<model>__<pretrained>/<head>/k<K>-s<seed>: the run's name in logs and reports."""
-        return f"{self.encode.dataset.name}/{self.pair}/{self.head}/{self.folder.name}"
-
-    def cache_files(self) -> dict[str, Path]:
-        """The cache files a run reads: few-shot train and val, text, test; and a transfer target's test and text
-        (test@<target>, text@<target>)."""
-        root = pair_root(self.encode)
-        files = {"train": split_file(root, "train", self.shots, self.seed),
-                 "val": split_file(root, "val", self.shots, self.seed), "text": root / TEXT_FILE,
-                 "test": split_file(root, "test")}
-        for target in self.targets:
-            files |= {f"test@{target.dataset.name}": split_file(pair_root(target), "test"),
-                      f"text@{target.dataset.name}": pair_root(target) / TEXT_FILE}
-        return files
-
-    def inputs(self) -> dict[str, Any]:
-        """The run's canonical inputs (the cache files' fingerprints read from the files)."""
-        files = {name: file_fingerprint(path) for name, path in self.cache_files().items()
-                 if not (name == "val" and self.protocol == "validation_free")}  # never read there
-        transductive = None if self.transductive is None else {"method": self.method,
-                                                               "params": as_dict(self.transductive)}
-        return run_inputs(self.head, self.head_params, self.shots, self.seed, files, self.protocol, transductive)
-
-
-def pair_root(encode: EncodeParams) -> Path:
-    """The cache folder of a (data set, model) pair."""
-    return cache_folder(encode.cache_dir, encode.dataset.name, encode.model.name, encode.model.pretrained)
-
-
-@dataclass
-class RunResult:
-    """What a run reports back to the sweep."""
-
-    key: str
-    status: str  # 'done' (fitted and scored now), 'skipped' (already on disk), 'n/a' (cannot exist), 'failed'
-    fingerprint: str = ""
-    seconds: dict[str, float] = field(default_factory=dict)  # fit, evaluate, total (the run's own time)
-    metrics: dict[str, Any] = field(default_factory=dict)  # top1, mean_per_class_accuracy, ece, n_test
-    error: str = ""  # the failure, one line (the traceback is logged on the worker)
-    worker: str = ""  # host:pid that executed it
 
 
 def worker_name() -> str:
@@ -228,13 +153,3 @@ def publish(tmp: Path, folder: Path, digest: str) -> None:
     """Rename `tmp` to `folder`, moving an older (or damaged) run aside first; if another writer published the same
     run intact meanwhile, keep it."""
     replace_folder(tmp, folder, keep=lambda: run_state(folder, digest)[0] == "done")
-
-
-def remove_leftovers(folders: set[Path]) -> None:
-    """Delete the temporaries and set-aside folders that killed runs left in these run folders' parents; call it
-    only when no run of this sweep is in flight."""
-    for parent in {folder.parent for folder in folders}:
-        if parent.is_dir():
-            for stray in parent.iterdir():
-                if stray.name.startswith((TMP_PREFIX, OLD_PREFIX)):
-                    shutil.rmtree(stray, ignore_errors=True)

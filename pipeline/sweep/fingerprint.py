@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pipeline.heads.registry import MODULES, create_head
+from pipeline.head_names import HEAD_MODULES
+from pipeline.head_params import build_params
 from pipeline.layout import TEXT_FILE
 from pipeline.params import as_dict
 from pipeline.store import FeatureSplit, TextFeatures
@@ -42,9 +43,9 @@ def run_inputs(head: str, head_params: dict[str, Any], shots: int, seed: int, fi
                protocol: str = "all", transductive: dict[str, Any] | None = None) -> dict[str, Any]:
     """The canonical inputs of a run: head params with every default filled in, the protocol (when not 'all'), the
     transductive scoring and its full params (when asked for), and the code they run."""
-    params = as_dict(create_head(head, head_params).params)
+    params = as_dict(build_params(head, head_params))
     inputs = {"head": head, "params": params, "shots": shots, "seed": seed, "cache": dict(sorted(files.items())),
-              "code": code_fingerprint(MODULES.get(head, head), RUN_MODULE)}
+              "code": code_fingerprint(HEAD_MODULES.get(head, head), RUN_MODULE)}
     if transductive is not None:
         inputs["transductive"] = transductive
     return inputs if protocol == "all" else {**inputs, "protocol": protocol}

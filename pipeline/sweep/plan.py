@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.data import is_test_only
-from pipeline.engine import ClusterParams, open_engine
+from pipeline.engine import ClusterParams
 from pipeline.errors import ClipCacheError, Interrupted
-from pipeline.heads import head_class
+from pipeline.head_names import check_head_names
+from pipeline.head_params import head_requires, head_runs
 from pipeline.params import PROTOCOLS, TRANSFER_PROTOCOLS, EncodeParams, TransClipParams, TransductiveParams
 from pipeline.store.provenance import fingerprint
-from pipeline.sweep.execute import RunResult, RunSpec, execute_run, remove_leftovers
-from pipeline.sweep.record import run_state
+from pipeline.sweep.record import remove_leftovers, run_state
+from pipeline.sweep.spec import RunResult, RunSpec
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,7 @@ def plan_runs(pairs: Sequence[EncodeParams], heads: Sequence[str], head_params: 
     pairs are the sources of `transfer`, each run scoring its targets too; otherwise test-only data sets (ImageNet's
     shifts) have no runs of their own."""
     listed = transductive.heads if transductive is not None else ()
-    for name in (*heads, *listed):
-        head_class(name)  # an unknown head is named before anything runs
+    check_head_names((*heads, *listed))  # an unknown head is named before anything runs
     if protocol not in PROTOCOLS:
         raise ClipCacheError(f"train.protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
     if listed and protocol != "all":
@@ -131,19 +131,26 @@ def split_done(specs: Sequence[RunSpec]) -> tuple[list[RunResult], list[RunSpec]
 
 def needs_gpu(head: str) -> bool:
     """Heads that run encoder blocks or attend over spatial maps go to GPU workers where there are some."""
-    cls = head_class(head)
-    return bool(cls.runs) or "spatial" in cls.requires
+    return bool(head_runs(head)) or "spatial" in head_requires(head)
 
 
-def run_sweep(specs: Sequence[RunSpec], cluster: ClusterParams) -> SweepReport:
-    """Execute every pending run of `specs` on the engine `cluster` names; return what happened."""
+def run_sweep(specs: Sequence[RunSpec], cluster: ClusterParams,
+              before: Callable[[list[RunSpec]], None] | None = None) -> SweepReport:
+    """Execute every pending run of `specs` on the engine `cluster` names; return what happened. `before` sees the
+    pending runs first (the model names' check, which loads the model library: a sweep with nothing to do never
+    does)."""
     started = time.perf_counter()
     skipped, pending, damaged = split_done(specs)
     report = SweepReport(len(specs), list(skipped), repaired=damaged)
     log.info("sweep: %d runs in the grid, %d already done, %d to run (%d of them damaged on disk)", len(specs),
              len(skipped), len(pending), len(damaged))
+    if pending and before is not None:
+        before(pending)
     try:
         if pending:
+            from pipeline.engine import open_engine
+            from pipeline.sweep.execute import execute_run  # fitting and scoring: torch, only with runs to do
+
             with open_engine(cluster) as engine:
                 report.engine = engine.name
                 results = engine.map_unordered(execute_run, pending, [needs_gpu(s.head) for s in pending])

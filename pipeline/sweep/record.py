@@ -7,11 +7,13 @@ records a checksum of still has that checksum. A sweep skips nothing else: a dam
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 from pipeline.digest import file_checksum
 from pipeline.layout import EVALUATION, HEAD_META, HEAD_WEIGHTS, METRICS, RUN_RECORD
+from pipeline.store.atomic import OLD_PREFIX, TMP_PREFIX
 from pipeline.store.integrity import memo_key, remember, remembered
 
 REQUIRED = (HEAD_META, HEAD_WEIGHTS, EVALUATION, METRICS)  # the files a finished run holds, each checksummed
@@ -73,3 +75,13 @@ def verified_record(folder: Path) -> dict[str, Any] | None:
     """The run.json of a run folder whose every recorded file matches its checksum, or None."""
     record = read_run_record(folder)
     return record if record is not None and damage(folder, record) is None else None
+
+
+def remove_leftovers(folders: set[Path]) -> None:
+    """Delete the temporaries and set-aside folders that killed runs left in these run folders' parents; call it
+    only when no run of this sweep is in flight."""
+    for parent in {folder.parent for folder in folders}:
+        if parent.is_dir():
+            for stray in parent.iterdir():
+                if stray.name.startswith((TMP_PREFIX, OLD_PREFIX)):
+                    shutil.rmtree(stray, ignore_errors=True)
