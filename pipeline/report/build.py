@@ -5,7 +5,7 @@ Outputs under the report folder: table.md, index.html, runs.csv, summary.csv, ac
 figures/*.png:
 - accuracy_vs_shots__<model>__<pretrained>.png: one small plot per data set;
 - accuracy_vs_shots_average__<model>__<pretrained>.png: the Average over data sets;
-- confusion__<dataset>__<model>__<pretrained>__<head>__k<shots>.png: per head at its largest shot count, summed
+- confusion__<dataset>__<model>__<pretrained>__<head>__k<shots>.png: per head at its largest shot count, the mean
   over seeds;
 - attention__<dataset>__<model>__<pretrained>__<head>__k<shots>-s<seed>.png: heads that recorded attention, at
   their largest shot count, first seed.
@@ -89,21 +89,22 @@ def curve_plots(models: dict[ModelKey, dict[str, list[Run]]], styles: dict[str, 
 
 
 def pairs_table(matrix: np.ndarray, run: Run, title: str) -> Table:
-    """The most confused class pairs of a summed confusion matrix."""
-    rows = [[true, predicted, str(count), f"{100 * rate:.1f}"]
+    """The most confused class pairs of a confusion matrix (the mean over seeds)."""
+    rows = [[true, predicted, f"{count:g}" if count.is_integer() else f"{count:.1f}", f"{100 * rate:.1f}"]
             for true, predicted, count, rate in confused_pairs(matrix, run.classnames)]
-    return Table(title, f"most confused class pairs ({len(run.classnames)} classes, counts summed over seeds)",
-                 ["true class", "predicted as", "count", "% of the true class"], rows)
+    return Table(title, f"most confused class pairs ({len(run.classnames)} classes, images per seed: the mean over "
+                 "seeds)", ["true class", "predicted as", "images per seed", "% of the true class"], rows)
 
 
 def confusion_section(groups: dict[GroupKey, list[Run]], folder: Path) -> Section:
-    """Per group and head, the confusion at its largest shot count summed over seeds; pair lists for many classes."""
+    """Per group and head, the confusion at its largest shot count, the mean over seeds; pair lists for many
+    classes."""
     section = Section("Confusion matrices")
     for key, members in groups.items():
         for head in sorted({r.head for r in members}):
             shots = max(r.shots for r in members if r.head == head)
             chosen = [r for r in members if r.head == head and r.shots == shots]
-            matrix = np.sum([read_confusion(r) for r in chosen], axis=0)  # [C, C]
+            matrix = np.mean([read_confusion(r) for r in chosen], axis=0)  # [S, C, C] -> [C, C] images per seed
             title = f"{head}, {shots_label(shots)}, {len(chosen)} seed(s) — {heading(key, chosen[0].random_weights)}"
             path = confusion_figure(matrix, chosen[0].classnames, title,
                                     folder / f"confusion__{slug(*key)}__{slug(head)}__k{shots}.png")

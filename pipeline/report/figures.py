@@ -2,7 +2,9 @@
 
 Drawn with matplotlib's object API (`Figure`, rendered by Agg): no pyplot state, no display needed. Each head keeps
 the style `styles.head_styles` gave it; the x axis is log2 with the shot counts as ticks (symlog when 0 shots is
-present); the band is ± one sample std over seeds (absent for cells with a single seed).
+present); the spread over seeds is ± one sample std (absent for cells with a single seed): a faint band when a
+plot holds at most `BANDS_UP_TO` heads, else thin capped error bars, each head's nudged sideways so that they do not
+merge into one smear.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ MIN_WIDTH = 7.0  # inches: room for the title and a legend of 13+ heads under a 
 TITLE_CHARS_PER_INCH = 13  # at fontsize 9: a longer title is wrapped, not cut at the figure's edges
 LEGEND_ENTRY_INCHES = 1.35  # width of one legend entry (marker, line, a head's name)
 DPI = 110
+BANDS_UP_TO = 3  # heads in one plot drawn with a ± std band; more get error bars
+NUDGE = 0.035  # log2 units between the error bars of neighbouring heads at one shot count
 
 
 def shots_axis(ax: Axes, shots: list[int]) -> None:
@@ -38,21 +42,30 @@ def shots_axis(ax: Axes, shots: list[int]) -> None:
     ax.grid(alpha=0.3)
 
 
-def draw_head(ax: Axes, shots: list[int], mean: list[float], std: list[float | None], style: LineStyle) -> None:
-    """One head's line, and its ± std band where a std exists."""
+def draw_head(ax: Axes, shots: list[int], mean: list[float], std: list[float | None], style: LineStyle,
+              slot: float | None = None) -> None:
+    """One head's line and its ± std where a std exists: a band, or error bars nudged by `slot` (its position among
+    the plot's heads, centred on 0) when given."""
     ax.plot(shots, mean, color=style.colour, marker=style.marker, linestyle=style.dash, markersize=4, linewidth=1.3)
     spread = np.array([np.nan if s is None else s for s in std], dtype=float)
-    if not np.isnan(spread).all():
+    if np.isnan(spread).all():
+        return
+    if slot is None:
         ax.fill_between(shots, np.asarray(mean) - spread, np.asarray(mean) + spread, color=style.colour, alpha=0.15,
                         linewidth=0)
+        return
+    nudged = np.asarray(shots, dtype=float) * 2.0 ** (slot * NUDGE)  # [K]: a shift of equal width on the log axis
+    ax.errorbar(nudged, mean, yerr=spread, fmt="none", ecolor=style.colour, elinewidth=0.8, capsize=2, alpha=0.8)
 
 
 def draw_summaries(ax: Axes, summaries: dict[Cell, Summary], styles: dict[str, LineStyle]) -> set[str]:
     """Every head of one data set (mean over seeds ± std); returns the heads drawn."""
     heads = sorted({head for head, _ in summaries})
-    for head in heads:
+    bars = len(heads) > BANDS_UP_TO
+    for index, head in enumerate(heads):
         cells = sorted((k, s) for (h, k), s in summaries.items() if h == head)
-        draw_head(ax, [k for k, _ in cells], [s.mean for _, s in cells], [s.std for _, s in cells], styles[head])
+        slot = index - (len(heads) - 1) / 2 if bars else None
+        draw_head(ax, [k for k, _ in cells], [s.mean for _, s in cells], [s.std for _, s in cells], styles[head], slot)
     shots_axis(ax, sorted({k for _, k in summaries}))
     return set(heads)
 

@@ -5,16 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from pipeline.errors import ClipCacheError
-from pipeline.report import ReportSettings, report_settings
-from pipeline.report.aggregate import Average
-from pipeline.report.attention import draw_row
-from pipeline.report.confusion import confused_pairs, confusion_figure
-from pipeline.report.figures import average_curves, draw_summaries, shots_axis
+from pipeline.report.confusion import confusion_figure
+from pipeline.report.figures import draw_summaries, shots_axis
 from pipeline.report.stats import summarise
 from pipeline.report.styles import HEAD_ORDER, head_styles
 
@@ -50,6 +45,22 @@ def test_lines_use_the_head_style_and_a_log2_axis() -> None:
     zero = Figure().subplots()
     shots_axis(zero, [0, 1, 2])
     assert zero.get_xscale() == "symlog"
+    assert len(ax.collections) == 1 and not ax.containers  # two seeds at one cell: a faint band, no error bars
+
+
+def test_many_heads_show_their_spread_as_nudged_error_bars_not_bands() -> None:
+    """Past three heads in one plot the ± std bands would merge into one smear: thin error bars instead, each head's
+    shifted sideways by the same width on the log axis."""
+    heads = ["zero_shot", "coop", "gda", "tip_adapter", "clap"]
+    styles = head_styles(heads)
+    summaries = {(h, k): summarise([50.0 + i, 54.0 + i]) for i, h in enumerate(heads) for k in (1, 4)}
+    ax = Figure().subplots()
+    draw_summaries(ax, summaries, styles)
+    assert not [c for c in ax.collections if c.__class__.__name__ == "FillBetweenPolyCollection"]
+    assert len(ax.containers) == len(heads)
+    centres = sorted(float(np.log2(bar.lines[2][0].get_segments()[0][0][0])) for bar in ax.containers)  # at 1 shot
+    gaps = np.diff(centres)
+    assert np.allclose(gaps, gaps[0]) and gaps[0] > 0 and abs(float(np.mean(centres))) < 1e-9
 
 
 def test_a_1000_class_confusion_figure_is_small(tmp_path: Path) -> None:
@@ -65,86 +76,12 @@ def test_a_1000_class_confusion_figure_is_small(tmp_path: Path) -> None:
         assert max(image.size) <= 1200
 
 
-def test_most_confused_pairs() -> None:
-    matrix = np.array([[5, 2, 0], [1, 4, 3], [0, 3, 6]])
-    assert confused_pairs(matrix, ["a", "b", "c"], top=3) == [("b", "c", 3, 3 / 8), ("c", "b", 3, 3 / 9),
-                                                              ("a", "b", 2, 2 / 7)]
-    assert confused_pairs(matrix, ["a", "b", "c"])[-1] == ("b", "a", 1, 1 / 8)
-    assert confused_pairs(np.eye(3, dtype=int), ["a", "b", "c"]) == []
-
-
-def example(image: str) -> dict:
-    return {"image": image, "true": 0, "predicted": 1, "attention_true": [[0.1, 0.9], [0.5, 0.5]],
-            "attention_predicted": [[0.3, 0.3], [0.2, 0.2]]}
-
-
-def test_attention_without_the_image_draws_the_grids_alone(tmp_path: Path) -> None:
-    row = list(Figure().subplots(1, 3))
-    draw_row(row, example(str(tmp_path / "moved" / "img.jpg")), ["cat", "dog"], tmp_path / "evaluation.json")
-    assert [ax.get_title() for ax in row] == ["image not found", "true: cat (image not found)",
-                                              "predicted: dog (image not found)"]
-    assert [len(ax.images) for ax in row] == [0, 1, 1]
-    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "img.png")
-    row = list(Figure().subplots(1, 3))
-    draw_row(row, example(str(tmp_path / "img.png")), ["cat", "dog"], tmp_path / "evaluation.json")
-    assert [ax.get_title() for ax in row] == ["image", "true: cat", "predicted: dog"]
-    assert [len(ax.images) for ax in row] == [1, 2, 2]
-
-
-def test_the_attention_figure_has_one_colour_scale_for_every_map(tmp_path: Path) -> None:
-    from pipeline.report.attention import attention_figure
-
-    other = {**example(str(tmp_path / "gone.jpg")), "attention_true": [[0.0, 2.0], [0.5, 0.5]]}
-    path = attention_figure([example(str(tmp_path / "gone.jpg")), other], ["cat", "dog"], "t", tmp_path / "e.json",
-                            tmp_path / "a.png")
-    assert path.is_file()
-    fig = Figure()
-    axes = fig.subplots(1, 3)
-    drawn = draw_row(list(axes), other, ["cat", "dog"], tmp_path / "e.json", vmax=2.0)
-    assert drawn is not None and drawn.get_clim() == (0.0, 2.0)
-    assert axes[1].images[0].get_clim() == (0.0, 2.0)  # the true class's map on the shared scale
-
-
-def test_attention_with_a_bad_class_names_the_file(tmp_path: Path) -> None:
-    bad = {**example(str(tmp_path / "none.jpg")), "predicted": 7}
-    with pytest.raises(ClipCacheError, match=r"evaluation\.json: attention class 7"):
-        draw_row(list(Figure().subplots(1, 3)), bad, ["cat", "dog"], tmp_path / "evaluation.json")
-
-
-def test_report_settings(tmp_path: Path) -> None:
-    assert report_settings(tmp_path / "absent.yaml") == ReportSettings("results", "report")
-    params = tmp_path / "params.yaml"
-    params.write_text("train: {shots: 2}\nevaluate: {results_dir: res, report_dir: rep}\n")
-    assert report_settings(params) == ReportSettings("res", "rep")
-    assert report_settings(params, ["evaluate.report_dir=other"]) == ReportSettings("res", "other")  # report --set
-    assert report_settings(tmp_path / "absent.yaml", ["evaluate.results_dir=r2"]) == ReportSettings("r2", "report")
-    params.write_text("evaluate: {results_dir: res, colour: red}\n")
-    with pytest.raises(ClipCacheError, match=r"unknown key evaluate\.colour"):
-        report_settings(params)
-
-
-def svg_points(path: Path) -> dict[str, list[tuple[float, float]]]:
-    """fill colour -> the (x, y) of every data marker of a matplotlib SVG (those clipped to the axes: the legend's
-    markers are not), in drawing order."""
-    import re
-
-    points: dict[str, list[tuple[float, float]]] = {}
-    for block in re.findall(r'<g clip-path="url\(#[^)]+\)">(.*?)</g>', path.read_text(), flags=re.DOTALL):
-        marker = r'<use xlink:href="[^"]+" x="([-\d.]+)" y="([-\d.]+)" style="fill: (#[0-9a-f]{6})'
-        for x, y, colour in re.findall(marker, block):
-            points.setdefault(colour, []).append((float(x), float(y)))
-    return points
-
-
-def test_the_average_figure_draws_each_heads_own_cells(tmp_path: Path) -> None:
-    """Read back from the drawing: each head's markers are its own cells (3 low for 'a', 2 high for 'b'), in its own
-    colour."""
-    styles = head_styles(["a", "b"])
-    average = Average(["X", "Y"], {("a", 1): 10.0, ("a", 2): 20.0, ("a", 4): 30.0, ("b", 1): 80.0, ("b", 2): 90.0},
-                      {})
-    points = svg_points(average_curves(average, "t", styles, tmp_path / "average.svg"))
-    a, b = points[styles["a"].colour], points[styles["b"].colour]
-    assert (len(a), len(b)) == (3, 2)
-    assert a[0][0] == b[0][0] and a[1][0] == b[1][0]  # 1 and 2 shots at the same x
-    assert min(y for _, y in a) > max(y for _, y in b)  # SVG's y grows downwards: every 'a' point is below 'b'
-    assert a[0][1] > a[1][1] > a[2][1]  # 10 < 20 < 30
+def test_every_confusion_heat_map_has_its_colour_scale_and_mean_counts_read_as_such(tmp_path: Path,
+                                                                                     monkeypatch) -> None:
+    drawn: list[Figure] = []
+    real = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *args, **kwargs: drawn.append(fig) or real(fig, *args, **kwargs))
+    confusion_figure(np.array([[3.0, 1.5], [0.0, 4.0]]), ["a", "b"], "mean of 2 seeds", tmp_path / "m.png")
+    (fig,) = drawn
+    assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "fraction of the true class"  # the colour bar
+    assert sorted(t.get_text() for t in fig.axes[0].texts) == ["0", "1.5", "3", "4"]

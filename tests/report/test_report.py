@@ -225,10 +225,16 @@ def test_random_weights_attention_without_images_and_many_classes(tmp_path: Path
     assert "### C / ViT-B-32 / none — RANDOM WEIGHTS (pretrained: none): numbers carry no meaning" in markdown
     assert (tmp_path / "out" / "figures" / "attention__C__ViT-B-32__none__vt_clip__k4-s1.png") in written
     pairs = markdown.split("## Most confused class pairs\n")[1]
-    assert "| true class | predicted as | count | % of the true class |" in pairs
+    assert "| true class | predicted as | images per seed | % of the true class |" in pairs
     rows = [line for line in pairs.splitlines() if line.startswith("| class")]
     # confusion(): 5 right per class, class00 -> class01 once (seed 1), class02 -> class00 once
     assert rows == ["| class00 | class01 | 1 | 16.7 |", "| class02 | class00 | 1 | 16.7 |"]
+    write(tmp_path / "results", record("C", "vt_clip", 4, 2, 0.5, pretrained="none", random_weights=True,
+                                       classnames=classes, attention=attention))  # seed 2: class00 -> class01 twice
+    build_report(tmp_path / "results", tmp_path / "out")
+    pairs = (tmp_path / "out" / "table.md").read_text().split("## Most confused class pairs\n")[1]
+    rows = [line for line in pairs.splitlines() if line.startswith("| class")]
+    assert rows == ["| class00 | class01 | 1.5 | 23.1 |", "| class02 | class00 | 1 | 16.7 |"]  # means over seeds
 
 
 def test_several_models_name_their_curves(tmp_path: Path) -> None:
