@@ -109,6 +109,25 @@ def test_one_heads_parameter_reruns_only_that_head(repo) -> None:
 
 
 @pytest.mark.slow
+def test_the_readmes_ablation_recipe_runs_as_written(repo) -> None:
+    """README's `dvc exp` recipe on a committed baseline: an experiment over one head's parameter re-runs that head's
+    sweep stage and the report only, in a temporary copy (the workspace keeps its params), and `dvc exp show` with the
+    recipe's filters shows the experiment and that head's columns alone."""
+    root, _ = repo
+    sh("git", "add", "-A", cwd=root)
+    sh("git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "baseline", cwd=root)
+    before = (root / "params.yaml").read_text()
+    out = sh("dvc", "exp", "run", "--temp", "-n", "tip-beta", "-S", "heads.tip_adapter.beta_grid=[1.0,5.0,5]", cwd=root)
+    assert ran(out) == ["report", "sweep@tip_adapter"], out
+    assert (root / "params.yaml").read_text() == before
+    shown = sh("dvc", "exp", "show", "--csv", "--drop", ".*", "--keep", "Experiment|.*tip_adapter.*", cwd=root,
+               stdout_only=True)
+    header, *rows = shown.strip().splitlines()
+    assert "tip-beta" in shown and all("tip_adapter" in c or c == "Experiment" for c in header.split(",")), header
+    assert any("5.0" in row for row in rows) and "gda" not in header, shown
+
+
+@pytest.mark.slow
 def test_new_images_make_the_encode_stage_out_of_date(repo) -> None:
     root, params = repo
     images = Path(params["grid"]["datasets"][0]["root"])
