@@ -65,7 +65,11 @@ def encode(params_path: str, overrides: tuple[str, ...], skip_bad_images: bool |
            device: str | None, cluster: str | None, workers: int | None, batch_size: int | None,
            datasets: tuple[str, ...], model: str | None) -> None:
     """Stage 1: encode every (data set, model) pair of the grid into cache/ (resumes an interrupted run)."""
-    from pipeline.encode.entry import encode_from_params
+    from pipeline.grid import check_pairs, grid_pairs
+    from pipeline.params import apply_overrides, load_params
+
+    check_pairs(grid_pairs(apply_overrides(load_params(params_path), list(overrides)), list(datasets) or None, model))
+    from pipeline.encode.entry import encode_from_params  # torch and open_clip: after the names and roots
 
     encode_from_params(params_path, list(overrides), {"skip_bad_images": skip_bad_images, "repair": repair,
                                                       "device": device, "cluster": cluster, "workers": workers,
@@ -83,6 +87,7 @@ def encode(params_path: str, overrides: tuple[str, ...], skip_bad_images: bool |
 def train(params_path: str, head: str | None, overrides: tuple[str, ...], device: str | None, dataset: str | None,
           model: str | None) -> None:
     """Stage 2: fit one head on the cached train/val tensors; never opens an image or the test split."""
+    check_one_run(params_path, list(overrides), head, dataset, model)
     from pipeline.train.entry import train_from_params
 
     result = train_from_params(params_path, list(overrides), head, {"device": device}, dataset, model)
@@ -99,6 +104,7 @@ def train(params_path: str, head: str | None, overrides: tuple[str, ...], device
 def evaluate(params_path: str, head: str | None, overrides: tuple[str, ...], device: str | None,
              dataset: str | None, model: str | None) -> None:
     """Stage 3: score a fitted head on the test split (the only stage that opens it), on the runtime device."""
+    check_one_run(params_path, list(overrides), head, dataset, model)
     from pipeline.evaluate.entry import evaluate_from_params
 
     record = evaluate_from_params(params_path, list(overrides), head, dataset, model, {"device": device})
@@ -194,6 +200,18 @@ def heads(params_path: str, overrides: tuple[str, ...]) -> None:
         runs_line = (f"\n  runs in stage 2: {', '.join(runs)} (frozen, rebuilt from the cache's provenance)" if runs
                      else "")
         click.echo(f"{name}\n  needs: {', '.join(sorted(head_requires(name)))}{runs_line}\n  params: {shown}")
+
+
+def check_one_run(params_path: str, overrides: list[str], head: str | None, dataset: str | None,
+                  model: str | None) -> None:
+    """The head and the (data set, model) pair of `train` / `evaluate`, named before torch loads."""
+    from pipeline.grid import one_pair
+    from pipeline.head_names import check_head_names
+    from pipeline.params import apply_overrides, load_params, train_params
+
+    params = apply_overrides(load_params(params_path), overrides)
+    check_head_names([head or train_params(params.get("train")).head])
+    one_pair(params, dataset, model)
 
 
 @cli.command()

@@ -14,6 +14,7 @@ Without a `grid` section, `encode.dataset` and `encode.model` are the one pair (
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pipeline.backbone.naming import model_label
@@ -133,3 +134,18 @@ def transfer_plan(params: dict[str, Any], chosen: Sequence[EncodeParams],
         raise ClipCacheError(f"train.protocol transfers from {source!r}, which is not among the chosen data sets "
                              f"({', '.join(sorted({p.dataset.name for p in chosen}))}): choose it with --dataset")
     return plan
+
+
+def check_pairs(pairs: Sequence[EncodeParams]) -> None:
+    """Before anything heavy loads: every pair's layout is registered and every data set's root is a folder (all the
+    missing ones named in one line)."""
+    from pipeline.data import list_datasets
+
+    unknown = sorted({p.dataset.registered for p in pairs} - set(list_datasets()))
+    if unknown:
+        raise ClipCacheError(f"unknown data set layout {unknown[0]!r}; known: {', '.join(list_datasets())}")
+    roots = {p.dataset.name: p.dataset.root for p in pairs if p.dataset.root is not None}
+    missing = {name: root for name, root in roots.items() if not Path(root).expanduser().is_dir()}
+    if missing:
+        where = "; ".join(f"{name} ({root})" for name, root in missing.items())
+        raise ClipCacheError(f"{len(missing)} of {len(roots)} data set root(s) are not folders: {where}")

@@ -10,7 +10,7 @@ from pipeline.encode.plan import cache_folder
 from pipeline.encode.run import EncodeReport, run_encode
 from pipeline.engine import CLUSTER_KEYS, ClusterParams, cluster_params
 from pipeline.errors import Interrupted
-from pipeline.grid import grid_pairs
+from pipeline.grid import check_pairs, grid_pairs
 from pipeline.params import EncodeParams, RuntimeParams, apply_overrides, load_params, runtime_params, runtime_section
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ def encode_from_params(params_path: str | Path, overrides: list[str], runtime: d
     cluster = cluster_params({k: section[k] for k in CLUSTER_KEYS if k in section})
     reports: list[EncodeReport] = []
     pairs = grid_pairs(params, dataset, model)
+    check_pairs(pairs)
     for pair in pairs:
         log.info("encoding %s with %s (%s)", pair.dataset.name, pair.model.name, pair.model.pretrained)
         try:

@@ -45,7 +45,7 @@ def sweep_from_params(params_path: str | Path, overrides: list[str], heads: list
     names = list(heads or train.heads)
     if not names:
         raise ClipCacheError("no heads to sweep: give --head NAME or list them in train.heads of params.yaml")
-    if len(names) == 1 and names[0] in train.heads:  # a DVC stage sweep@<head>: where it stands in the pipeline
+    if heads and len(names) == 1 and names[0] in train.heads:  # a DVC stage sweep@<head>: its place in the pipeline
         log.info("sweep of %s: head %d of the %d in train.heads", names[0], train.heads.index(names[0]) + 1,
                  len(train.heads))
     settings = runtime_section(params, runtime)
@@ -79,8 +79,15 @@ def sweep_from_params(params_path: str | Path, overrides: list[str], heads: list
 
 
 def check_models(pending: list[RunSpec]) -> None:
-    """The model names and tags of the runs to do, named when open_clip does not know them (this loads open_clip and
+    """Before the runs to do: when none of them has its cache files, one line naming the (data set, model) pairs to
+    encode; then their model names and tags, named when open_clip does not know them (this loads open_clip and
     torch: a sweep with nothing to do never gets here)."""
+    missing = [s for s in pending if spec_state(s)[0] == "not encoded"]
+    if missing and len(missing) == len(pending):
+        pairs = sorted({f"{s.encode.dataset.name} / {s.pair}" for s in missing})
+        first = next(path for path in missing[0].cache_files().values() if not path.is_file())
+        raise ClipCacheError(f"nothing to fit: {len(pairs)} (data set, model) pair(s) not encoded ({', '.join(pairs)}; "
+                             f"e.g. {first} is missing): run clipcache encode first")
     from pipeline.backbone.model import check_names
 
     for model in {(s.encode.model.name, s.encode.model.pretrained) for s in pending}:

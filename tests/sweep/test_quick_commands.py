@@ -57,3 +57,29 @@ def test_a_sweep_with_runs_to_do_still_names_an_unknown_model_in_one_line(two_se
     done = heavy_after(f"assert main(['sweep', '--params', {str(write(params, tmp_path / 'p.yaml'))!r}]) == 1\n")
     assert done.returncode == 0, done.stderr
     assert "clipcache: error: " in done.stderr and "ViT-B-322" in done.stderr.splitlines()[-1]
+
+
+def test_refusals_of_names_roots_and_missing_caches_come_before_any_model_library(tmp_path: Path) -> None:
+    """encode with data roots that are not folders (all named), encode --dataset typo, train / evaluate --head typo
+    and a sweep whose caches were never encoded: one line each, exit 1, no torch."""
+    params = tmp_path / "p.yaml"
+    params.write_text(f"grid:\n  datasets: [{{name: dtd, root: {tmp_path}/nowhere}}, "
+                      f"{{name: eurosat, root: {tmp_path}/neither}}]\n"
+                      "  models: [{name: ViT-B-32, pretrained: none}]\ntrain: {heads: [zero_shot]}\n"
+                      f"encode: {{cache_dir: {tmp_path}/cache}}\n")
+    calls = "".join(f"assert main({argv!r}) == 1\n" for argv in (
+        ["encode", "--params", str(params)], ["encode", "--params", str(params), "--dataset", "dtdd"],
+        ["train", "--params", str(params), "--head", "nosuch", "--dataset", "dtd"],
+        ["evaluate", "--params", str(params), "--head", "nosuch", "--dataset", "dtd"],
+        ["sweep", "--params", str(params)]))
+    done = heavy_after(calls)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+    errors = [line for line in done.stderr.splitlines() if line.startswith("clipcache: error: ")]
+    assert len(errors) == 5, done.stderr
+    assert errors[0].endswith(f"2 of 2 data set root(s) are not folders: dtd ({tmp_path}/nowhere); eurosat "
+                              f"({tmp_path}/neither)")
+    assert "--dataset dtdd: no such data set in the grid" in errors[1]
+    assert "unknown head 'nosuch'" in errors[2] and "unknown head 'nosuch'" in errors[3]
+    assert "nothing to fit: 2 (data set, model) pair(s) not encoded (dtd / ViT-B-32__none, eurosat / " in errors[4]
+    assert errors[4].endswith("run clipcache encode first")
