@@ -80,6 +80,7 @@ SHORT_CLASS_RULES = ("refuse", "keep_all")  # a class with fewer than K images: 
 
 
 DTYPES = ("float16", "float32")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # the image tower's compute precision (encode.features.precision)
 MAX_VIEWS = 1000  # augmented views per image (the papers: 10; Tip-Adapter's augment_epoch)
 MAX_SHOTS = 100_000  # images per class of a few-shot set (the papers: 1-16; "all" of ImageNet's train: 1,300)
 
@@ -131,6 +132,8 @@ class FeatureParams:
     spatial_dtype: str = "float16"  # dtype of spatial maps (and of late tokens)
     late_tokens: int = 0  # k > 0 (ViTs): also store the token sequence entering block L-k, [1+HW, width], views too
     pooled: bool = False  # also store the pooled feature before the final projection [width] (images and views)
+    precision: str = "auto"  # the image tower's compute precision: 'auto' (fp16 where the encoder runs on CUDA, fp32
+    #                          elsewhere), 'fp32', 'fp16' or 'bf16' (autocast); part of every split file's identity
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,9 @@ def encode_params(section: dict[str, Any] | None) -> EncodeParams:
                                  f"{getattr(params.features, name)!r}")
     if params.features.late_tokens < 0:
         raise ClipCacheError(f"encode.features.late_tokens must be >= 0 (0: off), got {params.features.late_tokens}")
+    if params.features.precision not in PRECISIONS:
+        raise ClipCacheError(f"encode.features.precision must be one of {', '.join(PRECISIONS)}, got "
+                             f"{params.features.precision!r}")
     if params.views.count < 0 or not params.protocol.shots or not params.protocol.seeds:
         raise ClipCacheError("encode.views.count must be >= 0 and encode.protocol.shots/seeds non-empty")
     if params.views.count > MAX_VIEWS:

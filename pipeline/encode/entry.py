@@ -36,8 +36,8 @@ def encode_from_params(params_path: str | Path, overrides: list[str], runtime: d
     pairs = grid_pairs(params, dataset, model)
     check_pairs(pairs)
     for pair in pairs:
-        log.info("encoding %s with %s (%s)", pair.dataset.name, pair.model.name, pair.model.pretrained)
         try:
+            log.info("encoding %s with %s (%s)", pair.dataset.name, pair.model.name, pair.model.pretrained)
             report = encode_pair(pair, settings, cluster)
         except KeyboardInterrupt:
             raise Interrupted(f"interrupted while encoding {pair.dataset.name} with {pair.model.name} "

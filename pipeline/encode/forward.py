@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import nullcontext
 
 import numpy as np
 import torch
 
 from pipeline.backbone import Encoder, encode_images
-from pipeline.params import FeatureParams, ViewParams
+from pipeline.params import EncodeParams, FeatureParams, ViewParams
+
+AUTOCAST = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}  # resolved encode.features.precision
+
+
+def with_precision(params: EncodeParams, device: torch.device) -> EncodeParams:
+    """The params with encode.features.precision resolved on the encoder's device: 'auto' is fp16 under CUDA (as
+    every GPU run so far), fp32 elsewhere; an explicit value stays."""
+    if params.features.precision != "auto":
+        return params
+    precision = "fp16" if device.type == "cuda" else "fp32"
+    return dataclasses.replace(params, features=dataclasses.replace(params.features, precision=precision))
 
 
 def forward_batch(encoder: Encoder, pixels: torch.Tensor, features: FeatureParams,
@@ -16,7 +28,8 @@ def forward_batch(encoder: Encoder, pixels: torch.Tensor, features: FeatureParam
     """Features of pixels [b, 1+V, 3, S, S]: row datasets [b, ...] and, with views, view datasets [V, b, ...]."""
     b, n_images = pixels.shape[:2]
     flat = pixels.flatten(0, 1).to(encoder.device, non_blocking=True)  # [b*(1+V), 3, S, S]
-    autocast = torch.autocast("cuda", dtype=torch.float16) if encoder.device.type == "cuda" else nullcontext()
+    dtype = AUTOCAST[features.precision]
+    autocast = torch.autocast(encoder.device.type, dtype=dtype) if dtype is not None else nullcontext()
     with torch.inference_mode(), autocast:
         out = encode_images(encoder.model, flat, spatial=features.spatial or features.spatial_raw,
                             late=features.late_tokens, pooled=features.pooled)

@@ -34,7 +34,8 @@ from pipeline.data.descriptions import Descriptions, load_descriptions
 from pipeline.data.templates import templates_for
 from pipeline.data.views import ViewSpec
 from pipeline.encode.buffer import ShardBuffer
-from pipeline.encode.forward import forward_batch, probe_shapes
+from pipeline.encode.forward import forward_batch, probe_shapes, with_precision
+from pipeline.encode.overlap import ShardWrites
 from pipeline.encode.plan import (
     SplitJob,
     cache_folder,
@@ -93,13 +94,13 @@ def run_encode(params: EncodeParams, runtime: RuntimeParams) -> EncodeReport:
 
 
 def features_for(params: EncodeParams, encoder: Encoder, arch: str) -> tuple[EncodeParams, dict[str, str]]:
-    """The params as this model takes them, checked (spatial maps need a tower that has them; late tokens are a
-    ViT's), and the notes for the files' provenance."""
+    """The params as this model takes them on its device, checked (spatial maps need a tower that has them; late
+    tokens are a ViT's; precision 'auto' resolved), and the notes for the files' provenance."""
     if params.features.spatial or params.features.spatial_raw:
         require_spatial(encoder.model.visual, arch)
     if params.features.pooled:
         require_pooled(encoder.model.visual, arch)
-    return late_tokens_for(params, encoder, arch)
+    return late_tokens_for(with_precision(params, encoder.device), encoder, arch)
 
 
 def late_tokens_for(params: EncodeParams, encoder: Encoder, arch: str) -> tuple[EncodeParams, dict[str, str]]:
@@ -186,7 +187,8 @@ def write_split(writer: SplitWriter, params: EncodeParams, runtime: RuntimeParam
 def encode_shards(writer: SplitWriter, params: EncodeParams, runtime: RuntimeParams, encoder: Encoder, root: str,
                   job: SplitJob, pending: list[Shard], report: EncodeReport) -> int:
     """Encode these shards of a split, each in the same fixed batches whoever runs it (a resumed or a distributed
-    encode writes the same bytes), and write each atomically; the number of input images."""
+    encode writes the same bytes), and write each atomically, behind the next batches' forward (overlap.py); the
+    number of input images."""
     views = params.views if job.with_views else None
     spec = ViewSpec(views.count, views.seed, (views.scale[0], views.scale[1])) if views else None
     per_image = 1 + (views.count if views else 0)
@@ -205,7 +207,7 @@ def encode_shards(writer: SplitWriter, params: EncodeParams, runtime: RuntimePar
     total = sum(s.stop - s.start for s in pending)
     name = f"{job.path.parent.name}/{job.path.stem}"
     lines = ProgressLines(name, total)
-    with tqdm(total=total, unit="img", desc=name, disable=None) as bar:
+    with tqdm(total=total, unit="img", desc=name, disable=None) as bar, ShardWrites(writer) as writes:
         for batch in loader:
             take_errors(batch["errors"], job, runtime, buffer)
             if batch["pixels"] is not None:
@@ -217,7 +219,7 @@ def encode_shards(writer: SplitWriter, params: EncodeParams, runtime: RuntimePar
             lines.update(len(batch["positions"]))
             failpoint("shard-encoding")
             if shard is not None and max(batch["positions"]) == shard.stop - 1:  # (batches come from pending shards)
-                writer.write_shard(shard, buffer.arrays(), buffer.skipped)
+                writes.put(shard, buffer)  # written behind the next batches' forward
                 shard, buffer = next(shards, None), ShardBuffer(job, shapes, root)
     return total
 
