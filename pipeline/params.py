@@ -80,6 +80,7 @@ SHORT_CLASS_RULES = ("refuse", "keep_all")  # a class with fewer than K images: 
 
 
 DTYPES = ("float16", "float32")
+DECODERS = ("cpu", "gpu")  # where images are decoded and resized (encode.features.decode)
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # the image tower's compute precision (encode.features.precision)
 MAX_VIEWS = 1000  # augmented views per image (the papers: 10; Tip-Adapter's augment_epoch)
 MAX_SHOTS = 100_000  # images per class of a few-shot set (the papers: 1-16; "all" of ImageNet's train: 1,300)
@@ -134,6 +135,8 @@ class FeatureParams:
     pooled: bool = False  # also store the pooled feature before the final projection [width] (images and views)
     precision: str = "auto"  # the image tower's compute precision: 'auto' (fp16 where the encoder runs on CUDA, fp32
     #                          elsewhere), 'fp32', 'fp16' or 'bf16' (autocast); part of every split file's identity
+    decode: str = "cpu"  # 'cpu': PIL in the DataLoader workers; 'gpu': the workers read bytes, JPEGs are decoded in
+    #                      batches on the encoder's device (pipeline/encode/jpeg.py); part of every split's identity
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,9 @@ def encode_params(section: dict[str, Any] | None) -> EncodeParams:
                                  f"{getattr(params.features, name)!r}")
     if params.features.late_tokens < 0:
         raise ClipCacheError(f"encode.features.late_tokens must be >= 0 (0: off), got {params.features.late_tokens}")
+    if params.features.decode not in DECODERS:
+        raise ClipCacheError(f"encode.features.decode must be one of {', '.join(DECODERS)}, got "
+                             f"{params.features.decode!r}")
     if params.features.precision not in PRECISIONS:
         raise ClipCacheError(f"encode.features.precision must be one of {', '.join(PRECISIONS)}, got "
                              f"{params.features.precision!r}")

@@ -105,14 +105,15 @@ def split_provenance(params: EncodeParams, encoder_prov: dict[str, Any], dataset
 
 
 def feature_record(params: EncodeParams) -> dict[str, Any]:
-    """The features record of a split's provenance; `pooled` only where it is asked for and `precision` only where it
-    is not fp32 (resolved: 'auto' never reaches a file), so that the files encoded before they existed keep their
-    fingerprints; an fp16 or bf16 file is another file than an fp32 one."""
+    """The features record of a split's provenance; `pooled` only where it is asked for, `precision` only where it
+    is not fp32 (resolved: 'auto' never reaches a file) and `decode` only where it is not the CPU's, so that the files
+    encoded before they existed keep their fingerprints; an fp16 or GPU-decoded file is another file."""
     if params.features.precision == "auto":
         raise ValueError("encode.features.precision 'auto' must be resolved on the encoder's device first")
     record = as_dict(params.features)
     dropped = {"pooled"} if not params.features.pooled else set()
     dropped |= {"precision"} if params.features.precision == "fp32" else set()
+    dropped |= {"decode"} if params.features.decode == "cpu" else set()
     return {k: v for k, v in record.items() if k not in dropped}
 
 

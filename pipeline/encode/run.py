@@ -35,6 +35,7 @@ from pipeline.data.templates import templates_for
 from pipeline.data.views import ViewSpec
 from pipeline.encode.buffer import ShardBuffer
 from pipeline.encode.forward import forward_batch, probe_shapes, with_precision
+from pipeline.encode.jpeg import BytesReader, check_preprocess, collate_bytes, decode_batch
 from pipeline.encode.overlap import ShardWrites
 from pipeline.encode.plan import (
     SplitJob,
@@ -198,8 +199,12 @@ def encode_shards(writer: SplitWriter, params: EncodeParams, runtime: RuntimePar
     pre = encoder.provenance["preprocess"]
     reader = ImageReader(job.items, job.item_index, encoder.preprocess, spec, encoder.image_size, pre["mean"],
                          pre["std"])
-    loader = DataLoader(reader, batch_sampler=batches, num_workers=int(runtime.workers), collate_fn=collate,
-                        pin_memory=encoder.device.type == "cuda",
+    on_device = params.features.decode == "gpu"
+    if on_device:
+        check_preprocess(pre)
+    loader = DataLoader(BytesReader(reader) if on_device else reader, batch_sampler=batches,
+                        num_workers=int(runtime.workers), collate_fn=collate_bytes if on_device else collate,
+                        pin_memory=encoder.device.type == "cuda" and not on_device,
                         worker_init_fn=one_thread_worker if runtime.workers else None)
     shapes = functools.cache(lambda: probe_shapes(encoder, params.features, views))  # for all-skipped shards only
     shards = iter(pending)
@@ -208,7 +213,8 @@ def encode_shards(writer: SplitWriter, params: EncodeParams, runtime: RuntimePar
     name = f"{job.path.parent.name}/{job.path.stem}"
     lines = ProgressLines(name, total)
     with tqdm(total=total, unit="img", desc=name, disable=None) as bar, ShardWrites(writer) as writes:
-        for batch in loader:
+        for loaded in loader:
+            batch = decode_batch(loaded, reader, encoder.device) if on_device else loaded
             take_errors(batch["errors"], job, runtime, buffer)
             if batch["pixels"] is not None:
                 features = forward_batch(encoder, batch["pixels"], params.features, views)
