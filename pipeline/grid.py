@@ -143,9 +143,9 @@ def check_pairs(pairs: Sequence[EncodeParams]) -> None:
 
     unknown = sorted({p.dataset.registered for p in pairs} - set(list_datasets()))
     if unknown:
-        raise ClipCacheError(f"unknown data set layout {unknown[0]!r}; known: {', '.join(list_datasets())}")
+        raise ClipCacheError(f"unknown data set {unknown[0]!r}; known: {', '.join(list_datasets())}")
     roots = {p.dataset.name: p.dataset.root for p in pairs if p.dataset.root is not None}
     missing = {name: root for name, root in roots.items() if not Path(root).expanduser().is_dir()}
     if missing:
-        where = "; ".join(f"{name} ({root})" for name, root in missing.items())
-        raise ClipCacheError(f"{len(missing)} of {len(roots)} data set root(s) are not folders: {where}")
+        raise ClipCacheError("; ".join(f"data set root {root!r} of {name!r} is not a folder"
+                                       for name, root in missing.items()))

@@ -50,7 +50,7 @@ def test_a_cache_without_pooled_features_keeps_its_provenance(encoded) -> None:
     _, report = encoded
     split = FeatureSplit(report.folder / "test.h5")
     assert "pooled" not in split.provenance["features"] and not split.has("pooled")
-    section = encode_section(Path("/x"), "vit", Path("/c"))
+    section = encode_section(Path("/x"), "vit", Path("/c"), features__precision="fp32")
     assert "pooled" not in feature_record(encode_params(section))
     section["features"]["pooled"] = True
     assert feature_record(encode_params(section))["pooled"] is True

@@ -33,8 +33,9 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_pixels_and_boxes_of_both_paths_agree_within_the_stated_tolerance(tmp_path: Path) -> None:
-    from pipeline.data.registry import ImageItem
     from torchvision import transforms
+
+    from pipeline.data.registry import ImageItem
 
     items = [ImageItem(make_image(tmp_path / f"{i}.jpg", i % 3, i, size=(150, 100)), 0) for i in range(4)]
     items.append(ImageItem(make_image(tmp_path / "p.png", 1, 7, size=(150, 100)), 0))

@@ -77,8 +77,8 @@ def test_refusals_of_names_roots_and_missing_caches_come_before_any_model_librar
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
     errors = [line for line in done.stderr.splitlines() if line.startswith("clipcache: error: ")]
     assert len(errors) == 5, done.stderr
-    assert errors[0].endswith(f"2 of 2 data set root(s) are not folders: dtd ({tmp_path}/nowhere); eurosat "
-                              f"({tmp_path}/neither)")
+    assert errors[0] == (f"clipcache: error: data set root '{tmp_path}/nowhere' of 'dtd' is not a folder; data set "
+                         f"root '{tmp_path}/neither' of 'eurosat' is not a folder")
     assert "--dataset dtdd: no such data set in the grid" in errors[1]
     assert "unknown head 'nosuch'" in errors[2] and "unknown head 'nosuch'" in errors[3]
     assert "nothing to fit: 2 (data set, model) pair(s) not encoded (dtd / ViT-B-32__none, eurosat / " in errors[4]
