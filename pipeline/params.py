@@ -161,6 +161,8 @@ class RuntimeParams:
     shard_images: int = 256  # images per resumable shard; keep it fixed between a kill and its resume
     skip_bad_images: bool = False  # skip undecodable images (listed in the file) instead of stopping
     repair: bool = False  # read every complete file in full and rebuild those whose data fails its checksums
+    channels_last: bool = False  # ResNet image towers and their inputs in channels_last layout (a GPU's convolutions)
+    compile: bool = False  # torch.compile the image tower's forward (speed; RESULTS says how far the floats move)
 
 
 def encode_params(section: dict[str, Any] | None) -> EncodeParams:

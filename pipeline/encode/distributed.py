@@ -23,6 +23,7 @@ from pipeline.backbone.model import check_names, resolve_architecture, resolve_p
 from pipeline.data import DataSet, create_dataset
 from pipeline.data.descriptions import Descriptions
 from pipeline.data.templates import templates_for
+from pipeline.encode.forward import prepare, speed_of
 from pipeline.encode.plan import SplitJob, cache_folder, dataset_provenance, plan_jobs, split_provenance
 from pipeline.encode.run import EncodeReport, current, descriptions_of, encode_shards, features_for, write_text
 from pipeline.engine import ClusterParams, open_engine
@@ -45,6 +46,7 @@ def worker_encoder(params: EncodeParams, runtime: RuntimeParams) -> Encoder:
     key = (arch, str(weights.get("checkpoint_sha256") or weights["pretrained"]), str(device))
     if key not in _ENCODERS:
         _ENCODERS[key] = load_encoder(params.model.name, params.model.pretrained, device)
+        prepare(_ENCODERS[key], speed_of(runtime))
     return _ENCODERS[key]
 
 

@@ -3,15 +3,47 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from pipeline.backbone import Encoder, encode_images
-from pipeline.params import EncodeParams, FeatureParams, ViewParams
+from pipeline.backbone import Encoder, encode_images, tower_kind
+from pipeline.params import EncodeParams, FeatureParams, RuntimeParams, ViewParams
 
 AUTOCAST = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}  # resolved encode.features.precision
+COMPILE_BACKEND = "inductor"  # torch.compile's backend for runtime.compile (tests use the quicker 'eager')
+_COMPILED: dict[int, Callable[..., dict[str, torch.Tensor]]] = {}  # id(model) -> its compiled encode_images
+
+
+@dataclass(frozen=True)
+class Speed:
+    """The runtime settings that change how fast the tower runs (runtime.channels_last, runtime.compile)."""
+
+    channels_last: bool = False
+    compile: bool = False
+
+
+def speed_of(runtime: RuntimeParams) -> Speed:
+    return Speed(runtime.channels_last, runtime.compile)
+
+
+def prepare(encoder: Encoder, speed: Speed) -> None:
+    """Put a ResNet image tower in channels_last layout when asked (a ViT's tokens have no such layout)."""
+    if speed.channels_last and tower_kind(encoder.model.visual) == "resnet":
+        encoder.model.visual.to(memory_format=torch.channels_last)
+
+
+def images_function(encoder: Encoder, speed: Speed) -> Callable[..., dict[str, torch.Tensor]]:
+    """encode_images, or its torch.compile'd form for this model (compiled once per process)."""
+    if not speed.compile:
+        return encode_images
+    key = id(encoder.model)
+    if key not in _COMPILED:
+        _COMPILED[key] = torch.compile(encode_images, backend=COMPILE_BACKEND, dynamic=False)
+    return _COMPILED[key]
 
 
 def with_precision(params: EncodeParams, device: torch.device) -> EncodeParams:
@@ -24,15 +56,17 @@ def with_precision(params: EncodeParams, device: torch.device) -> EncodeParams:
 
 
 def forward_batch(encoder: Encoder, pixels: torch.Tensor, features: FeatureParams,
-                  views: ViewParams | None) -> dict[str, np.ndarray]:
+                  views: ViewParams | None, speed: Speed = Speed()) -> dict[str, np.ndarray]:
     """Features of pixels [b, 1+V, 3, S, S]: row datasets [b, ...] and, with views, view datasets [V, b, ...]."""
     b, n_images = pixels.shape[:2]
     flat = pixels.flatten(0, 1).to(encoder.device, non_blocking=True)  # [b*(1+V), 3, S, S]
+    if speed.channels_last:
+        flat = flat.contiguous(memory_format=torch.channels_last)  # [b*(1+V), 3, S, S], NHWC in memory
     dtype = AUTOCAST[features.precision]
     autocast = torch.autocast(encoder.device.type, dtype=dtype) if dtype is not None else nullcontext()
     with torch.inference_mode(), autocast:
-        out = encode_images(encoder.model, flat, spatial=features.spatial or features.spatial_raw,
-                            late=features.late_tokens, pooled=features.pooled)
+        out = images_function(encoder, speed)(encoder.model, flat, spatial=features.spatial or features.spatial_raw,
+                                              late=features.late_tokens, pooled=features.pooled)
     dtypes = {"global": features.global_dtype, "spatial": features.spatial_dtype, "spatial_raw": features.spatial_dtype,
               "late_tokens": features.spatial_dtype, "pooled": features.global_dtype}
     wanted = {"global": True, "spatial": features.spatial, "spatial_raw": features.spatial_raw,

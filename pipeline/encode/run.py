@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from pipeline.backbone import (
@@ -29,13 +28,14 @@ from pipeline.backbone import (
 )
 from pipeline.backbone.model import check_names, resolve_architecture
 from pipeline.data import DataSet, create_dataset
-from pipeline.data.decode import ImageReader, collate, one_thread_worker
+from pipeline.data.decode import ImageReader
 from pipeline.data.descriptions import Descriptions, load_descriptions
 from pipeline.data.templates import templates_for
 from pipeline.data.views import ViewSpec
 from pipeline.encode.buffer import ShardBuffer
-from pipeline.encode.forward import forward_batch, probe_shapes, with_precision
-from pipeline.encode.jpeg import BytesReader, check_preprocess, collate_bytes, decode_batch
+from pipeline.encode.forward import forward_batch, prepare, probe_shapes, speed_of, with_precision
+from pipeline.encode.jpeg import check_preprocess, decode_batch
+from pipeline.encode.loader import PairLoader, pin
 from pipeline.encode.overlap import ShardWrites
 from pipeline.encode.plan import (
     SplitJob,
@@ -79,6 +79,7 @@ def run_encode(params: EncodeParams, runtime: RuntimeParams) -> EncodeReport:
     jobs = plan_jobs(params, dataset, folder)  # checks K against every class before a model is built
     descriptions = descriptions_of(params, dataset)  # and the descriptions file against every class
     encoder = load_encoder(params.model.name, params.model.pretrained, pick_device(runtime.device))
+    prepare(encoder, speed_of(runtime))
     params, notes = features_for(params, encoder, arch)
     report = EncodeReport(folder)
     build = build_info({**as_dict(runtime), "device": str(encoder.device)})
@@ -88,10 +89,24 @@ def run_encode(params: EncodeParams, runtime: RuntimeParams) -> EncodeReport:
     report.files[str(folder / TEXT_FILE)] = write_text(encoder, list(dataset.classnames), templates,
                                                        dataset_provenance(dataset), folder / TEXT_FILE, build,
                                                        runtime.repair, descriptions)
-    for job in jobs:
-        encode_split(params, runtime, encoder, dataset, job, build, report, notes)
+    loader = PairLoader([split_reader(params, encoder, job) for job in jobs], int(runtime.workers),
+                        params.features.decode == "gpu", pin(encoder.device))  # one set of workers for every split
+    try:
+        for index, job in enumerate(jobs):
+            encode_split(params, runtime, encoder, dataset, job, build, report, notes, (loader, index))
+    finally:
+        loader.close()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def split_reader(params: EncodeParams, encoder: Encoder, job: SplitJob) -> ImageReader:
+    """What decodes a split's images: the base tensor, and the views of few-shot training images."""
+    views = params.views if job.with_views else None
+    spec = ViewSpec(views.count, views.seed, (views.scale[0], views.scale[1])) if views else None
+    pre = encoder.provenance["preprocess"]
+    return ImageReader(job.items, job.item_index, encoder.preprocess, spec, encoder.image_size, pre["mean"],
+                       pre["std"])
 
 
 def features_for(params: EncodeParams, encoder: Encoder, arch: str) -> tuple[EncodeParams, dict[str, str]]:
@@ -156,12 +171,13 @@ def description_groups(encoder: Encoder, descriptions: Descriptions) -> dict[str
 
 
 def encode_split(params: EncodeParams, runtime: RuntimeParams, encoder: Encoder, dataset: DataSet,
-                 job: SplitJob, build: dict, report: EncodeReport, notes: dict[str, str] | None = None) -> None:
+                 job: SplitJob, build: dict, report: EncodeReport, notes: dict[str, str] | None = None,
+                 source: tuple[PairLoader, int] | None = None) -> None:
     """One split file: encode the pending shards in fixed batches, then consolidate."""
     writer = SplitWriter(job.path, split_provenance(params, encoder.provenance, dataset, job, notes), build,
                          len(job.items), runtime.shard_images)
     with writer.locked():  # a second encode of this split waits here, then finds it complete
-        write_split(writer, params, runtime, encoder, dataset, job, report)
+        write_split(writer, params, runtime, encoder, dataset, job, report, source)
 
 
 def current(writer: SplitWriter, runtime: RuntimeParams) -> bool:
@@ -171,7 +187,8 @@ def current(writer: SplitWriter, runtime: RuntimeParams) -> bool:
 
 
 def write_split(writer: SplitWriter, params: EncodeParams, runtime: RuntimeParams, encoder: Encoder,
-                dataset: DataSet, job: SplitJob, report: EncodeReport) -> None:
+                dataset: DataSet, job: SplitJob, report: EncodeReport,
+                source: tuple[PairLoader, int] | None = None) -> None:
     """The split's pending shards, then its final file (the caller holds the split's lock)."""
     if current(writer, runtime):
         writer.drop_leftovers()
@@ -179,33 +196,41 @@ def write_split(writer: SplitWriter, params: EncodeParams, runtime: RuntimeParam
         return
     started = time.perf_counter()
     pending = writer.pending()
-    total = encode_shards(writer, params, runtime, encoder, str(dataset.root), job, pending, report)
+    total = encode_shards(writer, params, runtime, encoder, str(dataset.root), job, pending, report, source)
     writer.finalize()
     report.files[str(job.path)] = "written"
     report.timings[str(job.path)] = (total, time.perf_counter() - started)
 
 
 def encode_shards(writer: SplitWriter, params: EncodeParams, runtime: RuntimeParams, encoder: Encoder, root: str,
-                  job: SplitJob, pending: list[Shard], report: EncodeReport) -> int:
+                  job: SplitJob, pending: list[Shard], report: EncodeReport,
+                  source: tuple[PairLoader, int] | None = None) -> int:
     """Encode these shards of a split, each in the same fixed batches whoever runs it (a resumed or a distributed
     encode writes the same bytes), and write each atomically, behind the next batches' forward (overlap.py); the
-    number of input images."""
+    number of input images. `source`: the pair's loader and this split's index in it (a loader of its own when
+    none, as a distributed shard task)."""
+    own = source is None
+    loader, index = source or (PairLoader([split_reader(params, encoder, job)], int(runtime.workers),
+                                          params.features.decode == "gpu", pin(encoder.device)), 0)
+    try:
+        return encode_batches(writer, params, runtime, encoder, root, job, pending, report, loader, index)
+    finally:
+        if own:
+            loader.close()
+
+
+def encode_batches(writer: SplitWriter, params: EncodeParams, runtime: RuntimeParams, encoder: Encoder, root: str,
+                   job: SplitJob, pending: list[Shard], report: EncodeReport, loader: PairLoader, index: int) -> int:
+    """The body of `encode_shards`, on the loader's split `index`."""
     views = params.views if job.with_views else None
-    spec = ViewSpec(views.count, views.seed, (views.scale[0], views.scale[1])) if views else None
     per_image = 1 + (views.count if views else 0)
     step = max(1, runtime.batch_size // per_image)
     batches = [list(range(s, min(s + step, shard.stop)))
                for shard in pending for s in range(shard.start, shard.stop, step)]
-    pre = encoder.provenance["preprocess"]
-    reader = ImageReader(job.items, job.item_index, encoder.preprocess, spec, encoder.image_size, pre["mean"],
-                         pre["std"])
+    reader = loader.readers[index]
     on_device = params.features.decode == "gpu"
     if on_device:
-        check_preprocess(pre)
-    loader = DataLoader(BytesReader(reader) if on_device else reader, batch_sampler=batches,
-                        num_workers=int(runtime.workers), collate_fn=collate_bytes if on_device else collate,
-                        pin_memory=encoder.device.type == "cuda" and not on_device,
-                        worker_init_fn=one_thread_worker if runtime.workers else None)
+        check_preprocess(encoder.provenance["preprocess"])
     shapes = functools.cache(lambda: probe_shapes(encoder, params.features, views))  # for all-skipped shards only
     shards = iter(pending)
     shard, buffer = next(shards, None), ShardBuffer(job, shapes, root)
@@ -213,11 +238,11 @@ def encode_shards(writer: SplitWriter, params: EncodeParams, runtime: RuntimePar
     name = f"{job.path.parent.name}/{job.path.stem}"
     lines = ProgressLines(name, total)
     with tqdm(total=total, unit="img", desc=name, disable=None) as bar, ShardWrites(writer) as writes:
-        for loaded in loader:
+        for loaded in loader.batches(index, batches):
             batch = decode_batch(loaded, reader, encoder.device) if on_device else loaded
             take_errors(batch["errors"], job, runtime, buffer)
             if batch["pixels"] is not None:
-                features = forward_batch(encoder, batch["pixels"], params.features, views)
+                features = forward_batch(encoder, batch["pixels"], params.features, views, speed_of(runtime))
                 buffer.add(batch["pos"], features, batch["boxes"])
                 report.images += len(batch["pos"])
                 report.forwards += len(batch["pos"]) * per_image
