@@ -257,6 +257,20 @@ def preset(name: str, data_root: str, params_path: str, datasets: tuple[str, ...
 
 @cli.command()
 @click.argument("path")
+@click.option("--out", required=True, help="A .npz file (--format npz) or a folder (--format embeddings).")
+@click.option("--format", "fmt", type=click.Choice(["npz", "embeddings"]), default="npz", show_default=True,
+              help="npz: one file; embeddings: clip-retrieval's img_emb/ (normalised) and metadata/ (parquet).")
+@click.option("--feature", "features", multiple=True, help="Row features to export (repeatable; default global).")
+def export(path: str, out: str, fmt: str, features: tuple[str, ...]) -> None:
+    """Write one split file's features with their labels, image ids and provenance for tools that do not read HDF5."""
+    from pipeline.store.export import export_split
+
+    for written in export_split(path, out, fmt, features or ("global",)):
+        click.echo(f"wrote {written}")
+
+
+@cli.command()
+@click.argument("path")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def inspect(path: str, as_json: bool) -> None:
     """Schema, shapes, dtypes, provenance and completeness of cache files under PATH."""
