@@ -136,14 +136,19 @@ def transfer_plan(params: dict[str, Any], chosen: Sequence[EncodeParams],
     return plan
 
 
-def check_pairs(pairs: Sequence[EncodeParams]) -> None:
-    """Before anything heavy loads: every pair's layout is registered and every data set's root is a folder (all the
-    missing ones named in one line)."""
+def check_layouts(pairs: Sequence[EncodeParams]) -> None:
+    """Every pair's layout is registered (the first unknown one named with the known ones)."""
     from pipeline.data import list_datasets
 
     unknown = sorted({p.dataset.registered for p in pairs} - set(list_datasets()))
     if unknown:
         raise ClipCacheError(f"unknown data set {unknown[0]!r}; known: {', '.join(list_datasets())}")
+
+
+def check_pairs(pairs: Sequence[EncodeParams]) -> None:
+    """Before anything heavy loads: every pair's layout is registered and every data set's root is a folder (all the
+    missing ones named in one line)."""
+    check_layouts(pairs)
     roots = {p.dataset.name: p.dataset.root for p in pairs if p.dataset.root is not None}
     missing = {name: root for name, root in roots.items() if not Path(root).expanduser().is_dir()}
     if missing:

@@ -16,8 +16,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.backbone.naming import model_label, pretrained_label
+
+if TYPE_CHECKING:
+    from pipeline.params import EncodeParams
 
 IMAGE_HASHES = "image-hashes.json"  # in cache/<data set>/: every image's sha256, shared by its models
 TEXT_FILE = "text.h5"  # the per-class text features of every template set, in the cache folder
@@ -37,6 +41,11 @@ def pair_label(model: str, pretrained: str) -> str:
 def cache_folder(cache_dir: str | Path, dataset: str, model: str, pretrained: str) -> Path:
     """cache/<data set>/<model>__<pretrained>."""
     return Path(cache_dir) / dataset / pair_label(model, pretrained)
+
+
+def pair_folder(encode: EncodeParams) -> Path:
+    """The cache folder of a (data set, model) pair of the grid."""
+    return cache_folder(encode.cache_dir, encode.dataset.name, encode.model.name, encode.model.pretrained)
 
 
 def few_shot_folder(folder: Path, shots: int, seed: int) -> Path:

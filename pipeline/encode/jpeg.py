@@ -83,11 +83,11 @@ def normalise(image: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> tor
     return (image.float() / 255 - mean) / std
 
 
-def render(image: torch.Tensor, reader: ImageReader, pos: int) -> tuple[torch.Tensor, np.ndarray]:
-    """([1+V, 3, S, S] the base tensor and every view, [V, 5] the views' boxes) of one decoded image."""
+def render(image: torch.Tensor, reader: ImageReader, pos: int, mean: torch.Tensor,
+           std: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+    """([1+V, 3, S, S] the base tensor and every view, [V, 5] the views' boxes) of one decoded image; `mean` and
+    `std` [3, 1, 1] on its device."""
     size = reader.size
-    mean = torch.tensor(reader.mean, device=image.device).view(3, 1, 1)
-    std = torch.tensor(reader.std, device=image.device).view(3, 1, 1)
     base = TF.resize(image, [size], InterpolationMode.BICUBIC, antialias=True)  # shortest side to S
     tensors = [normalise(TF.center_crop(base, [size, size]), mean, std)]
     boxes = np.zeros((0, 5), np.int32)
@@ -108,12 +108,14 @@ def decode_batch(samples: list[dict[str, Any]], reader: ImageReader, device: tor
     readable = [s for s in samples if "error" not in s]
     images = decode_images([s["data"] for s in readable], device)
     done: dict[int, dict[str, Any]] = {s["pos"]: s for s in samples if "error" in s}
+    mean = torch.tensor(reader.mean, device=device).view(3, 1, 1)  # [3, 1, 1], once per batch
+    std = torch.tensor(reader.std, device=device).view(3, 1, 1)
     for sample, image in zip(readable, images, strict=True):
         pos = sample["pos"]
         if image is None:
             done[pos] = reader[pos]  # PIL, as the CPU path
             continue
-        pixels, boxes = render(image, reader, pos)
+        pixels, boxes = render(image, reader, pos, mean, std)
         done[pos] = {"pos": pos, "pixels": pixels, "boxes": boxes}
     ordered = [done[s["pos"]] for s in samples]
     good = [s for s in ordered if "error" not in s]

@@ -39,7 +39,7 @@ class SplitJob:
 
 def cache_folder(params: EncodeParams) -> Path:
     """cache/<data set>/<model>__<pretrained>, from the params alone (no encoder is imported)."""
-    return layout.cache_folder(params.cache_dir, params.dataset.name, params.model.name, params.model.pretrained)
+    return layout.pair_folder(params)
 
 
 def plan_jobs(params: EncodeParams, dataset: DataSet, folder: Path) -> list[SplitJob]:

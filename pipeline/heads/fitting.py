@@ -21,7 +21,7 @@ from pipeline.heads.base import recorded_val_accuracy
 from pipeline.heads.classes import SubsetSplit, SubsetText
 from pipeline.heads.inputs import NoValidation, SplitReader, TextReader, has_validation
 from pipeline.heads.io import save_head
-from pipeline.layout import FIT_RECORD, TEXT_FILE, cache_folder, split_file
+from pipeline.layout import FIT_RECORD, TEXT_FILE, pair_folder, split_file
 from pipeline.params import EncodeParams
 from pipeline.runlog import detail_log
 from pipeline.store import FeatureSplit, TextFeatures
@@ -128,10 +128,6 @@ def train_and_text(encode: EncodeParams, shots: int, seed: int, check: bool = Tr
     if check:
         check_together(train, text)
     return train, text
-
-
-def pair_folder(encode: EncodeParams) -> Path:
-    return cache_folder(encode.cache_dir, encode.dataset.name, encode.model.name, encode.model.pretrained)
 
 
 def split_expect(encode: EncodeParams, shots: int, seed: int) -> dict[str, Any]:

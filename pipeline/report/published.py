@@ -67,13 +67,20 @@ def published_numbers() -> tuple[Published, ...]:
     return tuple(rows)
 
 
-def applies(row: Published, key: GroupKey, head: str, shots: int, head_params: dict[str, Any]) -> bool:
-    """Whether a published row describes this cell of ours (see the module docstring)."""
+def same_cell(row: Published, key: GroupKey, head: str, shots: int, head_params: dict[str, Any]) -> bool:
+    """Whether a published row's head, data set (layout), backbone, weights and shots are this cell's (a zero-shot
+    row, shots 0, at every shot count) and the run's head parameters hold the row's own (a variant), whatever the
+    protocol."""
     dataset, model, pretrained = key
     same = (row.head == head and row.dataset == dataset and row.backbone == model and row.weights == pretrained)
     shots_match = row.shots == shots or (head == "zero_shot" and row.shots == 0)
+    return same and shots_match and all(head_params.get(k) == v for k, v in row.head_params.items())
+
+
+def applies(row: Published, key: GroupKey, head: str, shots: int, head_params: dict[str, Any]) -> bool:
+    """Whether a published row describes this few-shot cell of ours (see the module docstring)."""
     few_shot = load_preset(row.protocol).protocol not in TRANSFER  # transfer rows: published_transfer.py
-    return same and shots_match and few_shot and all(head_params.get(k) == v for k, v in row.head_params.items())
+    return same_cell(row, key, head, shots, head_params) and few_shot
 
 
 def comparison_rows(groups: dict[GroupKey, list[Run]]) -> list[list[str]]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pipeline.presets import load_preset, protocol_differences
 from pipeline.report.load import Run
-from pipeline.report.published import Published, disagreement, published_numbers
+from pipeline.report.published import Published, disagreement, published_numbers, same_cell
 from pipeline.report.stats import summarise
 from pipeline.report.tables import Table
 from pipeline.report.transfer import TITLES, target_cell, transfer_groups
@@ -36,14 +36,8 @@ def scored_splits(chosen: list[Run]) -> list[tuple[str, str, float | str]]:
 
 def applies(row: Published, protocol: str, layout: str, run: Run) -> bool:
     """Whether a published row describes this split of `run`'s group (see the module docstring)."""
-    if (row.head, row.dataset, row.backbone, row.weights) != (run.head, layout, run.model, run.pretrained):
-        return False
-    if any(run.head_params.get(k) != v for k, v in row.head_params.items()):  # a variant (template_set: coop)
-        return False
-    head, shots = run.head, run.shots
-    if not (row.shots == shots or (head == "zero_shot" and row.shots == 0)):
-        return False
-    return load_preset(row.protocol).protocol == protocol
+    return (same_cell(row, (layout, run.model, run.pretrained), run.head, run.shots, run.head_params)
+            and load_preset(row.protocol).protocol == protocol)
 
 
 def transfer_comparison(runs: list[Run]) -> Table:

@@ -17,7 +17,7 @@ from pipeline.data.registry import layout_of
 from pipeline.heads import Head
 from pipeline.heads.classes import SubsetSplit, SubsetText
 from pipeline.heads.inputs import SplitReader
-from pipeline.layout import EVALUATION, METRICS, cache_folder, split_file
+from pipeline.layout import EVALUATION, METRICS, pair_folder, split_file
 from pipeline.params import EncodeParams
 from pipeline.runlog import detail_log
 from pipeline.scoring.metrics import classification_metrics
@@ -48,7 +48,7 @@ def test_split(encode: EncodeParams, meta: dict[str, Any], source: Path) -> Feat
     """The test file of the pair, refused unless it comes from the encoder and data set the head (`meta`, read from
     `source`) was fitted on."""
     prov = meta["provenance"]
-    folder = cache_folder(encode.cache_dir, encode.dataset.name, encode.model.name, encode.model.pretrained)
+    folder = pair_folder(encode)
     test = FeatureSplit(split_file(folder, "test"), expect={
         "encoder.model": prov["encoder"]["model"], "encoder.pretrained": prov["encoder"]["pretrained"],
         "dataset.file_list_sha256": prov["dataset"]["file_list_sha256"]})

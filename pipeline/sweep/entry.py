@@ -9,10 +9,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from pipeline.data import list_datasets
 from pipeline.engine import CLUSTER_KEYS, cluster_params
 from pipeline.errors import ClipCacheError
-from pipeline.grid import grid_pairs, transfer_plan
+from pipeline.grid import check_layouts, grid_pairs, transfer_plan
 from pipeline.head_names import check_head_names
 from pipeline.head_params import head_section
 from pipeline.layout import METRICS, head_metrics_file
@@ -53,9 +52,7 @@ def sweep_from_params(params_path: str | Path, overrides: list[str], heads: list
     root = results_dir(params)
     pairs = grid_pairs(params, dataset, model)
     sections = {n: head_section(params, n) for n in names}
-    unknown = sorted({p.dataset.registered for p in pairs} - set(list_datasets()))
-    if unknown:  # names before any cache file is looked for
-        raise ClipCacheError(f"unknown data set {unknown[0]!r}; known: {', '.join(list_datasets())}")
+    check_layouts(pairs)  # names before any cache file is looked for
     transductive = transductive_params(params.get("transductive"))
     specs = plan_runs(pairs, names, sections, root, device, train.protocol, transductive,
                       transfer_of(params, pairs, train))
@@ -78,11 +75,10 @@ def sweep_from_params(params_path: str | Path, overrides: list[str], heads: list
     return report
 
 
-def check_models(pending: list[RunSpec]) -> None:
+def check_models(pending: list[RunSpec], missing: list[RunSpec]) -> None:
     """Before the runs to do: when none of them has its cache files, one line naming the (data set, model) pairs to
     encode; then their model names and tags, named when open_clip does not know them (this loads open_clip and
     torch: a sweep with nothing to do never gets here)."""
-    missing = [s for s in pending if spec_state(s)[0] == "not encoded"]
     if missing and len(missing) == len(pending):
         pairs = sorted({f"{s.encode.dataset.name} / {s.pair}" for s in missing})
         first = next(path for path in missing[0].cache_files().values() if not path.is_file())

@@ -110,14 +110,16 @@ def spec_state(spec: RunSpec) -> tuple[str, str, str]:
     return state, why, digest
 
 
-def split_done(specs: Sequence[RunSpec]) -> tuple[list[RunResult], list[RunSpec], dict[str, str]]:
+def split_done(specs: Sequence[RunSpec]) -> tuple[list[RunResult], list[RunSpec], dict[str, str], list[RunSpec]]:
     """(results of the runs already on disk, intact and with the same fingerprint; the specs still to run; key -> why
-    of the pending runs whose folder holds this fingerprint but is damaged)."""
-    done, pending, damaged = [], [], {}
+    of the pending runs whose folder holds this fingerprint but is damaged; the pending runs whose cache files are
+    missing)."""
+    done, pending, damaged, missing = [], [], {}, []
     for spec in specs:
         state, why, digest = spec_state(spec)
         if state == "not encoded":
             pending.append(spec)  # the run itself reports what is missing
+            missing.append(spec)
             continue
         if state == "done":
             done.append(RunResult(spec.key, "skipped", digest))
@@ -126,7 +128,7 @@ def split_done(specs: Sequence[RunSpec]) -> tuple[list[RunResult], list[RunSpec]
             damaged[spec.key] = why
             log.warning("sweep: %s is damaged (%s): fitting it again", spec.key, why)
         pending.append(spec)
-    return done, pending, damaged
+    return done, pending, damaged, missing
 
 
 def needs_gpu(head: str) -> bool:
@@ -135,17 +137,17 @@ def needs_gpu(head: str) -> bool:
 
 
 def run_sweep(specs: Sequence[RunSpec], cluster: ClusterParams,
-              before: Callable[[list[RunSpec]], None] | None = None) -> SweepReport:
+              before: Callable[[list[RunSpec], list[RunSpec]], None] | None = None) -> SweepReport:
     """Execute every pending run of `specs` on the engine `cluster` names; return what happened. `before` sees the
-    pending runs first (the model names' check, which loads the model library: a sweep with nothing to do never
-    does)."""
+    pending runs and those of them not encoded first (the model names' check, which loads the model library: a sweep
+    with nothing to do never does)."""
     started = time.perf_counter()
-    skipped, pending, damaged = split_done(specs)
+    skipped, pending, damaged, missing = split_done(specs)
     report = SweepReport(len(specs), list(skipped), repaired=damaged)
     log.info("sweep: %d runs in the grid, %d already done, %d to run (%d of them damaged on disk)", len(specs),
              len(skipped), len(pending), len(damaged))
     if pending and before is not None:
-        before(pending)
+        before(pending, missing)
     try:
         if pending:
             from pipeline.engine import open_engine

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.layout import TEXT_FILE, cache_folder, pair_label, run_folder, split_file
+from pipeline.layout import TEXT_FILE, pair_folder, pair_label, run_folder, split_file
 from pipeline.params import EncodeParams, TransClipParams, as_dict
 from pipeline.sweep.fingerprint import file_fingerprint, run_inputs
 
@@ -50,13 +50,13 @@ class RunSpec:
     def cache_files(self) -> dict[str, Path]:
         """The cache files a run reads: few-shot train and val, text, test; and a transfer target's test and text
         (test@<target>, text@<target>)."""
-        root = pair_root(self.encode)
+        root = pair_folder(self.encode)
         files = {"train": split_file(root, "train", self.shots, self.seed),
                  "val": split_file(root, "val", self.shots, self.seed), "text": root / TEXT_FILE,
                  "test": split_file(root, "test")}
         for target in self.targets:
-            files |= {f"test@{target.dataset.name}": split_file(pair_root(target), "test"),
-                      f"text@{target.dataset.name}": pair_root(target) / TEXT_FILE}
+            files |= {f"test@{target.dataset.name}": split_file(pair_folder(target), "test"),
+                      f"text@{target.dataset.name}": pair_folder(target) / TEXT_FILE}
         return files
 
     def inputs(self) -> dict[str, Any]:
@@ -66,11 +66,6 @@ class RunSpec:
         transductive = None if self.transductive is None else {"method": self.method,
                                                                "params": as_dict(self.transductive)}
         return run_inputs(self.head, self.head_params, self.shots, self.seed, files, self.protocol, transductive)
-
-
-def pair_root(encode: EncodeParams) -> Path:
-    """The cache folder of a (data set, model) pair."""
-    return cache_folder(encode.cache_dir, encode.dataset.name, encode.model.name, encode.model.pretrained)
 
 
 @dataclass
