@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.data import coop, folder, imagenet_shifts, manifest, textile  # noqa: F401  (registers the layouts)
+from pipeline.data import (  # noqa: F401  (registers the layouts)
+    coop,
+    folder,
+    imagenet_shifts,
+    manifest,
+    shards,
+    tables,
+    textile,
+)
 from pipeline.data.fewshot import FewShotSplit, sample_few_shot
 from pipeline.data.registry import (
     DataSet,

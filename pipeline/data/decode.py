@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from typing import Any
 
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pipeline.data.members import MemberError, read_bytes
 from pipeline.data.registry import ImageItem
 from pipeline.data.views import ViewSpec, crop_box, render_view
 
@@ -53,14 +55,16 @@ class ImageReader(torch.utils.data.Dataset):
         return len(self.items)
 
     def __getitem__(self, pos: int) -> dict[str, Any]:
-        path = self.items[pos].path
-        if not path.is_file():  # only regular files: a FIFO would block the worker for ever
-            return {"pos": pos, "error": f"{path}: not a regular file"}
+        item = self.items[pos]
+        if not item.path.is_file():  # only regular files: a FIFO would block the worker for ever
+            return {"pos": pos, "error": f"{item.name()}: not a regular file"}
         try:
-            with Image.open(path) as raw:
+            with Image.open(io.BytesIO(read_bytes(item)) if item.member else item.path) as raw:
                 image = to_rgb(raw)
+        except MemberError as exc:  # its message names the container and member
+            return {"pos": pos, "error": str(exc)}
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            return {"pos": pos, "error": f"{path}: {type(exc).__name__}: {exc}"}
+            return {"pos": pos, "error": f"{item.name()}: {type(exc).__name__}: {exc}"}
         tensors = [self.preprocess(image)]  # [3, S, S]
         boxes = np.zeros((0, 5), np.int32)
         if self.views is not None and self.views.count:

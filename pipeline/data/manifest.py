@@ -68,9 +68,9 @@ def image_file(manifest: Path, number: int, row: dict[str, str], allow_outside: 
 
 def refuse_conflicts(manifest: Path, items: list[ImageItem], rows: list[dict[str, str]]) -> None:
     """One image listed under two labels would be trained or scored under both: refused, naming both rows."""
-    first: dict[Path, int] = {}
+    first: dict[tuple[str, str], int] = {}
     for number, item in enumerate(items, start=1):
-        seen = first.setdefault(item.path, number)
+        seen = first.setdefault(item.sort_key(), number)
         if seen != number and items[seen - 1].label != item.label:
             raise ClipCacheError(f"manifest {str(manifest)!r} rows {seen} and {number} list the image "
                                  f"{str(rows[number - 1]['path'])!r} under two labels ({rows[seen - 1]['label']!r} "

@@ -56,5 +56,5 @@ def partition(items: list[ImageItem], options: dict[str, Any], where: str) -> di
         splits["val"] += chosen[n_test : n_test + n_val]
         splits["train"] += chosen[n_test + n_val :]
     for name in splits:
-        splits[name].sort(key=lambda item: (item.label, str(item.path)))
+        splits[name].sort(key=lambda item: (item.label, *item.sort_key()))
     return splits

@@ -17,10 +17,22 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class ImageItem:
-    """One labelled image file."""
+    """One labelled image: a file, or a member of a container file (a tar shard's sample, a parquet/arrow row)."""
 
-    path: Path  # absolute path of the image file
+    path: Path  # absolute path of the image file, or of the container (tar shard, parquet or arrow file)
     label: int  # class index into DataSet.classnames
+    # inside a container: the tar member's name (sample key + image extension, '000123.jpg') or the row's key (the
+    # img2dataset `key` column, else the row number); "" for a plain file (whose identities are those they always were)
+    member: str = ""
+
+    def name(self, root: Path | None = None) -> str:
+        """The image's identity: its path (relative to `root` when inside it), '#<member>' for a container's member."""
+        path = self.path.relative_to(root).as_posix() if root and self.path.is_relative_to(root) else str(self.path)
+        return f"{path}#{self.member}" if self.member else path
+
+    def sort_key(self) -> tuple[str, str]:
+        """A stable order of images: by container path, then member."""
+        return str(self.path), self.member
 
 
 @dataclass(frozen=True)
@@ -49,8 +61,7 @@ class DataSet:
         digest.update(json.dumps(list(self.classnames)).encode())
         for split in SPLITS:
             for item in self.splits.get(split, []):
-                rel = item.path.relative_to(self.root) if item.path.is_relative_to(self.root) else item.path
-                digest.update(f"{split}\t{rel.as_posix()}\t{item.label}\n".encode())
+                digest.update(f"{split}\t{item.name(self.root)}\t{item.label}\n".encode())
         return digest.hexdigest()
 
 

@@ -44,7 +44,7 @@ class ShardBuffer:
         items = [self.job.items[p] for p in self.positions]
         out["labels"] = np.array([item.label for item in items], np.int64)  # [n]
         out["item_index"] = self.job.item_index[pos] if len(pos) else np.zeros(0, np.int64)  # [n]
-        ids = [relative(str(item.path), self.root) for item in items]
+        ids = [relative(str(item.path), self.root) + (f"#{item.member}" if item.member else "") for item in items]
         out["image_id"] = np.array(ids, dtype=h5py.string_dtype())  # [n]
         return out
 

@@ -21,6 +21,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from pipeline.data.decode import ImageReader
+from pipeline.data.members import MemberError, read_bytes
 from pipeline.data.views import crop_box
 from pipeline.errors import ClipCacheError
 
@@ -38,13 +39,15 @@ class BytesReader(torch.utils.data.Dataset):
         return len(self.reader)
 
     def __getitem__(self, pos: int) -> dict[str, Any]:
-        path = self.reader.items[pos].path
-        if not path.is_file():  # only regular files: a FIFO would block the worker for ever
-            return {"pos": pos, "error": f"{path}: not a regular file"}
+        item = self.reader.items[pos]
+        if not item.path.is_file():  # only regular files: a FIFO would block the worker for ever
+            return {"pos": pos, "error": f"{item.name()}: not a regular file"}
         try:
-            data = path.read_bytes()
+            data = read_bytes(item)  # a file's bytes, or a tar member's / parquet row's (pipeline.data.members)
+        except MemberError as exc:  # its message names the container and member
+            return {"pos": pos, "error": str(exc)}
         except OSError as exc:
-            return {"pos": pos, "error": f"{path}: {type(exc).__name__}: {exc}"}
+            return {"pos": pos, "error": f"{item.name()}: {type(exc).__name__}: {exc}"}
         return {"pos": pos, "data": torch.frombuffer(bytearray(data), dtype=torch.uint8)}
 
 
