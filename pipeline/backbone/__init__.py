@@ -10,8 +10,7 @@ from typing import Any
 _EXPORTS = {
     "pick_device": "pipeline.backbone.device", "Encoder": "pipeline.backbone.model",
     "load_encoder": "pipeline.backbone.model", "encode_images": "pipeline.backbone.image",
-    "require_spatial": "pipeline.backbone.image", "tower_kind": "pipeline.backbone.image",
-    "require_late_tokens": "pipeline.backbone.image", "require_pooled": "pipeline.backbone.image",
+    "tower_kind": "pipeline.backbone.image", "require_late_tokens": "pipeline.backbone.image",
     "final_projection": "pipeline.backbone.image",
     "encode_classes": "pipeline.backbone.text", "encode_sentences": "pipeline.backbone.text",
 }

@@ -14,6 +14,10 @@ pool's token handling, so it does not give the joint-space map; we call the towe
 `encode_image`: with `late_tokens: k` the blocks run in two spans and the sequence between them is kept (the input of
 block L-k, after ln_pre and the first L-k blocks). The tests check that the global features equal `encode_image`
 and the maps equal what its final projection produces.
+
+- timm towers (SigLIP / SigLIP2, PE-Core, EVA-CLIP: `TimmModel` around a timm ViT or Eva trunk): the same features,
+  defined in pipeline/backbone/timm_tower.py. Other towers (timm ConvNeXt trunks, open_clip's CoCa attention pools,
+  ...) have a global feature only: encode skips what they lack, logged and noted in the files (`skipped_features`).
 """
 
 from __future__ import annotations
@@ -25,42 +29,45 @@ from open_clip.transformer import VisionTransformer
 
 from pipeline.backbone.blocks import n_blocks, run_blocks
 from pipeline.backbone.model import ClipModel
+from pipeline.backbone.timm_tower import TimmTower, unsupported
 from pipeline.errors import ClipCacheError
 
 
 def tower_kind(visual: torch.nn.Module) -> str:
-    """'vit', 'resnet', or 'other' (a tower whose spatial map we do not define, e.g. timm)."""
+    """'vit' (open_clip's CLIP ViT), 'resnet' (ModifiedResNet), 'timm' (a timm ViT or Eva trunk: SigLIP, PE-Core,
+    EVA-CLIP) or 'other' (a tower with a global feature only)."""
     if isinstance(visual, VisionTransformer) and visual.attn_pool is None:
         return "vit"
     if isinstance(visual, ModifiedResNet):
         return "resnet"
+    if type(visual).__name__ == "TimmModel" and unsupported(visual) is None:
+        return "timm"
     return "other"
 
 
-def require_spatial(visual: torch.nn.Module, model_name: str) -> None:
-    """Fail early when spatial maps are asked of a tower that has none we can define."""
-    if tower_kind(visual) == "other":
-        raise ClipCacheError(
-            f"model {model_name!r}: spatial maps are defined for CLIP ViTs and ModifiedResNets only "
-            f"(its tower is {type(visual).__name__}); set encode.features.spatial: false"
-        )
+def tower_name(visual: torch.nn.Module) -> str:
+    """How messages and provenance name a tower: 'VisionTransformer', or 'TimmModel(Eva)' for a timm trunk."""
+    trunk = getattr(visual, "trunk", None)
+    return f"{type(visual).__name__}({type(trunk).__name__})" if trunk is not None else type(visual).__name__
 
 
-def require_pooled(visual: torch.nn.Module, model_name: str) -> None:
-    """The pooled feature before the projection is defined for CLIP ViTs and ModifiedResNets."""
-    if tower_kind(visual) == "other":
-        raise ClipCacheError(f"model {model_name!r}: encode.features.pooled is defined for CLIP ViTs and "
-                             f"ModifiedResNets only (its tower is {type(visual).__name__}); set it to false")
+def lacks(visual: torch.nn.Module, feature: str) -> str | None:
+    """Why the tower has no `feature` ('spatial', 'pooled', 'late_tokens') we define; None when it has one."""
+    kind = tower_kind(visual)
+    if feature == "late_tokens" and kind == "resnet":
+        return "a ResNet has no tokens"
+    if kind == "other":
+        return unsupported(visual) if type(visual).__name__ == "TimmModel" else f"its tower is {tower_name(visual)}"
+    if feature == "pooled" and kind == "timm" and TimmTower(visual).projection() is None:
+        return "the projection after its pool is not linear"
+    return None
 
 
 def require_late_tokens(visual: torch.nn.Module, model_name: str, k: int) -> None:
-    """Late tokens exist for CLIP ViTs with at least k blocks."""
-    if tower_kind(visual) != "vit":
-        raise ClipCacheError(f"model {model_name!r}: encode.features.late_tokens needs a CLIP ViT image tower "
-                             f"(its tower is {type(visual).__name__}); set encode.features.late_tokens: 0")
-    if k > n_blocks(visual.transformer):
-        raise ClipCacheError(f"encode.features.late_tokens={k} exceeds the {n_blocks(visual.transformer)} blocks of "
-                             f"model {model_name!r}")
+    """k within the blocks of a tower that has late tokens."""
+    blocks = n_blocks(visual.transformer) if tower_kind(visual) == "vit" else TimmTower(visual).n_blocks()
+    if k > blocks:
+        raise ClipCacheError(f"encode.features.late_tokens={k} exceeds the {blocks} blocks of model {model_name!r}")
 
 
 def vit_features(visual: VisionTransformer, pixels: torch.Tensor, late: int = 0) -> dict[str, torch.Tensor]:
@@ -125,17 +132,22 @@ def final_projection(visual: torch.nn.Module) -> tuple[torch.Tensor, torch.Tenso
     if isinstance(visual, ModifiedResNet):
         c_proj = visual.attnpool.c_proj
         return c_proj.weight.T, c_proj.bias  # [C_s, D], [D]
+    composed = TimmTower(visual).projection() if tower_kind(visual) == "timm" else None
+    if composed is not None:
+        return composed  # [W', D], [D] or None
     raise ClipCacheError(f"no final projection is defined for a {type(visual).__name__} image tower")
 
 
 def encode_images(model: ClipModel, pixels: torch.Tensor, spatial: bool, late: int = 0,
                   pooled: bool = False) -> dict[str, torch.Tensor]:
     """Features of a batch [B, 3, S, S]: 'global' always; 'spatial' and 'spatial_raw' when asked and defined;
-    'late_tokens' when late = k > 0 (ViTs); 'pooled' (before the final projection) when asked."""
+    'late_tokens' when late = k > 0 (ViTs, timm towers); 'pooled' (before the final projection) when asked."""
     visual = model.visual
     kind = tower_kind(visual) if spatial or late or pooled else "other"
     if kind == "vit":
         return vit_features(visual, pixels, late)
     if kind == "resnet":
         return resnet_features(visual, pixels, pooled)
+    if kind == "timm":
+        return TimmTower(visual).features(pixels, late, pooled)
     return {"global": model.encode_image(pixels)}  # [B, D]

@@ -165,4 +165,10 @@ def load_encoder(name: str, pretrained: str | None, device: torch.device) -> Enc
         else None,
         "logit_scale": float(model.logit_scale.exp()) if hasattr(model, "logit_scale") else None,
     }
-    return Encoder(model, preprocess, open_clip.get_tokenizer(arch), device, provenance, sources)
+    try:  # SigLIP's and the Hugging Face towers' tokenizers are files from the hub
+        tokenizer = open_clip.get_tokenizer(arch)
+    except Exception as exc:  # fsspec, huggingface_hub and sentencepiece raise their own types
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ClipCacheError(f"cannot load the tokenizer of open_clip model {arch!r}: {type(exc).__name__}: {reason} "
+                             "(without internet, the tokenizer's files must be in the Hugging Face cache)") from exc
+    return Encoder(model, preprocess, tokenizer, device, provenance, sources)

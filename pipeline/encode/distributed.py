@@ -25,7 +25,8 @@ from pipeline.data.descriptions import Descriptions
 from pipeline.data.templates import templates_for
 from pipeline.encode.forward import prepare, speed_of
 from pipeline.encode.plan import SplitJob, cache_folder, dataset_provenance, plan_jobs, split_provenance
-from pipeline.encode.run import EncodeReport, current, descriptions_of, encode_shards, features_for, write_text
+from pipeline.encode.run import EncodeReport, current, descriptions_of, encode_shards, write_text
+from pipeline.encode.towers import features_for
 from pipeline.engine import ClusterParams, open_engine
 from pipeline.errors import ClipCacheError
 from pipeline.layout import TEXT_FILE

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 import logging
@@ -21,10 +20,6 @@ from pipeline.backbone import (
     encode_sentences,
     load_encoder,
     pick_device,
-    require_late_tokens,
-    require_pooled,
-    require_spatial,
-    tower_kind,
 )
 from pipeline.backbone.model import check_names, resolve_architecture
 from pipeline.data import DataSet, create_dataset
@@ -33,7 +28,7 @@ from pipeline.data.descriptions import Descriptions, load_descriptions
 from pipeline.data.templates import templates_for
 from pipeline.data.views import ViewSpec
 from pipeline.encode.buffer import ShardBuffer
-from pipeline.encode.forward import forward_batch, prepare, probe_shapes, speed_of, with_precision
+from pipeline.encode.forward import forward_batch, prepare, probe_shapes, speed_of
 from pipeline.encode.jpeg import check_preprocess, decode_batch
 from pipeline.encode.loader import PairLoader, pin
 from pipeline.encode.overlap import ShardWrites
@@ -46,6 +41,7 @@ from pipeline.encode.plan import (
     text_provenance,
 )
 from pipeline.encode.progress import ProgressLines
+from pipeline.encode.towers import features_for
 from pipeline.errors import ClipCacheError
 from pipeline.layout import TEXT_FILE
 from pipeline.params import EncodeParams, RuntimeParams, as_dict
@@ -107,31 +103,6 @@ def split_reader(params: EncodeParams, encoder: Encoder, job: SplitJob) -> Image
     pre = encoder.provenance["preprocess"]
     return ImageReader(job.items, job.item_index, encoder.preprocess, spec, encoder.image_size, pre["mean"],
                        pre["std"])
-
-
-def features_for(params: EncodeParams, encoder: Encoder, arch: str) -> tuple[EncodeParams, dict[str, str]]:
-    """The params as this model takes them on its device, checked (spatial maps need a tower that has them; late
-    tokens are a ViT's; precision 'auto' resolved), and the notes for the files' provenance."""
-    if params.features.spatial or params.features.spatial_raw:
-        require_spatial(encoder.model.visual, arch)
-    if params.features.pooled:
-        require_pooled(encoder.model.visual, arch)
-    return late_tokens_for(with_precision(params, encoder.device), encoder, arch)
-
-
-def late_tokens_for(params: EncodeParams, encoder: Encoder, arch: str) -> tuple[EncodeParams, dict[str, str]]:
-    """Late tokens are a ViT's: a grid may ask for them and hold ResNets too, which then keep none (logged, and noted
-    in the files' provenance, so that vpt_late and cavpt runs on them are 'not applicable' rather than failures)."""
-    if not params.features.late_tokens:
-        return params, {}
-    tower = type(encoder.model.visual).__name__
-    if tower_kind(encoder.model.visual) == "vit":
-        require_late_tokens(encoder.model.visual, arch, params.features.late_tokens)  # k within the blocks
-        return params, {}
-    log.warning("model %s has a %s image tower: no late tokens are kept (encode.features.late_tokens applies to "
-                "ViTs); vpt_late and cavpt do not apply to it", arch, tower)
-    features = dataclasses.replace(params.features, late_tokens=0)
-    return dataclasses.replace(params, features=features), {"late_tokens_skipped": tower}
 
 
 def descriptions_of(params: EncodeParams, dataset: DataSet) -> Descriptions | None:

@@ -54,13 +54,18 @@ def check_requires(head: Head, train: SplitReader, val: SplitReader) -> None:
     """Fail before fitting when the cache lacks what the head needs, naming the encode setting that adds it.
 
     Raises:
-        NotApplicable: the head prompts ViT blocks and the cache's model has another image tower.
+        NotApplicable: the head prompts CLIP ViT blocks and the cache's model has another image tower, or it reads
+            a feature the model's tower has none of (encode skipped it, noting why).
         ClipCacheError: anything else the cache lacks.
     """
-    tower = train.provenance.get("features", {}).get("late_tokens_skipped")
+    features, model = train.provenance.get("features", {}), train.provenance["encoder"]["model"]
+    tower = features.get("late_tokens_skipped") or features.get("tower")
     if head.requires & LATE and tower:
-        raise NotApplicable(f"head {head.name!r} prompts ViT blocks; model {train.provenance['encoder']['model']!r} "
-                            f"has a {tower} image tower")
+        raise NotApplicable(f"head {head.name!r} prompts CLIP ViT blocks; model {model!r} has a {tower} image tower")
+    for need, skipped in (("spatial", "spatial_skipped"), ("pooled", "pooled_skipped")):
+        if any(need in name for name in head.requires) and features.get(skipped):
+            raise NotApplicable(f"head {head.name!r} reads {need} features, which model {model!r} has none of: "
+                                f"{features[skipped]}")
     names = sorted({name for need in head.requires for name in REQUIREMENTS[need]},
                    key=lambda n: (n.startswith("views/"), n))
     for name in names:  # row datasets first: their error names the setting most directly

@@ -9,11 +9,14 @@ from __future__ import annotations
 # name -> (axis that holds the images, meaning)
 ROW_DATASETS: dict[str, str] = {
     "global": "[N, D] the model's encode_image output, not L2-normalised",
-    "spatial": "[N, HW, D] spatial map in the joint space (ViT tokens x proj; ResNet c_proj(v_proj(.)))",
-    "spatial_raw": "[N, HW, C_s] spatial map before the projection (ResNet layer 4; ViT tokens after ln_post)",
-    "late_tokens": "[N, 1+HW, width] ViT token sequence entering block L-k (k = features.late_tokens)",
+    "spatial": "[N, HW, D] spatial map in the joint space (ViT tokens x proj; ResNet c_proj(v_proj(.)); timm towers: "
+               "each token through the pool's one-token path and the heads)",
+    "spatial_raw": "[N, HW, C_s] spatial map before the projection (ResNet layer 4; ViT tokens after ln_post; timm "
+                   "towers: patch tokens after the trunk's final norm)",
+    "late_tokens": "[N, T, width] ViT token sequence (prefix and patches) entering block L-k (k = "
+                   "features.late_tokens)",
     "pooled": "[N, width] the pooled feature before the final projection (ViT: ln_post(class token); ResNet: the "
-              "attention pool before c_proj): global = pooled @ projection",
+              "attention pool before c_proj; timm towers: the trunk's pre-logits): global = pooled @ projection",
     "labels": "[N] int64 class index",
     "item_index": "[N] int64 index of the image in the data set's source split list",
     "image_id": "[N] str path of the image relative to the data-set root",
@@ -47,8 +50,8 @@ ENABLED_BY: dict[str, str] = {
     "views/spatial_raw": "encode.views.count > 0, encode.views.spatial and encode.features.spatial_raw: true (train "
                          "files only)",
     "views/box": "encode.views.count > 0 (train files only)",
-    "late_tokens": "encode.features.late_tokens: k > 0 (ViT models)",
+    "late_tokens": "encode.features.late_tokens: k > 0 (CLIP ViT and timm ViT / Eva models)",
     "views/late_tokens": "encode.features.late_tokens: k > 0 and encode.views.count > 0 (train files only)",
-    "pooled": "encode.features.pooled: true (ViT and ResNet models)",
+    "pooled": "encode.features.pooled: true (ViT, ResNet and timm ViT / Eva models with linear projections)",
     "views/pooled": "encode.features.pooled: true and encode.views.count > 0 (train files only)",
 }
