@@ -48,7 +48,11 @@ def tower_kind(visual: torch.nn.Module) -> str:
 def tower_name(visual: torch.nn.Module) -> str:
     """How messages and provenance name a tower: 'VisionTransformer', or 'TimmModel(Eva)' for a timm trunk."""
     trunk = getattr(visual, "trunk", None)
-    return f"{type(visual).__name__}({type(trunk).__name__})" if trunk is not None else type(visual).__name__
+    if trunk is not None:
+        return f"{type(visual).__name__}({type(trunk).__name__})"
+    if getattr(visual, "attn_pool", None) is not None:
+        return f"{type(visual).__name__}(attentional pool)"  # CoCa's
+    return type(visual).__name__
 
 
 def lacks(visual: torch.nn.Module, feature: str) -> str | None:
