@@ -90,8 +90,14 @@ def list_items(files: list[Path], lister: Lister, classnames: tuple[str, ...]) -
     """Every file's items, in file order, labels checked against the class names."""
     items: list[ImageItem] = []
     for path in files:
+        listed = lister(path)
+        seen: set[str] = set()
+        for member, _ in listed:  # one name, one image: the identity of an item is (file, member)
+            if member in seen:
+                raise ClipCacheError(f"{path}#{member}: two images of the file have this name")
+            seen.add(member)
         items += [ImageItem(path, check_label(label, classnames, f"{path}#{member}"), member)
-                  for member, label in lister(path)]
+                  for member, label in listed]
     return items
 
 

@@ -6,8 +6,8 @@ An image inside a container is an `ImageItem` whose `path` is the container and 
   shard while the shard's size and modification time are unchanged;
 - a parquet or arrow file: `<row key>.<image column>` ('000123.jpg' for img2dataset's `key` and `jpg` columns,
   '12.image' for row 12 of a Hugging Face `save_to_disk` file, whose rows have no key). Parquet is read by row group,
-  the last few row groups of each file kept per process; arrow IPC files (stream or file format) are memory-mapped,
-  so a row costs a slice.
+  the row groups last read kept per process (up to ROW_GROUP_BYTES); arrow IPC files (stream or file format) are
+  memory-mapped, so a row costs a slice.
 
 Everything here is per process (DataLoader workers, dask workers each build their own), so items stay plain,
 picklable values. A member that cannot be read raises `MemberError`, an OSError whose message names
@@ -29,7 +29,7 @@ TAR_SUFFIXES = (".tar",)
 ARROW_SUFFIXES = (".arrow",)
 PARQUET_SUFFIXES = (".parquet",)
 KEPT_CONTAINERS = 64  # tar indices / row-key maps / arrow tables kept per process
-KEPT_ROW_GROUPS = 4  # decoded parquet row groups kept per process (img2dataset writes small ones)
+ROW_GROUP_BYTES = 128 << 20  # parquet row groups (their image column) kept per process, least recently used first out
 KEY_COLUMN = "key"  # img2dataset's row key (a parquet file without it is keyed by row number)
 ARROW_FILE_MAGIC = b"ARROW1"  # an arrow IPC *file* begins with it; a *stream* (datasets' save_to_disk) does not
 
@@ -200,17 +200,31 @@ def parquet_layout(path: Path) -> tuple[list[int], str | None]:
     return cached(_PARQUET_LAYOUT, path, path, build, KEPT_CONTAINERS)
 
 
-def parquet_cell(path: Path, row: int, column: str) -> Any:
-    """One cell of a parquet file, through its row group (the last few row groups kept)."""
+def row_group(path: Path, group: int, column: str) -> Any:
+    """One row group's `column` of a parquet file, kept while the file is unchanged and the row groups kept in this
+    process stay within ROW_GROUP_BYTES (so that few-shot draws, which visit rows out of order, read each group once
+    when a worker's share of the file fits)."""
     import pyarrow.parquet as pq
 
+    now, key = stamp(path), (path, group, column)
+    hit = _ROW_GROUPS.get(key)
+    if hit is not None and hit[0] == now:
+        _ROW_GROUPS.move_to_end(key)
+        return hit[1]
+    values = pq.ParquetFile(str(path)).read_row_group(group, columns=[column]).column(column)
+    _ROW_GROUPS[key] = (now, values)
+    while len(_ROW_GROUPS) > 1 and sum(v.nbytes for _, v in _ROW_GROUPS.values()) > ROW_GROUP_BYTES:
+        _ROW_GROUPS.popitem(last=False)
+    return values
+
+
+def parquet_cell(path: Path, row: int, column: str) -> Any:
+    """One cell of a parquet file, through its row group."""
     bounds, _ = parquet_layout(path)  # [G + 1] first rows, then the total
     if not 0 <= row < bounds[-1]:
         raise IndexError(f"row {row} is past the file's {bounds[-1]} rows")
     group = bisect.bisect_right(bounds, row) - 1
-    values = cached(_ROW_GROUPS, (path, group, column), path,
-                    lambda: pq.ParquetFile(str(path)).read_row_group(group, columns=[column]).column(column),
-                    KEPT_ROW_GROUPS)
+    values = row_group(path, group, column)
     return values[row - bounds[group]].as_py()
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import tarfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 # webdataset ships .pyi stubs without a py.typed marker, so mypy does not read them
 from webdataset.tariterators import (  # type: ignore[import-untyped]
@@ -57,14 +57,13 @@ def shard_samples(shard: Path) -> list[dict[str, Any]]:
         raise ClipCacheError(f"shard {str(shard)!r}: {exc.args[0]}") from None
 
 
-def read_label(shard: Path, key: str, field: tuple[str, int, int]) -> int:
-    """A sample's label member read at its offset: a whole number in text."""
+def read_label(shard: Path, handle: BinaryIO, key: str, field: tuple[str, int, int]) -> int:
+    """A sample's label member read at its offset in the open shard: a whole number in text."""
     name, offset, size = field
     if size > MAX_LABEL_BYTES:
         raise ClipCacheError(f"{shard}#{name}: a label of {size} bytes (a whole number expected)")
-    with shard.open("rb") as handle:
-        handle.seek(offset)
-        text = handle.read(size).decode("utf-8", errors="replace").strip()
+    handle.seek(offset)
+    text = handle.read(size).decode("utf-8", errors="replace").strip()
     try:
         return int(text)
     except ValueError:
@@ -75,19 +74,18 @@ def shard_lister(image_fields: list[str], label_field: str) -> Any:
     """The (image member, label) pairs of a shard, for the fields the options name."""
 
     def listed(shard: Path) -> list[tuple[str, int]]:
-        out, seen = [], set()
-        for sample in shard_samples(shard):
-            key = sample["__key__"]
-            image = next((sample[f] for f in image_fields if f in sample), None)
-            if image is None or label_field not in sample:
-                lacking = f"an image ({', '.join(image_fields)})" if image is None else f"a {label_field!r} member"
-                raise ClipCacheError(f"{shard}#{key}: the sample lacks {lacking}; its members: "
-                                     f"{', '.join(sorted(k for k in sample if not k.startswith('__')))}")
-            if image[0] in seen:
-                raise ClipCacheError(f"{shard}#{image[0]}: the member appears twice in the shard")
-            seen.add(image[0])
-            out.append((image[0], read_label(shard, key, sample[label_field])))
-        return out
+        samples = shard_samples(shard)
+        with shard.open("rb") as handle:
+            return [labelled(shard, handle, sample) for sample in samples]
+
+    def labelled(shard: Path, handle: BinaryIO, sample: dict[str, Any]) -> tuple[str, int]:
+        key = sample["__key__"]
+        image = next((sample[f] for f in image_fields if f in sample), None)
+        if image is None or label_field not in sample:
+            lacking = f"an image ({', '.join(image_fields)})" if image is None else f"a {label_field!r} member"
+            raise ClipCacheError(f"{shard}#{key}: the sample lacks {lacking}; its members: "
+                                 f"{', '.join(sorted(k for k in sample if not k.startswith('__')))}")
+        return image[0], read_label(shard, handle, key, sample[label_field])
 
     return listed
 

@@ -77,11 +77,6 @@ def table_lister(image_column: str | None, label_column: str | None) -> Any:
                 out += [(f"{key}.{image}", value) for key, value in zip(keys, labels(path, batch, label), strict=True)]
         except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError, its IO errors OSErrors
             raise ClipCacheError(f"{str(path)!r} cannot be read as parquet / arrow: {exc}") from None
-        seen: set[str] = set()
-        for member, _ in out:
-            if member in seen:
-                raise ClipCacheError(f"{path}#{member}: the key appears twice in the file")
-            seen.add(member)
         return out
 
     return listed

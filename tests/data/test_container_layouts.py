@@ -20,7 +20,14 @@ from pipeline.data.members import read_bytes
 from pipeline.data.registry import ImageItem
 from pipeline.encode.buffer import relative
 from pipeline.errors import ClipCacheError
-from tests.data.containers import make_parquet, make_saved_dataset, make_shards, sample_key, split_copy
+from tests.data.containers import (
+    folder_images,
+    make_parquet,
+    make_saved_dataset,
+    make_shards,
+    sample_key,
+    split_copy,
+)
 from tests.helpers import make_folder
 
 
@@ -124,6 +131,8 @@ def test_webdataset_groups_members_by_webdatasets_keys(tmp_path: Path) -> None:
     ([("k1.jpg", b"x"), ("k1.cls", b"one")], r"a\.tar#k1\.cls: label 'one' of sample 'k1' is not a whole number"),
     ([("k1.jpg", b"x"), ("k1.txt", b"a cat")], r"a\.tar#k1: the sample lacks a 'cls' member; its members: jpg, txt"),
     ([("k1.jpg", b"x"), ("k1.cls", b"0"), ("k1.jpg", b"y")], r"a\.tar.*duplicate file name"),
+    ([("k1.jpg", b"x"), ("k1.cls", b"0"), ("k2.jpg", b"x"), ("k2.cls", b"0"), ("k1.jpg", b"x"), ("k1.cls", b"0")],
+     r"a\.tar#k1\.jpg: two images of the file have this name"),
 ])
 def test_webdataset_bad_samples_are_one_line_naming_shard_and_key(tmp_path: Path, members: list,
                                                                   culprit: str) -> None:
@@ -151,6 +160,9 @@ def test_unreadable_containers_and_missing_names_are_named(tmp_path: Path) -> No
         create_dataset("parquet", tmp_path / "p")
     with pytest.raises(ClipCacheError, match="has no image column 'png'"):
         create_dataset("parquet", tmp_path / "p", {"image_column": "png", "label_column": "caption"})
+    pq.write_table(pa.table({"key": ["1", "1"], "jpg": [b"x", b"y"], "cls": [0, 0]}), tmp_path / "p" / "a.parquet")
+    with pytest.raises(ClipCacheError, match=r"a\.parquet#1\.jpg: two images of the file have this name"):
+        create_dataset("parquet", tmp_path / "p")
     (tmp_path / "p" / "a.parquet").write_bytes(b"PAR1 damaged")
     with pytest.raises(ClipCacheError, match=r"a\.parquet' cannot be read as parquet"):
         create_dataset("parquet", tmp_path / "p")
@@ -194,6 +206,12 @@ def test_file_list_hash_follows_member_labels_and_content_hash_follows_member_by
     assert {s for s in hashes if new[s] != hashes[s]} == holding
     write_tar(changed, [(n, str((int(d) + 1) % 3).encode() if n.endswith(".cls") else d) for n, d in members])
     assert create_dataset("webdataset", tmp_path).file_list_hash() != before.file_list_hash()
+    renamed = victim.member.rpartition(".")[0]  # one sample's key renamed, its labels and bytes kept
+    write_tar(changed, [(n.replace(renamed, "renamed_key", 1), d) for n, d in members])
+    moved = create_dataset("webdataset", tmp_path)
+    assert sorted(i.label for s in moved.splits.values() for i in s) == sorted(
+        i.label for s in before.splits.values() for i in s)
+    assert moved.file_list_hash() != before.file_list_hash()
 
 
 def reader_of(items: list[ImageItem]) -> ImageReader:
@@ -223,3 +241,36 @@ def test_a_damaged_member_is_named_by_container_and_key(folder: Path, tmp_path: 
     message, after = (reader_of([ImageItem(good, 0, name)])[0]["error"] for name in (last.name, "zz.jpg"))
     assert message.startswith(f"{good}#{last.name}: the shard ends inside the member (10 of ")
     assert after.startswith(f"{good}#zz.jpg: no such member in the shard (the shard is damaged before its end: ")
+
+
+def test_decode_gpu_reads_the_members_bytes(folder: Path, tmp_path: Path) -> None:
+    """`decode: gpu` workers read raw bytes (BytesReader): a member's are its file's, for tar and parquet alike."""
+    from pipeline.encode.jpeg import BytesReader
+
+    make_shards(tmp_path / "w", folder, 7)
+    make_parquet(tmp_path / "p", folder, 10)
+    files = create_dataset("image_folder", folder).splits["test"]
+    for kind in ("webdataset", "parquet"):
+        items = create_dataset(kind, tmp_path / ("w" if kind == "webdataset" else "p")).splits["test"]
+        reader = BytesReader(reader_of(items))
+        assert [bytes(reader[i]["data"].numpy()) for i in range(len(items))] == [f.path.read_bytes() for f in files]
+
+
+def test_a_real_save_to_disk_folder_reads_as_the_format_exact_one(folder: Path, tmp_path: Path) -> None:
+    """datasets' own save_to_disk (Image and ClassLabel features) gives the labels, bytes and class names of the
+    folder tests/data/containers.py writes with pyarrow (run where the test extra installs datasets)."""
+    datasets = pytest.importorskip("datasets")
+    split = split_copy(tmp_path / "split", folder)
+    features = datasets.Features({"image": datasets.Image(),
+                                  "label": datasets.ClassLabel(names=["blue thing", "green thing", "red thing"])})
+    parts = {}
+    for name in ("train", "test"):
+        rows = folder_images(split / name)
+        parts[name] = datasets.Dataset.from_dict({"image": [str(p) for p, _ in rows],
+                                                  "label": [label for _, label in rows]}, features=features)
+    datasets.DatasetDict(parts).save_to_disk(str(tmp_path / "real"))
+    real = create_dataset("parquet", tmp_path / "real")
+    mine = create_dataset("parquet", make_saved_dataset(tmp_path / "mine", split))
+    assert real.classnames == mine.classnames and real.file_list_hash() == mine.file_list_hash()
+    for name in ("train", "test"):
+        assert [read_bytes(i) for i in real.splits[name]] == [read_bytes(i) for i in mine.splits[name]]

@@ -6,19 +6,22 @@ the same image file, so the layouts feed exactly the same pixels."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
+import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from pipeline.cli import main
 from pipeline.encode.entry import encode_from_params
 from pipeline.report import build_report
 from pipeline.store import FeatureSplit
 from pipeline.sweep.entry import sweep_from_params
 from tests.data.containers import make_parquet, make_saved_dataset, make_shards, split_copy
-from tests.helpers import PAIR, cache_tensors, encode_section, make_folder
+from tests.helpers import PAIR, cache_tensors, encode_section, make_folder, write_params
 from tests.sweep.conftest import grid_params, write
 
 HEADS = ["zero_shot", "linear_probe"]
@@ -87,3 +90,34 @@ def test_heads_are_swept_and_reported_on_every_layout(grid: tuple[Path, Path, Pa
         ("folder", "image_folder"), ("rows", "parquet"), ("saved", "parquet"), ("shards", "webdataset"),
         ("split", "image_folder")]
     assert len(rows) == 5 * len(HEADS)
+
+
+def test_a_damaged_member_stops_encode_naming_shard_and_key_then_skips(tmp_path: Path, capsys) -> None:
+    """As a bad image file: one line naming `<shard>#<member>`, then --skip-bad-images encodes the rest and lists it;
+    the members are read as bytes for `decode: gpu` too (its CPU decoder here)."""
+    folder = make_folder(tmp_path / "folder", ["a", "b"], 5)
+    shards = make_shards(tmp_path / "shards", folder, 4)
+    with tarfile.open(shards[0]) as archive:
+        members = [(m.name, archive.extractfile(m).read()) for m in archive.getmembers()]  # type: ignore[union-attr]
+    bad = next(name for name, _ in members if name.endswith(".jpg"))
+    with tarfile.open(shards[0], "w") as archive:  # the first image's bytes are no JPEG
+        for name, data in members:
+            data = b"\xff\xd8 not a jpeg" if name == bad else data
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    section = encode_section(tmp_path / "shards", "vit", tmp_path / "cache", dataset__name="webdataset",
+                             protocol__shots=[1], views__count=0, features__spatial=False,
+                             features__spatial_raw=False, features__late_tokens=0, templates=["coop"],
+                             features__decode="gpu", dataset__options={"test_fraction": 0.6, "val_fraction": 0.0})
+    params = write_params(tmp_path / "params.yaml", section, {"workers": 1, "batch_size": 4, "device": "cpu"})
+    assert main(["encode", "--params", str(params)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{shards[0]}#{bad}: " in err and "--skip-bad-images" in err, err
+    assert main(["encode", "--params", str(params), "--skip-bad-images"]) == 0
+    files = [FeatureSplit(p) for p in sorted((tmp_path / "cache").rglob("*.h5")) if p.name != "text.h5"]
+    skipped = [s for f in files for s in f.skipped]
+    assert len(skipped) == 1 and skipped[0].startswith(f"{shards[0]}#{bad}: ")
+    assert [f.provenance["split"]["n_items"] - f.n for f in files].count(1) == 1  # one row short, in one file
+    assert all(FeatureSplit(p).provenance["features"]["decode"] == "gpu" for p in (tmp_path / "cache").rglob("t*.h5")
+               if p.name != "text.h5")
