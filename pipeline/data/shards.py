@@ -16,14 +16,6 @@ import tarfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
-# webdataset ships .pyi stubs without a py.typed marker, so mypy does not read them
-from webdataset.tariterators import (  # type: ignore[import-untyped]
-    base_plus_ext,
-    group_by_keys,
-    meta_prefix,
-    meta_suffix,
-)
-
 from pipeline.data.containers import CONTAINER_DEFAULTS, build_container_dataset
 from pipeline.data.members import tar_entries
 from pipeline.data.registry import DataSet, register_dataset, take_options
@@ -38,17 +30,26 @@ WEBDATASET_DEFAULTS: dict[str, Any] = {
 MAX_LABEL_BYTES = 64  # a label member is a short integer; a larger one is not read into memory
 
 
-def is_meta(name: str) -> bool:
+def is_meta(name: str, prefix: str, suffix: str) -> bool:
     """Members webdataset's tar_file_iterator skips: `__key__`-style names at the top, and its skip_meta pattern."""
-    top_meta = "/" not in name and name.startswith(meta_prefix) and name.endswith(meta_suffix)
+    top_meta = "/" not in name and name.startswith(prefix) and name.endswith(suffix)
     return top_meta or SKIP_META.match(name) is not None
 
 
 def shard_samples(shard: Path) -> list[dict[str, Any]]:
     """The samples of a shard as webdataset groups them: {'__key__', <ext>: (member name, offset, size)}."""
+    # imported here: webdataset imports torch, which listing the layouts (clipcache datasets) does not need. Its .pyi
+    # stubs ship without a py.typed marker, so mypy does not read them
+    from webdataset.tariterators import (  # type: ignore[import-untyped]
+        base_plus_ext,
+        group_by_keys,
+        meta_prefix,
+        meta_suffix,
+    )
+
     try:
         files = [{"fname": name, "data": (name, offset, size), "__url__": str(shard)}
-                 for name, offset, size in tar_entries(shard) if not is_meta(name)]
+                 for name, offset, size in tar_entries(shard) if not is_meta(name, meta_prefix, meta_suffix)]
     except (OSError, tarfile.TarError, EOFError) as exc:
         raise ClipCacheError(f"shard {str(shard)!r} is not a readable uncompressed tar: {exc}") from None
     try:
