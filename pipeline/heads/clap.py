@@ -128,7 +128,8 @@ class CLAP(Head):
                 loss.backward()
                 optimizer.step()
                 losses.append(loss.item())
-            self.history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "steps": steps})
+            self.history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "steps": steps,
+                                 "lr": optimizer.param_groups[0]["lr"]})
             detail.info("%s epoch %d/%d: loss %.4f", self.name, epoch + 1, schedule.epochs, losses[-1])
         detail.info("%s: %d epochs of %d batch(es), loss %.4f", self.name, schedule.epochs, steps,
                  self.history[-1]["train_loss"])

@@ -156,7 +156,7 @@ class CLIPLoRA(TowerTextHead):
                 if done == total:
                     break
             self.history.append({"epoch": len(self.history) + 1, "train_loss": float(np.mean(losses)),
-                                 "steps": len(losses)})
+                                 "steps": len(losses), "lr": optimizer.param_groups[0]["lr"]})
         val_acc = recorded_val_accuracy(self, data.val)  # recorded, never used: their loop has no validation
         if val_acc is not None:
             self.history[-1]["val_acc"] = val_acc

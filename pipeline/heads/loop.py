@@ -179,13 +179,13 @@ def train(head: Head, data: FitData, schedule: Schedule, names: tuple[str, ...] 
         if epoch_end is not None:
             epoch_end(epoch + 1)
         last = epoch + 1 == schedule.epochs
-        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "steps": len(losses)}
+        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "steps": len(losses),
+                  "lr": optimizer.param_groups[0]["lr"]}  # the rate of the epoch's last step (dvclive/ curves)
         if by_val or (last and validated):
             record["val_acc"] = val_accuracy(head, data.val)
         head.history.append(record)
         detail.info("%s epoch %d/%d: loss %.4f, val acc %s, lr %.2e", head.name, epoch + 1, schedule.epochs,
-                 record["train_loss"], f"{record['val_acc']:.4f}" if "val_acc" in record else "-",
-                 optimizer.param_groups[0]["lr"])
+                 record["train_loss"], f"{record['val_acc']:.4f}" if "val_acc" in record else "-", record["lr"])
         if by_val and record["val_acc"] > best_acc:
             best_acc, best_epoch, best_state = record["val_acc"], epoch + 1, copy.deepcopy(head.state_dict())
         elif by_val and schedule.patience and epoch + 1 - best_epoch >= schedule.patience:

@@ -113,7 +113,8 @@ class ProLIP(EncoderHead):
                 loss.backward()
                 optimizer.step()
                 if record:
-                    self.history.append({"epoch": epoch + 1, "train_loss": float(loss.item()), "view": view})
+                    self.history.append({"epoch": epoch + 1, "train_loss": float(loss.item()), "view": view,
+                                         "lr": optimizer.param_groups[0]["lr"]})
         return weight.detach()
 
     def search(self, start: torch.Tensor, views: torch.Tensor, labels: torch.Tensor,

@@ -107,7 +107,8 @@ def reference_train(data, s: Schedule) -> tuple[Probe, list[dict], dict]:
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "steps": per_epoch}
+        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "steps": per_epoch,
+                  "lr": optimizer.param_groups[0]["lr"]}  # the rate of the epoch's last step
         if by_val or epoch + 1 == s.epochs:
             with torch.no_grad():
                 record["val_acc"] = float(((val @ probe.weight.T + probe.bias).argmax(1).numpy()
