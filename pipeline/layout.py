@@ -8,6 +8,8 @@
     head.safetensors, head.json, fit.json                the fitted head (stage 2)
     evaluation.json, metrics.json                        its test-split evaluation (stage 3)
     run.log                                              a sweep run's detail: its epochs, selections, scores
+    dvclive/                                             a trained head's curves (pipeline/heads/curves.py): DVCLive's
+                                                         plots/metrics/{train_loss,val_acc,lr}.tsv and metrics.json
     run.json                                             the run's fingerprint: written last, marks the run complete
 <results_dir>/metrics/<head>.json                      every run's scalars of one head, for `dvc metrics`
 ```
@@ -31,6 +33,8 @@ FIT_RECORD = "fit.json"  # validation accuracy, selection, per-epoch history and
 EVALUATION, METRICS = "evaluation.json", "metrics.json"  # the test-split record; its scalars
 RUN_RECORD = "run.json"  # the run's fingerprint, written last
 RUN_LOG = "run.log"  # a sweep run's detail lines: each epoch's loss and validation accuracy, what it selected
+CURVES = "dvclive"  # a trained head's per-epoch curves and final metrics, written with DVCLive (heads/curves.py)
+CURVES_SUMMARY = f"{CURVES}/metrics.json"  # DVCLive's summary: last values, the kept epoch, the test metrics
 
 
 def pair_label(model: str, pretrained: str) -> str:

@@ -102,8 +102,24 @@ def check_trains_from_the_cache_alone(name: str, kind: str, params: Path, report
     assert result.folder == tmp_path / "models" / name / "image_folder" / PAIR[kind] / "k2-s1"
     metrics = json.loads((result.folder / "fit.json").read_text())
     assert 0.0 <= metrics["val_acc"] <= 1.0 and metrics["model"].startswith("tiny")
+    check_curves(result.folder, metrics)
     head, _ = load_head(result.folder)
     assert head.scores(FeatureSplit(report.folder / "k2-s1" / "val.h5")).shape == (3 * 2, 3)
+
+
+def check_curves(folder: Path, fit: dict) -> None:
+    """A head that trained has its epochs in dvclive/ (DVCLive's files: a row per epoch of loss and learning rate, no
+    test metrics: nothing scored it); a head that trains nothing has no such folder."""
+    curves = folder / "dvclive"
+    assert curves.is_dir() == bool(fit["history"]), "curves exactly for the heads that trained"
+    if fit["history"]:
+        for name in ("train_loss", "lr"):
+            rows = (curves / "plots" / "metrics" / f"{name}.tsv").read_text().splitlines()
+            assert rows[0] == f"step\t{name}" and [int(r.split("\t")[0]) for r in rows[1:]] == [
+                h["epoch"] for h in fit["history"]]
+        summary = json.loads((curves / "metrics.json").read_text())
+        assert "test" not in summary and summary["step"] == fit["history"][-1]["epoch"]
+        assert summary.get("kept", {}).get("epoch") == fit["selected"].get("epoch")
 
 
 def test_a_head_needing_spatial_maps_fails_early_naming_the_setting(image_root: Path, tmp_path: Path, capsys) -> None:

@@ -14,7 +14,7 @@ from pipeline.errors import ClipCacheError
 from pipeline.grid import check_layouts, grid_pairs, transfer_plan
 from pipeline.head_names import check_head_names
 from pipeline.head_params import head_section
-from pipeline.layout import METRICS, head_metrics_file
+from pipeline.layout import CURVES_SUMMARY, METRICS, head_metrics_file
 from pipeline.params import (
     TRANSFER_PROTOCOLS,
     EncodeParams,
@@ -112,8 +112,9 @@ def prune_runs(specs: list[RunSpec], heads: list[str], results_dir: str, whole: 
 
 
 def write_head_metrics(specs: list[RunSpec], path: Path) -> None:
-    """<data set> -> <pair> -> k<K>-s<seed> -> scalars, of the complete runs of one head (`dvc metrics show`), each
-    read from a metrics.json that matches the checksum its run.json records."""
+    """<data set> -> <pair> -> k<K>-s<seed> -> scalars, of the complete runs of one head (`dvc metrics show`, `dvc exp
+    show`), each read from a metrics.json that matches the checksum its run.json records; a trained head's runs add
+    the final metrics of their DVCLive summary."""
     tree: dict[str, Any] = {}
     for spec in specs:
         metrics_file = spec.folder / METRICS
@@ -121,8 +122,21 @@ def write_head_metrics(specs: list[RunSpec], path: Path) -> None:
             continue
         scalars = json.loads(metrics_file.read_text())
         tree.setdefault(spec.encode.dataset.name, {}).setdefault(spec.pair, {})[spec.folder.name] = {
-            k: scalars[k] for k in ("top1", "mean_per_class_accuracy", "ece") if k in scalars}
+            **{k: scalars[k] for k in ("top1", "mean_per_class_accuracy", "ece") if k in scalars},
+            **training_finals(spec.folder / CURVES_SUMMARY)}
     write_json_atomic(path, tree)
+
+
+def training_finals(path: Path) -> dict[str, Any]:
+    """kept_epoch, kept_val_acc (the epoch shipped, its validation accuracy) and final_train_loss from a trained
+    head's DVCLive summary (already checked against its run.json); nothing where there is none."""
+    if not path.is_file():
+        return {}
+    summary = json.loads(path.read_text())
+    kept = summary.get("kept") or {}
+    found = {"kept_epoch": kept.get("epoch"), "kept_val_acc": kept.get("val_acc"),
+             "final_train_loss": summary.get("train_loss")}
+    return {k: v for k, v in found.items() if v is not None}
 
 
 # `clipcache status`: where every run of the grid stands (done, pending, stale, damaged, not encoded), per head and

@@ -21,13 +21,13 @@ from typing import Any
 import torch
 
 from pipeline.backbone.device import pick_device
-from pipeline.digest import file_checksum
 from pipeline.errors import ClipCacheError, NotApplicable
 from pipeline.heads import Head
 from pipeline.heads.classes import base_and_novel
+from pipeline.heads.curves import write_curves
 from pipeline.heads.fitting import fit_head, fit_inputs, save_fitted
 from pipeline.heads.registry import head_class
-from pipeline.layout import HEAD_META, RUN_LOG, RUN_RECORD
+from pipeline.layout import CURVES, HEAD_META, RUN_LOG, RUN_RECORD
 from pipeline.runlog import run_log
 from pipeline.scoring.evaluation import score_base_to_novel, score_head, test_split, write_evaluation
 from pipeline.scoring.transductive import labelled, score_transclip
@@ -37,7 +37,7 @@ from pipeline.store.atomic import replace_folder, temp_folder, write_json_atomic
 from pipeline.store.failpoints import failpoint
 from pipeline.store.provenance import code_version, fingerprint
 from pipeline.store.together import check_identity
-from pipeline.sweep.record import run_state
+from pipeline.sweep.record import folder_checksums, run_state
 from pipeline.sweep.spec import RunResult, RunSpec
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def build_run(spec: RunSpec, inputs: dict[str, Any], digest: str) -> tuple[dict[
             "transductive": spec.method or None, "seconds": seconds,
             "worker": worker_name(), "device": str(device), "code_version": code_version(),
             "finished_at": datetime.now(UTC).isoformat(),
-            "checksums": {p.name: file_checksum(p) for p in sorted(tmp.iterdir()) if p.is_file()}})
+            "checksums": folder_checksums(tmp)})
         publish(tmp, spec.folder, digest)
         failpoint("run-published")
     finally:
@@ -107,7 +107,8 @@ def build_run(spec: RunSpec, inputs: dict[str, Any], digest: str) -> tuple[dict[
 
 def fit_and_score(spec: RunSpec, device: torch.device, tmp: Path) -> tuple[dict[str, Any], dict[str, float]]:
     """Fit the run's head, save it into `tmp`, score it on the test split (and the transfer targets, or
-    transductively) and write its evaluation there; (the evaluation record, seconds of fit and evaluate)."""
+    transductively) and write its evaluation there, and a trained head's curves (dvclive/); (the evaluation record,
+    seconds of fit and evaluate)."""
     classes = None
     if spec.protocol == "base_to_novel":
         text = TextFeatures(spec.cache_files()["text"])
@@ -133,7 +134,9 @@ def fit_and_score(spec: RunSpec, device: torch.device, tmp: Path) -> tuple[dict[
         check_identity(meta["provenance"]["identity"], spec.folder / HEAD_META, text)
         record = score_base_to_novel(fitted.head, meta, test, text)
     write_evaluation(record, tmp)
-    return record, {"fit": fitted.metrics["fit_seconds"], "evaluate": round(time.perf_counter() - started, 4)}
+    seconds = {"fit": fitted.metrics["fit_seconds"], "evaluate": round(time.perf_counter() - started, 4)}
+    write_curves(tmp / CURVES, fitted.head.history, fitted.head.selected, record["metrics"])  # trained heads only
+    return record, seconds
 
 
 def score_transfer(spec: RunSpec, head: Head, meta: dict[str, Any], test: FeatureSplit) -> dict[str, Any]:

@@ -20,6 +20,12 @@ REQUIRED = (HEAD_META, HEAD_WEIGHTS, EVALUATION, METRICS)  # the files a finishe
 MEMO_BYTES = 1 << 20  # files at least this large (a head's weights) are verified once, then remembered
 
 
+def folder_checksums(folder: Path) -> dict[str, str]:
+    """The checksum of every file under a run's folder, by its path relative to it ('dvclive/metrics.json')."""
+    return {path.relative_to(folder).as_posix(): file_checksum(path) for path in sorted(folder.rglob("*"))
+            if path.is_file()}
+
+
 def read_run_record(folder: Path) -> dict[str, Any] | None:
     """The run.json of a run folder, or None when the folder holds no complete run."""
     try:

@@ -10,9 +10,10 @@ from typing import Any
 from pipeline.backbone.device import pick_device
 from pipeline.backbone.model import check_names
 from pipeline.grid import one_pair
+from pipeline.heads.curves import write_curves
 from pipeline.heads.fitting import TrainResult, fit_head, save_fitted
 from pipeline.heads.registry import create_head, head_section
-from pipeline.layout import pair_label, run_folder
+from pipeline.layout import CURVES, pair_label, run_folder
 from pipeline.params import apply_overrides, load_params, results_dir, runtime_params, runtime_section, train_params
 from pipeline.store.atomic import replace_folder, temp_folder
 
@@ -27,7 +28,8 @@ def train_from_params(params_path: str | Path, overrides: list[str], head: str |
 
     The files are written into a temporary folder unique to this process and renamed into place as one unit: a kill
     leaves the previous folder whole, two concurrent fits of the same run leave one complete head (never one's
-    weights beside the other's JSON). The new folder holds no run.json or evaluation: nothing has scored it yet.
+    weights beside the other's JSON). The new folder holds no run.json or evaluation: nothing has scored it yet; a
+    trained head's curves go into its dvclive/ folder (heads/curves.py), with no test metrics.
     """
     params = apply_overrides(load_params(params_path), overrides)
     train = train_params(params.get("train"))
@@ -42,6 +44,7 @@ def train_from_params(params_path: str | Path, overrides: list[str], head: str |
     tmp = temp_folder(out)
     try:
         save_fitted(fitted, tmp)
+        write_curves(tmp / CURVES, fitted.head.history, fitted.head.selected)  # trained heads only; no test metrics
         replace_folder(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -21,10 +21,13 @@ SLOW = {"tip_adapter_f": {"epochs": 60, "batch_size": 2}}  # long enough a fit t
 
 
 def metrics_on_disk(results: Path) -> dict[str, dict]:
-    """run key -> metrics.json of every complete run under `results`."""
+    """run key -> metrics.json of every complete run under `results`, with its DVCLive loss curve where it trained
+    (written by the worker that ran it)."""
     out = {}
     for record in sorted(results.rglob("run.json")):
-        out[json.loads(record.read_text())["key"]] = json.loads((record.parent / "metrics.json").read_text())
+        curve = record.parent / "dvclive" / "plots" / "metrics" / "train_loss.tsv"
+        out[json.loads(record.read_text())["key"]] = {**json.loads((record.parent / "metrics.json").read_text()),
+                                                      "curve": curve.read_text() if curve.is_file() else None}
     return out
 
 
@@ -41,7 +44,9 @@ def reference(two_seed_cache, tmp_path_factory: pytest.TempPathFactory) -> dict[
     folder = tmp_path_factory.mktemp("in-process")
     report = sweep_from_params(sweep_params(two_seed_cache, folder, {}), [], None, {})
     assert report.count("done") == 8 and report.engine == "in-process"
-    return metrics_on_disk(folder / "results")
+    metrics = metrics_on_disk(folder / "results")
+    assert sum(m["curve"] is not None for m in metrics.values()) == 4  # tip_adapter_f's runs, not zero_shot's
+    return metrics
 
 
 def kill_mid_run(results: Path, pid: int, victim, killed: list[str], timeout: float) -> None:
