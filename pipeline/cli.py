@@ -170,7 +170,7 @@ def report(params_path: str, results: str | None, out: str | None, overrides: tu
     from pipeline.report import build_report, report_settings
 
     settings = report_settings(params_path, list(overrides))
-    written = build_report(results or settings.results_dir, out or settings.report_dir)
+    written = build_report(results or settings.results_dir, out or settings.report_dir, settings.curves)
     click.echo(written[0].read_text())
     click.echo("wrote " + ", ".join(str(p) for p in written))
 

@@ -339,6 +339,10 @@ def transductive_params(section: dict[str, Any] | None) -> TransductiveParams:
 class EvaluateParams:
     results_dir: str = "results"  # run folders: <results_dir>/<head>/<data set>/<model>__<pretrained>/k<K>-s<seed>/
     report_dir: str = "report"  # tables, CSVs, figures and index.html of `clipcache report`
+    # the runs whose training curves (dvclive/ folder) the report draws: 'auto' (one run of each trained head: its
+    # largest shot count, first seed, first data set and model) or run ids <head>/<data set>/<model>__<pretrained>/
+    # k<K>-s<seed>[-suffix] under results_dir, '*' and '?' as in file names; [] draws none
+    curves: tuple[str, ...] = ("auto",)
 
 
 def evaluate_params(section: dict[str, Any] | None) -> EvaluateParams:

@@ -15,7 +15,7 @@ from pipeline.report import build_report, report_settings
 def report(params_path: str) -> None:
     """Tables and figures of the run folders under evaluate.results_dir, printed and written to report_dir."""
     settings = report_settings(params_path)
-    written = build_report(settings.results_dir, settings.report_dir)
+    written = build_report(settings.results_dir, settings.report_dir, settings.curves)
     print(written[0].read_text())
 
 

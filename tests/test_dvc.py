@@ -54,16 +54,17 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     section = encode_section(images, "vit", Path("cache"))
     params = {"grid": {"datasets": [section.pop("dataset")], "models": [section.pop("model")]}, "encode": section,
               "runtime": {"workers": 0, "batch_size": 8},
-              "train": {"heads": ["gda", "tip_adapter"], "protocol": "all",  # the sweep stages track both
+              "train": {"heads": ["gda", "tip_adapter", "clip_adapter"], "protocol": "all",  # tracked by sweep
                         "transfer": {"source": "", "targets": []}},
-              "heads": {"gda": {}, "tip_adapter": dict(QUICK["tip_adapter"])}, "transductive": {"heads": []},
-              "evaluate": {"results_dir": "results", "report_dir": "report"}}
+              "heads": {"gda": {}, "tip_adapter": dict(QUICK["tip_adapter"]), "clip_adapter": {"epochs": 3}},
+              "transductive": {"heads": []},
+              "evaluate": {"results_dir": "results", "report_dir": "report", "curves": ["auto"]}}
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     sh("git", "init", "-q", cwd=repo)
     sh("git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "init", cwd=repo)
     sh("dvc", "init", "-q", cwd=repo)
     out = sh("dvc", "repro", cwd=repo)
-    assert ran(out) == ["encode@0", "report", "sweep@gda", "sweep@tip_adapter", "textile"], out
+    assert ran(out) == ["encode@0", "report", "sweep@clip_adapter", "sweep@gda", "sweep@tip_adapter", "textile"], out
     return repo, params
 
 
@@ -81,7 +82,30 @@ def test_full_repro_writes_every_stage_output(repo) -> None:
     assert "top1" in metrics and "results/metrics/gda.json" in metrics
     plots = json.loads(sh("dvc", "plots", "show", "--json", cwd=root, stdout_only=True))["data"]
     values = plots["accuracy_vs_shots"][0]["content"]["data"]["values"]
-    assert sorted({v["filename"] for v in values}) == ["gda.csv", "tip_adapter.csv"]  # one line per head
+    assert sorted({v["filename"] for v in values}) == ["clip_adapter.csv", "gda.csv", "tip_adapter.csv"]
+
+
+@pytest.mark.slow
+def test_dvc_plots_draw_the_training_curves_and_dvc_shows_their_finals(repo) -> None:
+    """The trained head's DVCLive curves (the report's copies of the run evaluate.curves chose): one plot per curve,
+    x = epoch; its kept epoch and final loss among the sweep stage's metrics, which `dvc exp show` lists."""
+    root, _ = repo
+    run = f"clip_adapter/image_folder/{PAIR}/k2-s1"
+    plots = json.loads(sh("dvc", "plots", "show", "--json", cwd=root, stdout_only=True))["data"]
+    training = {key.split("/")[-1]: value for key, value in plots.items() if key.startswith(f"report/training/{run}/")}
+    assert sorted(training) == ["lr.tsv", "train_loss.tsv", "val_acc.tsv"], sorted(plots)
+    loss = training["train_loss.tsv"][0]["content"]
+    assert [(int(v["step"]), float(v["train_loss"])) for v in loss["data"]["values"]] == [
+        (int(step), float(value)) for step, value in (line.split("\t") for line in (
+            root / "results" / run / "dvclive" / "plots" / "metrics" / "train_loss.tsv").read_text().splitlines()[1:])]
+    assert len(loss["data"]["values"]) == 3 and loss["encoding"]["x"]["field"] == "step"
+    fit = json.loads((root / "results" / run / "fit.json").read_text())
+    metrics = json.loads(sh("dvc", "metrics", "show", "--json", cwd=root, stdout_only=True))
+    finals = metrics[""]["data"]["results/metrics/clip_adapter.json"]["data"]["image_folder"][PAIR]["k2-s1"]
+    assert finals["kept_epoch"] == fit["selected"]["epoch"] == 3
+    assert finals["final_train_loss"] == fit["history"][-1]["train_loss"]
+    shown = sh("dvc", "exp", "show", "--csv", "--drop", ".*", "--keep", ".*kept_epoch", cwd=root, stdout_only=True)
+    assert f"{PAIR}.k2-s1.kept_epoch" in shown.splitlines()[0], shown
 
 
 @pytest.mark.slow

@@ -8,7 +8,9 @@ figures/*.png:
 - confusion__<dataset>__<model>__<pretrained>__<head>__k<shots>.png: per head at its largest shot count, the mean
   over seeds;
 - attention__<dataset>__<model>__<pretrained>__<head>__k<shots>-s<seed>.png: heads that recorded attention, at
-  their largest shot count, first seed.
+  their largest shot count, first seed;
+- training_curves.png: loss, val accuracy and lr against epoch of the runs `evaluate.curves` chooses (training.py),
+  whose DVCLive files are copied to training/<run id>/<metric>.tsv for `dvc plots show`.
 Figures and curves of a previous report in the same folder are removed first.
 """
 
@@ -46,6 +48,7 @@ from pipeline.report.published_transfer import transfer_comparison
 from pipeline.report.ranks import rank_section
 from pipeline.report.styles import LineStyle, head_styles
 from pipeline.report.tables import Table, metric_tables, shots_label
+from pipeline.report.training import Curves, chosen_curves, training_section
 from pipeline.report.transfer import TRANSFER_FIELDS, split_transfer, transfer_rows, transfer_tables
 
 log = logging.getLogger(__name__)
@@ -153,25 +156,29 @@ def introduction(runs: list[Run], results_dir: Path) -> list[str]:
     return lines
 
 
-def build_report(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
-    """Write the report of every evaluation.json under `results_dir` into `out_dir`; a write that fails (a full disk,
-    a read-only folder, the file-size limit) is one line naming the folder and the reason.
+def build_report(results_dir: str | Path, out_dir: str | Path, curves: tuple[str, ...] = ("auto",)) -> list[Path]:
+    """Write the report of every evaluation.json under `results_dir` into `out_dir`, with the training curves of the
+    runs `curves` chooses (evaluate.curves); a write that fails (a full disk, a read-only folder, the file-size
+    limit) is one line naming the folder and the reason.
 
     Returns:
         The files written: table.md first, then index.html, the CSVs and the figures.
     """
     results, out = Path(results_dir), Path(out_dir)
-    others, transfer = split_transfer(load_runs(results))
+    loaded = load_runs(results)
+    chosen = chosen_curves(loaded, results, curves)  # a bad choice or a damaged curve stops before anything is written
+    others, transfer = split_transfer(loaded)
     runs, novel = split_protocols(others)
     try:
-        return write_report(runs, novel, transfer, results, out)
+        return write_report(runs, novel, transfer, results, out, chosen)
     except OSError as exc:
         where = exc.filename or out
         raise ClipCacheError(f"cannot write the report into {str(out)!r} ({where}): "
                              f"{exc.strerror or type(exc).__name__}; the results are untouched") from None
 
 
-def write_report(runs: list[Run], novel: list[Run], transfer: list[Run], results: Path, out: Path) -> list[Path]:
+def write_report(runs: list[Run], novel: list[Run], transfer: list[Run], results: Path, out: Path,
+                 curves: list[Curves]) -> list[Path]:
     """The report's files (see build_report)."""
     groups, models = by_group(runs), by_model(runs)
     folder = clean(out)
@@ -182,9 +189,10 @@ def write_report(runs: list[Run], novel: list[Run], transfer: list[Run], results
     sections.insert(1, Section(published.title, [published]))
     sections.insert(2, rank_section(runs, folder))
     confusion = confusion_section(groups, folder)
+    training, copies = training_section(curves, folder, out)
     sections += [Section("Most confused class pairs", confusion.tables),
                  Section(confusion.title, [], confusion.figures),
-                 attention_section(groups, folder), Section("Base-to-novel", novel_tables(novel)),
+                 attention_section(groups, folder), training, Section("Base-to-novel", novel_tables(novel)),
                  Section("Transfer to other data sets",
                          [*transfer_tables(transfer), transfer_comparison(transfer)] if transfer else [])]
     document = Document("Results", introduction(runs + novel + transfer, results), sections)
@@ -194,4 +202,4 @@ def write_report(runs: list[Run], novel: list[Run], transfer: list[Run], results
     log.info("report of %d runs written to %s (%d figures)", len(runs), out, len(figures))
     return [out / "table.md", out / "index.html", *write_csvs(runs, groups, models, results, out),
             write_table_csv(published, out / "published_vs_ours.csv"),
-            write_rows(out / "transfer.csv", TRANSFER_FIELDS, transfer_rows(transfer, results)), *figures]
+            write_rows(out / "transfer.csv", TRANSFER_FIELDS, transfer_rows(transfer, results)), *figures, *copies]

@@ -80,14 +80,17 @@ def read_record(path: Path) -> dict[str, Any]:
     return record
 
 
-def check_recorded_checksum(path: Path) -> None:
-    """A sweep run's run.json records the checksum of each of its files: a changed evaluation.json is refused."""
+def check_recorded_checksum(path: Path, run_folder: Path | None = None) -> None:
+    """A sweep run's run.json records the checksum of each of its files, by its path in the run's folder (default:
+    the file's own folder): a changed or missing file is refused."""
+    folder = run_folder or path.parent
     try:
-        recorded = json.loads((path.parent / RUN_RECORD).read_text()).get("checksums") or {}
+        recorded = json.loads((folder / RUN_RECORD).read_text()).get("checksums") or {}
     except (OSError, ValueError, AttributeError):
         return  # a run of `clipcache evaluate`, or a run.json from before checksums: nothing recorded to compare
-    if path.name in recorded and file_checksum(path) != recorded[path.name]:
-        raise ClipCacheError(f"{path}: does not match the checksum in {path.parent / RUN_RECORD} (changed after "
+    name = path.relative_to(folder).as_posix()
+    if name in recorded and (not path.is_file() or file_checksum(path) != recorded[name]):
+        raise ClipCacheError(f"{path}: does not match the checksum in {folder / RUN_RECORD} (changed after "
                              "the run); run `clipcache verify` and sweep again")
 
 
