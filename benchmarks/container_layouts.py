@@ -5,7 +5,9 @@ as webdataset shards (webdataset's ShardWriter, 1000 samples a shard) and as img
 rows a file, row groups of 100), then times, each the median of 3 in a fresh process state:
 - listing the data set (create_dataset: file walk vs tar headers vs key/label columns),
 - hashing every image for the content index (first run) and checking it again (an unchanged data set),
-- reading every test image's bytes in a random order (what few-shot draws do) and in order.
+- reading every image's bytes in order and in a random order (what few-shot draws do),
+- decoding the first 1000 images to model input as encode's DataLoader workers do (pipeline.data.decode.ImageReader
+  with open_clip's 224-pixel evaluation preprocess), in one process.
 Usage: python benchmarks/container_layouts.py [N]   (prints one JSON line per layout)
 """
 
@@ -20,11 +22,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from open_clip import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD, image_transform
 from PIL import Image
 
 from pipeline.data import create_dataset
 from pipeline.data import members as members_module
 from pipeline.data.content import ContentIndex, items_sha256
+from pipeline.data.decode import ImageReader
 from pipeline.data.members import read_bytes
 from tests.data.containers import make_parquet, make_shards
 
@@ -54,6 +58,27 @@ def median_seconds(action, repeats: int = 3) -> float:
         action()
         times.append(time.perf_counter() - started)
     return round(statistics.median(times), 3)
+
+
+def decode_times(readers: dict[str, ImageReader], rounds: int = 5) -> dict[str, float]:
+    """Median seconds to decode every image of each reader, the layouts taken in turn each round (a shared machine's
+    load then falls on all of them alike)."""
+    times: dict[str, list[float]] = {name: [] for name in readers}
+    for _ in range(rounds):
+        for name, reader in readers.items():
+            clear_caches()
+            started = time.perf_counter()
+            for i in range(len(reader)):
+                reader[i]
+            times[name].append(time.perf_counter() - started)
+    return {name: round(statistics.median(values), 3) for name, values in times.items()}
+
+
+def decoder(layout: str, root: Path, n: int = 1000) -> ImageReader:
+    """encode's CPU decoding of the first n images (open_clip's 224-pixel evaluation preprocess)."""
+    items = [i for split in create_dataset(layout, root).splits.values() for i in split][:n]
+    return ImageReader(items, np.arange(len(items)), image_transform(224, is_train=False), None, 224,
+                       OPENAI_DATASET_MEAN, OPENAI_DATASET_STD)
 
 
 def measure(layout: str, root: Path, work: Path) -> dict:
@@ -86,9 +111,13 @@ def main() -> None:
         make_shards(work / "shards", folder, 1000)
         make_parquet(work / "rows", folder, 1000, row_group=100)
         (work / "folder" / "classnames.txt").unlink(missing_ok=True)
-        for layout, root in (("image_folder", folder), ("webdataset", work / "shards"), ("parquet", work / "rows")):
-            print(json.dumps(measure(layout, root, work)))
-
+        layouts = {"image_folder": folder, "webdataset": work / "shards", "parquet": work / "rows"}
+        rows = {layout: measure(layout, root, work) for layout, root in layouts.items()}
+        readers = {layout: decoder(layout, root) for layout, root in layouts.items()}
+        for reader in readers.values():  # warm-up: torch's and PIL's first calls
+            [reader[i] for i in range(100)]
+        for layout, seconds in decode_times(readers).items():
+            print(json.dumps({**rows[layout], "decode_1000_s": seconds}))
 
 if __name__ == "__main__":
     main()
