@@ -51,8 +51,9 @@ def pick(path: Path, names: list[str], given: str | None, candidates: tuple[str,
     return chosen
 
 
-def batches(path: Path, columns: list[str]) -> tuple[list[str], Any]:
-    """(the file's column names, an iterator of record batches of `columns`) of a parquet or arrow file."""
+def batches(path: Path) -> tuple[list[str], Any]:
+    """(the file's column names, columns -> an iterator of record batches of those columns) of a parquet or arrow
+    file (a parquet file read streaming, an arrow file memory-mapped)."""
     import pyarrow.parquet as pq
 
     if path.suffix.lower() == ".arrow":
@@ -67,7 +68,7 @@ def table_lister(image_column: str | None, label_column: str | None) -> Any:
 
     def listed(path: Path) -> list[tuple[str, int]]:
         try:
-            names, read = batches(path, [])
+            names, read = batches(path)
             image = pick(path, names, image_column, IMAGE_COLUMNS, "image")
             label = pick(path, names, label_column, LABEL_COLUMNS, "label")
             keyed = KEY_COLUMN in names and path.suffix.lower() != ".arrow"
@@ -83,6 +84,7 @@ def table_lister(image_column: str | None, label_column: str | None) -> Any:
 
 
 def labels(path: Path, batch: Any, column: str) -> list[int]:
+    """The batch's labels (its last column), each a whole number."""
     values = batch.column(batch.num_columns - 1).to_pylist()
     wrong = next((v for v in values if isinstance(v, bool) or not isinstance(v, int)), None)
     if wrong is not None or None in values:

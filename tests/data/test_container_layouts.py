@@ -274,3 +274,12 @@ def test_a_real_save_to_disk_folder_reads_as_the_format_exact_one(folder: Path, 
     assert real.classnames == mine.classnames and real.file_list_hash() == mine.file_list_hash()
     for name in ("train", "test"):
         assert [read_bytes(i) for i in real.splits[name]] == [read_bytes(i) for i in mine.splits[name]]
+
+
+def test_parquet_labels_must_be_whole_numbers_and_classes(tmp_path: Path) -> None:
+    (tmp_path / "classnames.txt").write_text("zero\none\n")
+    for labels, culprit in (([0, 2], r"a\.parquet#2\.jpg: label 2 is outside the 2 class names"),
+                            (["0", "1"], r"a\.parquet'\: label column 'cls' holds '0', not a whole number")):
+        pq.write_table(pa.table({"key": ["1", "2"], "jpg": [b"x", b"y"], "cls": labels}), tmp_path / "a.parquet")
+        with pytest.raises(ClipCacheError, match=culprit):
+            create_dataset("parquet", tmp_path)
