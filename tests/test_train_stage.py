@@ -66,7 +66,8 @@ def test_every_head_trains_from_the_cache_alone(name: str, encoded, image_root: 
         monkeypatch.setattr(target, attr, forbid)
     requires = create_head(name, HEADS.get(name, {})).requires
     if "late_tokens" in requires and kind == "resnet":
-        with pytest.raises(ClipCacheError, match=r"needs 'late_tokens'.*late_tokens: k > 0 \(ViT models\)"):
+        with pytest.raises(ClipCacheError,
+                           match=r"needs 'late_tokens'.*late_tokens: k > 0 \(CLIP ViT and timm ViT / Eva models\)"):
             train_from_params(params, [], name, {"device": "cpu"})
     elif name in FIRST_BLOCK:  # the shared cache keeps the tokens entering the last block only: named before a fit
         with pytest.raises(ClipCacheError, match=r"needs encode\.features\.late_tokens: 2 \(the cache holds 1\)"):
