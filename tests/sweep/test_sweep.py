@@ -170,7 +170,8 @@ def test_a_grid_of_a_resnet_and_late_tokens_keeps_none_and_late_prompts_do_not_a
     assert {r.key.split("/")[2]: r.status for r in report.results} == {"zero_shot": "done", "vpt_late": "n/a",
                                                                         "cavpt": "n/a"}
     assert {r.worker for r in report.results} == {f"{socket.gethostname()}:{os.getpid()}"}
-    assert f"prompts CLIP ViT blocks; model '{LABEL['resnet']}' has a ModifiedResNet image tower" in report.results[-1].error
+    expected = f"prompts CLIP ViT blocks; model '{LABEL['resnet']}' has a ModifiedResNet image tower"
+    assert expected in report.results[-1].error
 
 
 def test_base_to_novel_runs_fit_the_base_half_and_score_both(two_seed_cache, tmp_path: Path) -> None:
