@@ -152,5 +152,17 @@ def check_pairs(pairs: Sequence[EncodeParams]) -> None:
     roots = {p.dataset.name: p.dataset.root for p in pairs if p.dataset.root is not None}
     missing = {name: root for name, root in roots.items() if not Path(root).expanduser().is_dir()}
     if missing:
-        raise ClipCacheError("; ".join(f"data set root {root!r} of {name!r} is not a folder"
+        raise ClipCacheError("; ".join(f"data set root {root!r} of {name!r} is not a folder{files_hint(root)}"
                                        for name, root in missing.items()))
+
+
+CONTAINER_SUFFIXES = (".tar", ".parquet", ".arrow")  # the container layouts' files (pipeline/data/members.py)
+
+
+def files_hint(root: str) -> str:
+    """For a root that names container files (a brace pattern, a shard): where they go instead."""
+    if "{" in root or root.lower().endswith(CONTAINER_SUFFIXES):
+        folder, _, pattern = root.rpartition("/")
+        return (f" (a root is the folder that holds the files, which DVC tracks: root: {folder or '.'!r}, "
+                f"options: {{files: {pattern!r}}})")
+    return ""

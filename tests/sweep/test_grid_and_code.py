@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ClipCacheError
-from pipeline.grid import grid_pairs, one_pair
+from pipeline.grid import check_pairs, grid_pairs, one_pair
 from pipeline.sweep.code import closure, data_closure, imported_modules
 from pipeline.sweep.fingerprint import RUN_MODULE
 
@@ -165,3 +165,18 @@ def test_a_cache_files_fingerprint_is_read_once_while_the_file_is_unchanged(two_
         assert fp.file_fingerprint(path) == first and opened == [path, path]
     finally:
         os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+
+
+def test_a_root_that_names_shards_says_where_the_pattern_goes(tmp_path: Path) -> None:
+    """The issue's `root: .../shards-{000..009}.tar`: the root is the folder DVC tracks, the pattern an option."""
+    pattern = f"{tmp_path}/shards-{{000..009}}.tar"
+    params = {"grid": {"datasets": [{"name": "parts", "layout": "webdataset", "root": pattern},
+                                    {"name": "rows", "layout": "parquet", "root": str(tmp_path / "a.parquet")},
+                                    {"name": "plain", "layout": "image_folder", "root": str(tmp_path / "none")}],
+                       "models": [{"name": "ViT-B-32"}]}}
+    with pytest.raises(ClipCacheError) as error:
+        check_pairs(grid_pairs(params))
+    message = str(error.value)
+    assert f"root: {str(tmp_path)!r}, options: {{files: 'shards-{{000..009}}.tar'}}" in message
+    assert "options: {files: 'a.parquet'}" in message
+    assert message.endswith(f"data set root {str(tmp_path / 'none')!r} of 'plain' is not a folder")
