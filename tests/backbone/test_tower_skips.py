@@ -60,3 +60,13 @@ def test_timm_towers_fit_the_map_and_pooled_heads_and_refuse_the_clip_vit_block_
     for head in ("cavpt", "maple"):
         with pytest.raises(NotApplicable, match="TimmModel"):
             fit_head(params, 2, 1, head, QUICK[head], CPU)
+
+
+def test_an_mlp_after_the_pool_keeps_the_maps_and_skips_the_pooled_feature(image_root, tmp_path) -> None:
+    """open_clip's `timm_proj: mlp` (convnext_large_d's head) is not linear: no projection maps pooled to global."""
+    _, folder = encoded(image_root, "tiny-MAP-mlp.json", tmp_path)
+    split = FeatureSplit(folder / "test.h5")
+    features = split.provenance["features"]
+    assert features["pooled_skipped"] == "the projection after its pool is not linear"
+    assert not split.has("pooled") and split.has("spatial") and split.has("late_tokens")
+    assert "spatial_skipped" not in features and "late_tokens_skipped" not in features
