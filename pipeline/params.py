@@ -2,16 +2,16 @@
 typed sections that reject unknown keys. Torch-free: `clipcache report` reads its section here.
 
 Sections: `grid` (pipeline/grid.py expands it), `encode` and `runtime` (stage 1, and the runtime of every stage),
-`train`, `evaluate` (where run folders and the report go), `heads` (each head's own Params dataclass checks its
-entry: pipeline/heads/registry.py) and `transductive` (scoring that reads the test split's image features, off
-unless a head is listed there). The engine's runtime keys are checked by pipeline/engine/config.py.
+`train`, `evaluate` (where run folders and the report go: pipeline/evaluate_params.py), `heads` (each head's own
+Params dataclass checks its entry: pipeline/heads/registry.py) and `transductive` (scoring that reads the test split's
+image features, off unless a head is listed there: pipeline/transductive_params.py). The engine's runtime keys are
+checked by pipeline/engine/config.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -281,92 +281,3 @@ def train_params(section: dict[str, Any] | None) -> TrainParams:
     if len(set(params.transfer.targets)) != len(params.transfer.targets):
         raise ClipCacheError(f"train.transfer.targets lists a data set twice: {list(params.transfer.targets)}")
     return params
-
-
-# --- transductive scoring ---
-
-@dataclass(frozen=True)
-class TransClipParams:
-    """TransCLIP (pipeline/scoring/transclip.py); the defaults are the authors' (TransCLIP_utils.get_parameters)."""
-
-    support: bool = False  # True: TransCLIP-FS, the run's labelled shots join and gamma is chosen on val; False:
-    #                        TransCLIP-ZS on top of the head's predictions (how the authors run it atop fitted methods)
-    lambda_zero_shot: float = 1.0  # weight of the KL term to the head's predictions, without shots
-    lambda_few_shot: float = 0.5  # the same with shots (support: true)
-    gammas: tuple[float, ...] = (0.002, 0.01, 0.02, 0.2)  # weights of the shots, one chosen on the val split
-    iterations: int = 10  # outer iterations (assignments, means, variance)
-    z_iterations: int = 5  # inner iterations of the assignment update
-    neighbors: int = 3  # k of the test images' kNN graph
-    confident: int = 8  # zero-shot mean init: the most confident test images per class
-    pairing: str = "authors"  # few-shot graph: 'authors' (their row order, see the module) or 'aligned'
-
-
-@dataclass(frozen=True)
-class TransductiveParams:
-    heads: tuple[str, ...] = ()  # heads whose sweep runs are also scored transductively (k<K>-s<seed>-transclip);
-    #                              none unless listed: these runs read the test split's image features, never labels
-    transclip: TransClipParams = field(default_factory=TransClipParams)
-
-
-MAX_SOLVER_STEPS = 1000  # bounds iterations, neighbours and confident images: a typo must not hang a sweep
-TRANSDUCTIVE_METHODS = ("transclip",)  # run-folder suffixes and report labels: <head>+transclip
-
-
-def transductive_params(section: dict[str, Any] | None) -> TransductiveParams:
-    """The checked `transductive` section."""
-    params = build(TransductiveParams, section, "transductive")
-    clip = params.transclip
-    if clip.pairing not in ("authors", "aligned"):
-        raise ClipCacheError(f"transductive.transclip.pairing must be 'authors' or 'aligned', got {clip.pairing!r}")
-    weights = (*clip.gammas, clip.lambda_zero_shot, clip.lambda_few_shot)
-    if not clip.gammas or not all(math.isfinite(w) and 0 <= w <= 1e6 for w in weights):
-        raise ClipCacheError("transductive.transclip.gammas must be a non-empty list of finite values >= 0, and its "
-                             f"lambdas finite and >= 0; got gammas {list(clip.gammas)}, lambdas "
-                             f"{clip.lambda_zero_shot} and {clip.lambda_few_shot}")
-    counts = {"iterations": clip.iterations, "z_iterations": clip.z_iterations, "neighbors": clip.neighbors,
-              "confident": clip.confident}
-    for name, value in counts.items():
-        if not 1 <= value <= MAX_SOLVER_STEPS:
-            raise ClipCacheError(f"transductive.transclip.{name} must be between 1 and {MAX_SOLVER_STEPS}, got {value}")
-    if len(set(params.heads)) != len(params.heads):
-        raise ClipCacheError(f"transductive.heads lists a head twice: {list(params.heads)}")
-    return params
-
-
-# --- evaluate and report ---
-
-@dataclass(frozen=True)
-class EvaluateParams:
-    results_dir: str = "results"  # run folders: <results_dir>/<head>/<data set>/<model>__<pretrained>/k<K>-s<seed>/
-    report_dir: str = "report"  # tables, CSVs, figures and index.html of `clipcache report`
-    # the runs whose training curves (dvclive/ folder) the report draws: 'auto' (one run of each trained head: its
-    # largest shot count, first seed, first data set and model) or run ids <head>/<data set>/<model>__<pretrained>/
-    # k<K>-s<seed>[-suffix] under results_dir, '*' and '?' as in file names; [] draws none
-    curves: tuple[str, ...] = ("auto",)
-
-
-def evaluate_params(section: dict[str, Any] | None) -> EvaluateParams:
-    """The checked `evaluate` section."""
-    return build(EvaluateParams, section, "evaluate")
-
-
-def results_dir(params: dict[str, Any]) -> str:
-    """evaluate.results_dir of a whole params mapping."""
-    return evaluate_params(params.get("evaluate")).results_dir
-
-
-ReportSettings = EvaluateParams  # the report reads the `evaluate` section
-
-
-def report_settings(params_path: str | Path, overrides: list[str] | None = None) -> ReportSettings:
-    """The settings from the params file's `evaluate` section (with 'a.b=value' overrides applied); unknown keys
-    there are errors.
-
-    Args:
-        params_path: the params file; when it does not exist the defaults are used (and logged).
-    """
-    path = Path(params_path)
-    if not path.exists():
-        log.info("params file %s not found: results_dir and report_dir take their defaults", path)
-    params = load_params(path) if path.exists() else {}
-    return evaluate_params(apply_overrides(params, overrides or []).get("evaluate"))

@@ -114,7 +114,8 @@ def test_presets_lists_every_protocol(capsys) -> None:
 
 
 def test_a_transductive_papers_preset_writes_its_section_and_inductive_ones_clear_it(tmp_path: Path) -> None:
-    from pipeline.params import load_params, transductive_params
+    from pipeline.params import load_params
+    from pipeline.transductive_params import transductive_params
 
     params = tmp_path / "params.yaml"
     params.write_text((REPO / "params.yaml").read_text())

@@ -17,7 +17,8 @@ PIPELINE = REPO / "pipeline"
 STAGES = ("encode", "train", "evaluate", "sweep", "report")  # the packages behind the stages and CLI commands
 # what the stages share
 LIBRARY = ("backbone", "data", "engine", "head_params", "heads", "presets", "prompts", "scoring", "store",
-           "cores", "digest", "errors", "grid", "head_names", "layout", "params", "runlog", "strict_yaml", "typed")
+           "cores", "digest", "errors", "evaluate_params", "grid", "head_names", "layout", "params", "runlog",
+           "strict_yaml", "transductive_params", "typed")
 
 
 def module_name(path: Path) -> str:

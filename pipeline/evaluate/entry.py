@@ -7,11 +7,12 @@ from typing import Any
 
 from pipeline.backbone.device import pick_device
 from pipeline.backbone.model import check_names
+from pipeline.evaluate_params import results_dir
 from pipeline.grid import one_pair
 from pipeline.heads.io import EVALUATION_FIELDS, check_meta, load_head
 from pipeline.heads.registry import head_class
 from pipeline.layout import HEAD_META, pair_label, run_folder
-from pipeline.params import apply_overrides, load_params, results_dir, runtime_params, runtime_section, train_params
+from pipeline.params import apply_overrides, load_params, runtime_params, runtime_section, train_params
 from pipeline.scoring.evaluation import score_head, test_split, write_evaluation
 
 

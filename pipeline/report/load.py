@@ -19,7 +19,8 @@ from pipeline.errors import ClipCacheError
 
 RUN_RECORD = "run.json"  # as pipeline.layout names it (not imported: the report imports no model or store code)
 NUMBER = (int, float)
-TRANSDUCTIVE = ("transclip",)  # the transductive methods a record may name (pipeline.params.TRANSDUCTIVE_METHODS)
+# the transductive methods a record may name (pipeline.transductive_params.TRANSDUCTIVE_METHODS)
+TRANSDUCTIVE = ("transclip",)
 TRANSFER = ("cross_dataset", "domain_generalisation")  # fitted on one data set, scored on others too
 REQUIRED: dict[str, type | tuple[type, ...]] = {
     "head": str, "shots": int, "seed": int, "dataset": str, "model": str, "pretrained": str, "random_weights": bool,

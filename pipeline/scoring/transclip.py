@@ -38,7 +38,8 @@ CHUNK = 2048  # rows per matrix product in the kNN search and the likelihood
 
 @dataclass(frozen=True)
 class Settings:
-    """The solver's hyper-parameters (the authors' values are the defaults of pipeline.params.TransClipParams)."""
+    """The solver's hyper-parameters (the authors' values are the defaults of
+    pipeline.transductive_params.TransClipParams)."""
 
     lam: float  # weight of the KL term to the initial predictions
     gammas: tuple[float, ...]  # weights of the labelled shots, chosen on validation (few-shot mode); (0,) otherwise

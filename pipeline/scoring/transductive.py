@@ -14,10 +14,11 @@ import torch
 
 from pipeline.heads import Head
 from pipeline.heads.inputs import SplitReader
-from pipeline.params import TransClipParams, as_dict
+from pipeline.params import as_dict
 from pipeline.scoring.evaluation import score_head
 from pipeline.scoring.metrics import classification_metrics, to_probabilities
 from pipeline.scoring.transclip import Settings, Support, transclip
+from pipeline.transductive_params import TransClipParams
 
 READS = "the test split's image features (global), never its labels"
 

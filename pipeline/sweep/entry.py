@@ -11,6 +11,7 @@ from typing import Any
 
 from pipeline.engine import CLUSTER_KEYS, cluster_params
 from pipeline.errors import ClipCacheError
+from pipeline.evaluate_params import results_dir
 from pipeline.grid import check_layouts, grid_pairs, transfer_plan
 from pipeline.head_names import check_head_names
 from pipeline.head_params import head_section
@@ -21,16 +22,15 @@ from pipeline.params import (
     TrainParams,
     apply_overrides,
     load_params,
-    results_dir,
     runtime_params,
     runtime_section,
     train_params,
-    transductive_params,
 )
 from pipeline.store.atomic import write_json_atomic
 from pipeline.sweep.plan import SweepReport, Transfer, format_seconds, plan_runs, run_sweep, spec_state
 from pipeline.sweep.record import verified_record
 from pipeline.sweep.spec import RunSpec
+from pipeline.transductive_params import transductive_params
 
 log = logging.getLogger(__name__)
 

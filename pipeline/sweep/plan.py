@@ -19,10 +19,11 @@ from pipeline.engine import ClusterParams
 from pipeline.errors import ClipCacheError, Interrupted
 from pipeline.head_names import check_head_names
 from pipeline.head_params import head_requires, head_runs
-from pipeline.params import PROTOCOLS, TRANSFER_PROTOCOLS, EncodeParams, TransClipParams, TransductiveParams
+from pipeline.params import PROTOCOLS, TRANSFER_PROTOCOLS, EncodeParams
 from pipeline.store.provenance import fingerprint
 from pipeline.sweep.record import remove_leftovers, run_state
 from pipeline.sweep.spec import RunResult, RunSpec
+from pipeline.transductive_params import TransClipParams, TransductiveParams
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.layout import TEXT_FILE, pair_folder, pair_label, run_folder, split_file
-from pipeline.params import EncodeParams, TransClipParams, as_dict
+from pipeline.params import EncodeParams, as_dict
 from pipeline.sweep.fingerprint import file_fingerprint, run_inputs
+from pipeline.transductive_params import TransClipParams
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,13 @@ from typing import Any
 
 from pipeline.backbone.device import pick_device
 from pipeline.backbone.model import check_names
+from pipeline.evaluate_params import results_dir
 from pipeline.grid import one_pair
 from pipeline.heads.curves import write_curves
 from pipeline.heads.fitting import TrainResult, fit_head, save_fitted
 from pipeline.heads.registry import create_head, head_section
 from pipeline.layout import CURVES, pair_label, run_folder
-from pipeline.params import apply_overrides, load_params, results_dir, runtime_params, runtime_section, train_params
+from pipeline.params import apply_overrides, load_params, runtime_params, runtime_section, train_params
 from pipeline.store.atomic import replace_folder, temp_folder
 
 log = logging.getLogger(__name__)
