@@ -156,11 +156,11 @@ def check_pairs(pairs: Sequence[EncodeParams]) -> None:
                                        for name, root in missing.items()))
 
 
-CONTAINER_SUFFIXES = (".tar", ".parquet", ".arrow")  # the container layouts' files (pipeline/data/members.py)
-
 
 def files_hint(root: str) -> str:
     """For a root that names container files (a brace pattern, a shard): where they go instead."""
+    from pipeline.data.members import CONTAINER_SUFFIXES
+
     if "{" in root or root.lower().endswith(CONTAINER_SUFFIXES):
         folder, _, pattern = root.rpartition("/")
         return (f" (a root is the folder that holds the files, which DVC tracks: root: {folder or '.'!r}, "

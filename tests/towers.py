@@ -34,9 +34,6 @@ def _with_cfg(model: Any) -> Any:
 
 
 def _register() -> None:
-    if "clipcache_tiny_siglip" in timm.list_models("clipcache_*"):
-        return
-
     @register_model
     def clipcache_tiny_siglip(pretrained: bool = False, **kwargs: Any) -> VisionTransformer:
         return _with_cfg(VisionTransformer(**{**SMALL, "class_token": False, "global_pool": "map", **_own(kwargs)}))
@@ -59,4 +56,5 @@ def _register() -> None:
         return _with_cfg(ConvNeXt(**{"depths": (1, 1, 1, 1), "dims": (8, 16, 24, 32), **_own(kwargs)}))
 
 
-_register()
+if "clipcache_tiny_siglip" not in timm.list_models("clipcache_*"):  # once per process
+    _register()

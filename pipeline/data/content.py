@@ -37,8 +37,7 @@ class ContentIndex:
             self.entries = {}
 
     def key(self, path: Path, member: str = "") -> str:
-        name = path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else str(path)
-        return f"{name}#{member}" if member else name
+        return ImageItem(path, 0, member).name(self.root)  # the image's identity, as in the file-list hash
 
     def sha256(self, path: Path, member: str = "") -> str:
         """The hash of one image file (or of a container's member: its bytes, under the key '<container>#<member>'

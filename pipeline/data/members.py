@@ -28,6 +28,7 @@ from pipeline.data.registry import ImageItem
 TAR_SUFFIXES = (".tar",)
 ARROW_SUFFIXES = (".arrow",)
 PARQUET_SUFFIXES = (".parquet",)
+CONTAINER_SUFFIXES = TAR_SUFFIXES + PARQUET_SUFFIXES + ARROW_SUFFIXES  # every container file this module reads
 KEPT_CONTAINERS = 64  # tar indices / row-key maps / arrow tables kept per process
 ROW_GROUP_BYTES = 128 << 20  # parquet row groups (their image column) kept per process, least recently used first out
 KEY_COLUMN = "key"  # img2dataset's row key (a parquet file without it is keyed by row number)
